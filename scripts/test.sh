@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install edgeecg with every extra the tests need into .venv, then run lint and the default test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
+export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+mkdir -p build
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch/torchvision pinned to the wheels this project is built and tested with (CPU works).
+.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+.venv/bin/python -m pip install -q -e '.[train,dev]'
+# ultralytics pulls GUI opencv-python beside the headless build; put headless back on top.
+.venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
+.venv/bin/ruff check edgeecg train export benchmarks tests
+.venv/bin/ruff format --check edgeecg train export benchmarks tests
+.venv/bin/python -m pytest "$@"
