@@ -29,7 +29,9 @@ class TensorSpec:
         if array.dtype != self.dtype:
             raise BackendError(f"input '{self.name}' must be {self.dtype}, got {array.dtype}")
         if array.ndim != len(self.shape):
-            raise BackendError(f"input '{self.name}' must have {len(self.shape)} dims, got shape {array.shape}")
+            raise BackendError(
+                f"input '{self.name}' must have {len(self.shape)} dims, got shape {array.shape}"
+            )
         for want, got in zip(self.shape, array.shape, strict=True):
             if want is not None and want != got:
                 raise BackendError(f"input '{self.name}' must have shape {self.shape}, got {array.shape}")
@@ -113,7 +115,9 @@ class Runner(abc.ABC):
 
     def _require_active(self) -> None:
         if not self.is_active:
-            raise BackendError(f"runner {self.name} is not active: use it as a context manager or call activate()")
+            raise BackendError(
+                f"runner {self.name} is not active: use it as a context manager or call activate()"
+            )
 
     # -- for subclasses --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,0 +1,233 @@
+"""Write synthetic datasets: the directory format of DESIGN.md section 2 plus YOLO pose labels.
+
+Layout of DIR::
+
+    labels.csv        image,MI,AF,HYP,CD,STTC,NORM,record,source,style   (ECG images only)
+    images/NNNNNN.jpg every image, negatives included
+    geometry.jsonl    one object per image: {"image", "paper_quad" (null for negatives), "paper_box", "lead_boxes"}
+    labels/NNNNNN.txt YOLO pose label per image: "0 cx cy w h x1 y1 v1 ... x4 y4 v4" (normalised; empty for
+                      negatives). Corners run clockwise from the paper's top-left.
+    data.yaml         ultralytics dataset file (one class "ecg", kpt_shape [4, 3])
+    synth.json        the resolved settings and the edgeecg version that made the set
+
+Item i draws everything from its own generator seeded by (seed, i), so the output is byte-identical for
+a seed whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeecg import LABELS, __version__
+from edgeecg.errors import InputError, UsageError
+
+log = logging.getLogger(__name__)
+
+STYLES = ("clean", "scan", "photo", "mix")
+#: How `mix` chooses a style per image.
+MIX_WEIGHTS = {"clean": 0.2, "scan": 0.35, "photo": 0.45}
+#: Corners in order: top-left, top-right, bottom-right, bottom-left; a horizontal flip swaps left and right.
+FLIP_IDX = [1, 0, 3, 2]
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Settings of one `edgeecg synth` run.
+
+    Attributes:
+        out: output directory.
+        n: number of images (negatives included).
+        seed: master seed; item i uses the generator seeded by (seed, i).
+        style: clean, scan, photo or mix.
+        size: output (width, height) in pixels, or None for each style's natural size.
+        negatives: fraction of images that show no ECG (detector negatives).
+        records: a directory of WFDB records to render instead of simulated signals.
+        workers: parallel worker processes.
+        jpeg_quality: quality of the stored JPEG images.
+    """
+
+    out: str
+    n: int
+    seed: int = 0
+    style: str = "mix"
+    size: tuple[int, int] | None = None
+    negatives: float = 0.0
+    records: str | None = None
+    workers: int = 1
+    jpeg_quality: int = 92
+
+    def check(self) -> None:
+        """Raise UsageError for settings that cannot work."""
+        if self.n < 1:
+            raise UsageError(f"--n must be at least 1, got {self.n}")
+        if self.style not in STYLES:
+            raise UsageError(f"--style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if self.size is not None and (min(self.size) < 64 or max(self.size) > 8192):
+            raise UsageError(f"--size must be between 64 and 8192 pixels a side, got {self.size}")
+        if not 0.0 <= self.negatives <= 1.0:
+            raise UsageError(f"--negatives must be a fraction in [0, 1], got {self.negatives}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise UsageError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.records is not None and not Path(self.records).is_dir():
+            raise UsageError(f"--records {self.records} is not a directory")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1024x768' -> (1024, 768)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 1024x768, got {text!r}") from None
+    return w, h
+
+
+def item_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of item `index`: independent of how items are split among workers."""
+    return np.random.default_rng([seed, index])
+
+
+def _yolo_line(quad: np.ndarray, width: int, height: int) -> str:
+    """One YOLO pose label line from a paper quadrilateral (corners may lie outside the image)."""
+    x0, y0 = np.clip(quad.min(axis=0), 0, [width, height])
+    x1, y1 = np.clip(quad.max(axis=0), 0, [width, height])
+    vals = [(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height]
+    for x, y in quad:
+        inside = 0 <= x < width and 0 <= y < height
+        vals += [x / width, y / height, 2] if inside else [0.0, 0.0, 0]
+    return "0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals)
+
+
+class _Worker:
+    """Makes and stores item i. Picklable, so it runs the same in one process or in a pool."""
+
+    def __init__(self, cfg: SynthConfig, record_paths: list[str]) -> None:
+        self.cfg = cfg
+        self.record_paths = record_paths
+
+    def __call__(self, index: int) -> dict:
+        from edgeecg.synth.scenes import make_scene  # noqa: PLC0415 (heavy-ish; loaded in workers)
+        from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
+
+        cfg = self.cfg
+        rng = item_rng(cfg.seed, index)
+        negative = rng.random() < cfg.negatives
+        if cfg.style == "mix":
+            styles = list(MIX_WEIGHTS)
+            style = styles[rng.choice(len(styles), p=list(MIX_WEIGHTS.values()))]
+        else:
+            style = cfg.style
+        record = None
+        if not negative:
+            if self.record_paths:
+                from edgeecg.synth.records import load_record  # noqa: PLC0415
+
+                path = self.record_paths[rng.integers(len(self.record_paths))]
+                try:
+                    record = load_record(path)
+                except Exception as err:  # one bad record must not stop the set; fall back to the simulator
+                    log.warning("record %s unusable (%s); simulating instead", path, err)
+            if record is None:
+                record = simulate(rng)
+        scene = make_scene(record, "negative" if negative else style, rng, size=cfg.size)
+        name = f"{index:06d}.jpg"
+        ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        if not ok:
+            raise RuntimeError(f"could not encode image {index}")
+        out = Path(cfg.out)
+        (out / "images" / name).write_bytes(buf.tobytes())
+        h, w = scene.image.shape[:2]
+        geo = scene.geometry
+        label_line = "" if geo is None else _yolo_line(np.asarray(geo.paper_quad, dtype=np.float64), w, h)
+        (out / "labels" / f"{index:06d}.txt").write_text(label_line + ("\n" if label_line else ""))
+        geometry = {"image": f"images/{name}", "width": w, "height": h, "style": scene.style}
+        if geo is None:
+            geometry.update(paper_quad=None, paper_box=None)
+        else:
+            geometry.update(geo.to_json())
+        row = None
+        if record is not None:
+            row = {"image": f"images/{name}", **{k: int(record.labels.get(k, 0)) for k in LABELS}}
+            row.update(
+                NORM=int(record.labels.get("NORM", 0)),
+                record=record.record,
+                source=record.source,
+                style=style,
+            )
+        return {"row": row, "geometry": geometry}
+
+
+def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
+    """Generate the dataset described by `cfg`.
+
+    Args:
+        cfg: the run's settings.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        A summary: counts of images, ECG images, negatives and positives per label.
+    """
+    from tqdm import tqdm  # noqa: PLC0415
+
+    cfg.check()
+    out = Path(cfg.out)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} exists and is not empty; choose a new directory")
+    record_paths: list[str] = []
+    if cfg.records:
+        from edgeecg.synth.records import find_records  # noqa: PLC0415
+
+        record_paths = [str(p) for p in find_records(cfg.records)]
+        if not record_paths:
+            raise InputError(f"no WFDB records (.hea) under {cfg.records}")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+    worker = _Worker(cfg, record_paths)
+    bar = tqdm(total=cfg.n, desc="synth", unit="img", disable=not progress, dynamic_ncols=True)
+    counts = dict.fromkeys(LABELS, 0)
+    n_ecg = 0
+    fields = ["image", *LABELS, "NORM", "record", "source", "style"]
+    with (
+        open(out / "labels.csv", "w", newline="", encoding="utf-8") as fcsv,
+        open(out / "geometry.jsonl", "w", encoding="utf-8") as fgeo,
+    ):
+        writer = csv.DictWriter(fcsv, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+
+        def consume(results):
+            nonlocal n_ecg
+            for res in results:  # in index order, so the files do not depend on scheduling
+                if res["row"] is not None:
+                    writer.writerow(res["row"])
+                    n_ecg += 1
+                    for k in LABELS:
+                        counts[k] += res["row"][k]
+                fgeo.write(json.dumps(res["geometry"], separators=(",", ":")) + "\n")
+                bar.update()
+
+        if cfg.workers == 1:
+            consume(worker(i) for i in range(cfg.n))
+        else:
+            # fork would inherit torch/ORT thread pools from a caller; spawn keeps workers clean.
+            ctx = mp.get_context("spawn" if os.name != "posix" else "forkserver")
+            with ctx.Pool(cfg.workers) as pool:
+                consume(pool.imap(worker, range(cfg.n), chunksize=4))
+    bar.close()
+    (out / "data.yaml").write_text(
+        f"path: {out.resolve()}\ntrain: images\nval: images\n"
+        f"names:\n  0: ecg\nkpt_shape: [4, 3]\nflip_idx: {FLIP_IDX}\n",
+        encoding="utf-8",
+    )
+    settings = asdict(cfg) | {"edgeecg_version": __version__}
+    (out / "synth.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    return {"images": cfg.n, "ecg_images": n_ecg, "negatives": cfg.n - n_ecg, "positives": counts}
