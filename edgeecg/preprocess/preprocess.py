@@ -1,0 +1,337 @@
+"""The pre-processing chain the pipeline calls: find the paper, crop or warp it to the model size, CLAHE.
+
+Order matters for speed: the detector letterboxes straight to its small input; the crop resizes only the
+region of interest, and the warp maps straight into the model's input size; CLAHE then runs on that small
+image. A 12 MP photo so costs milliseconds, where equalising and warping at full size costs ~100 ms.
+
+Without a detector (`detector=None`) the whole image is taken as the paper: `crop` uses the full frame
+(only the margin-free resize happens), `warp` looks for corners with the classical finder over the whole
+image, and nothing is ever rejected. With a detector, every mode (`none` included) rejects an image whose
+best detection scores below `conf_threshold`, so a picture of a desk never reaches the classifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeecg.errors import InputError, UsageError
+from edgeecg.preprocess.clahe import SPACES, apply_clahe
+from edgeecg.preprocess.corners import box_corners, classical_corners, is_valid_quad
+from edgeecg.preprocess.detector import Detection, Detector
+from edgeecg.preprocess.geometry import crop_resize, expand_box, paper_format, warp_to_size
+from edgeecg.preprocess.sam import SamCorners
+
+log = logging.getLogger(__name__)
+
+MODES = ("none", "crop", "warp")
+CORNER_SOURCES = ("keypoints", "sam", "classical")
+KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (e.g. outside the frame)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Pre-processing settings (the bundle manifest's "preprocess" section).
+
+    Attributes:
+        mode: none (resize the whole image) | crop (detector box plus margin) | warp (corners, perspective).
+        corners: where warp gets the corners: keypoints (detector pose head) | sam | classical (OpenCV).
+        margin: crop margin on each side, as a fraction of the box width/height.
+        clahe_clip: CLAHE clip limit.
+        clahe_tiles: CLAHE tile grid (columns, rows).
+        clahe_space: lab (equalise L, keep colour) | gray | none (no CLAHE).
+        conf_threshold: detections scoring below this mean "no ECG found".
+    """
+
+    mode: str = "crop"
+    corners: str = "keypoints"
+    margin: float = 0.02
+    clahe_clip: float = 2.0
+    clahe_tiles: tuple[int, int] = (8, 8)
+    clahe_space: str = "lab"
+    conf_threshold: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"unknown pre-processing mode {self.mode!r} (choose from {', '.join(MODES)})")
+        if self.corners not in CORNER_SOURCES:
+            raise UsageError(
+                f"unknown corner source {self.corners!r} (choose from {', '.join(CORNER_SOURCES)})"
+            )
+        if self.clahe_space not in SPACES:
+            raise UsageError(f"unknown CLAHE space {self.clahe_space!r} (choose from {', '.join(SPACES)})")
+        if not 0 <= self.margin < 1:
+            raise UsageError(f"crop margin must be in [0, 1), got {self.margin}")
+        object.__setattr__(self, "clahe_tiles", (int(self.clahe_tiles[0]), int(self.clahe_tiles[1])))
+
+    @classmethod
+    def from_manifest(
+        cls, section: dict[str, Any] | None, detector: dict[str, Any] | None = None
+    ) -> PreprocessConfig:
+        """Build from the manifest's "preprocess" section ({"mode", "corners", "margin", "clahe": {"clip_limit",
+        "tile_grid", "space"}}); flat field names are accepted too. `detector` (the manifest's "detector"
+        section) supplies conf_threshold when the preprocess section does not."""
+        section = dict(section or {})
+        kw: dict[str, Any] = {}
+        clahe = section.pop("clahe", None) or {}
+        for src, dst in (
+            ("clip_limit", "clahe_clip"),
+            ("tile_grid", "clahe_tiles"),
+            ("space", "clahe_space"),
+        ):
+            if src in clahe:
+                kw[dst] = clahe[src]
+        if detector and "conf_threshold" in detector:
+            kw["conf_threshold"] = float(detector["conf_threshold"])
+        names = {f.name for f in fields(cls)}
+        kw.update({k: v for k, v in section.items() if k in names})
+        if "clahe_tiles" in kw:
+            kw["clahe_tiles"] = tuple(kw["clahe_tiles"])
+        return cls(**kw)
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest "preprocess" section for this config."""
+        return {
+            "mode": self.mode,
+            "corners": self.corners,
+            "margin": self.margin,
+            "conf_threshold": self.conf_threshold,
+            "clahe": {
+                "clip_limit": self.clahe_clip,
+                "tile_grid": list(self.clahe_tiles),
+                "space": self.clahe_space,
+            },
+        }
+
+
+@dataclass
+class Prepared:
+    """The result of pre-processing one image.
+
+    Attributes:
+        image: uint8 HxWx3 BGR at the model input size after CLAHE; None when rejected.
+        box: float32 [4] xyxy paper box in input pixels (None when rejected or without a detector).
+        corners: float32 [4, 2] corners used by warp (or the detector's keypoints), else None.
+        confidence: detector score of the paper (1.0 without a detector).
+        rejected: why there is no image, e.g. "no ECG found (confidence 0.07 < 0.25)"; None when accepted.
+        timings: seconds per stage (detect, crop / warp / resize, clahe, total).
+        stages: debug images by stage name (only with debug=True).
+        corner_source: where the warp's corners came from (keypoints, sam, classical, box), else None.
+        paper: closest paper format of the warped quad (letter, a4), else None.
+    """
+
+    image: np.ndarray | None
+    box: np.ndarray | None
+    corners: np.ndarray | None
+    confidence: float
+    rejected: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
+    corner_source: str | None = None
+    paper: str | None = None
+
+
+def as_bgr(img: np.ndarray) -> np.ndarray:
+    """Accept uint8 HxW grey, HxWx3 BGR or HxWx4 BGRA; return HxWx3 BGR, or raise InputError."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        raise InputError("image must be a uint8 numpy array")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    raise InputError(f"image must be HxW, HxWx3 or HxWx4, got shape {img.shape}")
+
+
+class Preprocessor:
+    """Callable pre-processing chain.
+
+    Args:
+        cfg: settings.
+        detector: the paper detector, or None to take the whole image as the paper (see module doc).
+        out_size: model input (h, w).
+        sam: SAM corner finder, needed when cfg.mode is warp and cfg.corners is sam.
+    """
+
+    def __init__(
+        self,
+        cfg: PreprocessConfig,
+        detector: Detector | None,
+        out_size: tuple[int, int],
+        sam: SamCorners | None = None,
+    ) -> None:
+        if cfg.mode == "warp" and cfg.corners == "sam" and sam is None:
+            raise UsageError(
+                "corners 'sam' needs SAM encoder and decoder ONNX files (the manifest's 'sam' section)"
+            )
+        self.cfg = cfg
+        self.detector = detector
+        self.out_size = (int(out_size[0]), int(out_size[1]))
+        self.sam = sam
+
+    def __call__(self, img_bgr: np.ndarray, debug: bool = False) -> Prepared:
+        """Pre-process one image.
+
+        Args:
+            img_bgr: uint8 HxWx3 BGR (grey and BGRA are converted).
+            debug: keep an image of every stage in `Prepared.stages`.
+        """
+        cfg = self.cfg
+        t_start = time.perf_counter()
+        img = as_bgr(img_bgr)
+        h, w = img.shape[:2]
+        timings: dict[str, float] = {}
+        stages: dict[str, np.ndarray] = {}
+
+        det: Detection | None = None
+        confidence = 1.0
+        box = None
+        if self.detector is not None:
+            t0 = time.perf_counter()
+            det = self.detector.detect(img, conf_threshold=0.0)
+            timings["detect"] = time.perf_counter() - t0
+            confidence = det.confidence if det is not None else 0.0
+            if det is None or confidence < cfg.conf_threshold:
+                reason = f"no ECG found (confidence {confidence:.2f} < {cfg.conf_threshold:.2f})"
+                if debug:
+                    stages["input"] = _draw(
+                        img, det.box if det else None, det.corners if det else None, reason
+                    )
+                timings["total"] = time.perf_counter() - t_start
+                return Prepared(None, None, None, confidence, reason, timings, stages)
+            box = det.box
+        full = np.array([0, 0, w, h], np.float32)
+
+        corners = det.corners if det is not None else None
+        source = paper = None
+        t0 = time.perf_counter()
+        if cfg.mode == "none":
+            out = crop_resize(img, full, self.out_size)
+            stage = "resize"
+        elif cfg.mode == "crop":
+            out = crop_resize(
+                img, expand_box(box, cfg.margin, (h, w)) if box is not None else full, self.out_size
+            )
+            stage = "crop"
+        else:
+            corners, source = self._corners(img, det, box if box is not None else full)
+            timings["corners"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out, _ = warp_to_size(img, corners, self.out_size)
+            paper = paper_format(corners)[0]
+            stage = "warp"
+        timings[stage] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        eq = apply_clahe(out, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
+        timings["clahe"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        if debug:
+            label = f"conf {confidence:.2f}" + (f", corners: {source}" if source else "")
+            stages["input"] = _draw(img, box, corners, label)
+            stages[stage] = out
+            stages["clahe"] = eq
+        return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper)
+
+    def _corners(self, img: np.ndarray, det: Detection | None, box: np.ndarray) -> tuple[np.ndarray, str]:
+        """Corners for warp from the configured source, falling back to classical, then to the box."""
+        cfg = self.cfg
+        if cfg.corners == "keypoints" and det is not None and det.corners is not None:
+            conf = det.corner_conf if det.corner_conf is not None else np.ones(4, np.float32)
+            if np.all(conf >= KEYPOINT_MIN_CONF) and is_valid_quad(det.corners, min_area=16.0):
+                return det.corners.astype(np.float32), "keypoints"
+            log.debug("keypoint corners unusable (conf %s); trying the classical finder", np.round(conf, 2))
+        if cfg.corners == "sam" and self.sam is not None:
+            quad = self.sam.corners(img, box)
+            if quad is not None and is_valid_quad(quad, min_area=16.0):
+                return quad, "sam"
+            log.debug("SAM gave no usable quadrilateral; trying the classical finder")
+        search = expand_box(box, max(cfg.margin, 0.05), img.shape[:2])
+        quad = classical_corners(img, search)
+        if quad is not None:
+            return quad, "classical"
+        return box_corners(box), "box"
+
+
+def to_model_input(
+    images: list[np.ndarray],
+    mean: tuple[float, float, float] | list[float],
+    std: tuple[float, float, float] | list[float],
+    channel_order: str = "RGB",
+    scale: float = 255.0,
+) -> np.ndarray:
+    """Stack BGR images into the classifier's float32 NCHW batch: (pixel / scale - mean) / std.
+
+    Args:
+        images: uint8 HxWx3 BGR images, all the same size.
+        mean: per-channel mean, in the manifest's channel order, in units of pixel / scale.
+        std: per-channel std, same order and units.
+        channel_order: "RGB" or "BGR" (the manifest's classifier.input.channel_order).
+        scale: divisor taking pixels to the units of mean and std.
+
+    Returns:
+        float32 [N, 3, H, W].
+    """
+    if channel_order not in ("RGB", "BGR"):
+        raise UsageError(f"channel_order must be RGB or BGR, got {channel_order!r}")
+    if not images:
+        raise UsageError("to_model_input needs at least one image")
+    batch = np.stack(images)  # N x [H, W, 3] -> [N, H, W, 3]
+    if channel_order == "RGB":
+        batch = batch[..., ::-1]
+    m = np.asarray(mean, np.float32) * np.float32(scale)
+    s = np.asarray(std, np.float32) * np.float32(scale)
+    x = (batch.astype(np.float32) - m) / s
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # [N, H, W, 3] -> [N, 3, H, W]
+
+
+def _draw(img: np.ndarray, box: np.ndarray | None, corners: np.ndarray | None, text: str) -> np.ndarray:
+    """A small copy of the input with the box (green), corners (red, first one filled) and a caption."""
+    h, w = img.shape[:2]
+    s = min(1.0, 640 / max(h, w))
+    vis = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img.copy()
+    if box is not None:
+        p = (np.asarray(box) * s).round().astype(int)
+        cv2.rectangle(vis, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), (0, 200, 0), 2)
+    if corners is not None:
+        q = (np.asarray(corners) * s).round().astype(np.int32)
+        cv2.polylines(vis, [q.reshape(-1, 1, 2)], True, (0, 0, 255), 2)  # [4, 2] -> cv2 polyline
+        for i, (x, y) in enumerate(q):
+            cv2.circle(vis, (int(x), int(y)), 6, (0, 0, 255), -1 if i == 0 else 2)
+    cv2.putText(vis, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(vis, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return vis
+
+
+def save_debug_montage(prepared: Prepared, path: str | Path, height: int = 360) -> None:
+    """Write a PNG with every debug stage side by side, each captioned with its name.
+
+    Args:
+        prepared: a result computed with debug=True.
+        path: output .png path (parent directories are created).
+        height: height of each tile in pixels.
+    """
+    if not prepared.stages:
+        raise UsageError("no debug stages recorded: call the Preprocessor with debug=True")
+    tiles = []
+    for name, im in prepared.stages.items():
+        im = as_bgr(im)
+        tile = cv2.resize(im, (max(int(round(im.shape[1] * height / im.shape[0])), 1), height))
+        cv2.putText(tile, name, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(
+            tile, name, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 1, cv2.LINE_AA
+        )
+        tiles.append(tile)
+        tiles.append(np.full((height, 6, 3), 255, np.uint8))  # white gutter
+    montage = np.hstack(tiles[:-1])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), montage):
+        raise InputError(f"cannot write debug montage {path}")
