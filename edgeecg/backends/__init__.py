@@ -23,3 +23,21 @@ def runner_class(name: str) -> type:
         raise UsageError(f"unknown backend '{name}' (choose from {', '.join(BACKENDS)} or auto)")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def resolve_backend(name: str, manifest: dict, targets: list[str], precision: str) -> str:
+    """Turn `auto` into a concrete backend: TensorRT when it, a GPU and plans for all `targets` exist, else
+    ONNX Runtime. Any other name is checked and returned as is.
+
+    Args:
+        name: "auto" or a key of BACKENDS.
+        manifest: the bundle manifest (its "engines" list is searched for plans).
+        targets: the plan targets the pipeline needs ("fused" or "member:K", ...).
+        precision: the classifier precision the plans must have.
+    """
+    if name != "auto":
+        runner_class(name)  # raises UsageError for an unknown name
+        return name
+    from edgeecg.backends.tensorrt import tensorrt_usable  # noqa: PLC0415  (lazy: keeps import light)
+
+    return "tensorrt" if tensorrt_usable(manifest, targets, precision) else "onnxruntime"

@@ -1,0 +1,277 @@
+"""TensorRT runner (TensorRT 10/11 Python API) and plan selection from the bundle manifest.
+
+A plan is only valid on the GPU model, compute capability and TensorRT version it was built with, so the
+manifest keys every plan by those (DESIGN.md sections 3 and 6) and `select_plan` picks the one that fits
+this machine, or says which build command makes one. The runner deserialises the plan, allocates device
+buffers for the largest shape of the optimisation profile plus pinned host buffers, and runs
+`execute_async_v3` on its own CUDA stream; at batch 1 it can replay a captured CUDA graph.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg._lazy import available, require
+from edgeecg.backends.base import Runner, TensorSpec
+from edgeecg.backends.cuda import DeviceInfo, cuda_api, current_device, gpu_present, host_array
+from edgeecg.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+
+# -- plan selection (pure; tested on CPU) --------------------------------------------------------
+def _norm_gpu(name: str) -> str:
+    return " ".join(str(name).lower().replace("nvidia ", "").split())
+
+
+def _trt_release(version: str) -> tuple[str, ...]:
+    """The part of a TensorRT version a plan depends on: major.minor.patch ("10.3.0.30" -> 10, 3, 0)."""
+    return tuple(str(version).split(".")[:3])
+
+
+def plan_matches(entry: dict[str, Any], device: DeviceInfo, target: str, precision: str) -> bool:
+    """True when the manifest's engine `entry` was built for `target`/`precision` on this `device`."""
+    return (
+        entry.get("target") == target
+        and entry.get("precision") == precision
+        and _norm_gpu(entry.get("gpu", "")) == _norm_gpu(device.name)
+        and str(entry.get("compute_capability")) == device.compute_capability
+        and _trt_release(entry.get("tensorrt", "")) == _trt_release(device.tensorrt)
+    )
+
+
+def select_plan(
+    manifest: dict[str, Any],
+    target: str,
+    precision: str,
+    device: DeviceInfo | None = None,
+    bundle_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The manifest's TensorRT plan entry for `target` ("fused", "member:K", "detector") on this machine.
+
+    Args:
+        manifest: the bundle manifest.
+        target: which model the plan must hold.
+        precision: "fp16", "fp32", ...
+        device: the GPU and TensorRT version to match (default: this machine's, needs the gpu extra).
+        bundle_dir: used only to name the bundle in the error message.
+
+    Returns:
+        The engine entry ({"file", "sha256", "target", "gpu", ...}).
+
+    Raises:
+        BackendError: no plan matches; the message names the device and the command that builds one.
+    """
+    device = device or current_device()
+    for entry in manifest.get("engines") or []:
+        if plan_matches(entry, device, target, precision):
+            return entry
+    where = bundle_dir if bundle_dir is not None else "DIR"
+    built = sorted(
+        {
+            f"{e.get('gpu')} sm_{str(e.get('compute_capability', '')).replace('.', '')} "
+            f"TensorRT {e.get('tensorrt')}"
+            for e in manifest.get("engines") or []
+        }
+    )
+    have = f" (it has plans for: {'; '.join(built)})" if built else ""
+    trt_mm = ".".join(str(device.tensorrt).split(".")[:2])
+    raise BackendError(
+        f"no TensorRT plan for {device.name} ({device.sm}, TensorRT {trt_mm}) in this bundle{have}; "
+        f"build one with: edgeecg-export --engines --bundle {where}"
+    )
+
+
+def tensorrt_usable(manifest: dict[str, Any], targets: list[str], precision: str) -> bool:
+    """True when TensorRT, cuda bindings and a GPU are present and the bundle has a plan for every target.
+
+    Never raises: `auto` backend selection uses it to fall back to ONNX Runtime.
+    """
+    if not available("tensorrt") or not gpu_present():
+        return False
+    try:
+        device = current_device()
+        for t in targets:
+            select_plan(manifest, t, precision, device)
+    except Exception as err:  # any reason TensorRT cannot run here means "use ONNX Runtime"
+        log.info("TensorRT not used: %s", err)
+        return False
+    return True
+
+
+# -- runner --------------------------------------------------------------------------------------
+class TensorRTRunner(Runner):
+    """Runs a serialised TensorRT plan.
+
+    Args:
+        path: the .plan file (verify its sha256 before; the pipeline does).
+        name: a label for logs and timings.
+        cuda_graph: capture a CUDA graph for batch-1 calls and replay it (cuda-python only).
+        device: CUDA device index.
+        max_batch: cap the batch the buffers are sized for when the profile allows more.
+    """
+
+    backend = "tensorrt"
+
+    def __init__(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        cuda_graph: bool = False,
+        device: int = 0,
+        max_batch: int | None = None,
+    ) -> None:
+        super().__init__(path, name)
+        self.cuda_graph = cuda_graph
+        self.device = device
+        self.max_batch = max_batch
+        self._reset()
+
+    def _reset(self) -> None:
+        self.engine = self.context = self.stream = self.api = None
+        self._specs_in: list[TensorSpec] = []
+        self._specs_out: list[TensorSpec] = []
+        self._dev: dict[str, int] = {}  # tensor name -> device pointer
+        self._host: dict[str, int] = {}  # tensor name -> pinned host pointer
+        self._capacity: dict[str, int] = {}  # tensor name -> bytes allocated
+        self._graph: tuple[Any, Any] | None = None
+        self._graph_shapes: dict[str, tuple[int, ...]] | None = None
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def _activate_impl(self) -> None:
+        trt = require("tensorrt")
+        api = cuda_api()
+        api.set_device(self.device)
+        self.api = api
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        try:
+            plan = self.path.read_bytes()
+        except OSError as err:
+            raise BackendError(f"cannot read TensorRT plan {self.path}: {err.strerror}") from None
+        runtime = trt.Runtime(self._logger)
+        engine = runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            raise BackendError(
+                f"TensorRT {trt.__version__} cannot load {self.path}: built for another GPU or TensorRT version"
+            )
+        self._runtime, self.engine = runtime, engine
+        self.context = engine.create_execution_context()
+        self.stream = api.stream_create()
+        try:
+            self._allocate(trt)
+        except Exception:
+            self._deactivate_impl()
+            raise
+
+    def _allocate(self, trt: Any) -> None:
+        engine, ctx = self.engine, self.context
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            shape = tuple(int(d) for d in engine.get_tensor_shape(name))
+            spec = TensorSpec(name, tuple(d if d >= 0 else None for d in shape), dtype)
+            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self._specs_in.append(spec)
+                if -1 in shape:  # dynamic: size buffers for the profile's largest shape
+                    shape = tuple(int(d) for d in engine.get_tensor_profile_shape(name, 0)[2])
+                    if self.max_batch and shape[0] > self.max_batch:
+                        shape = (self.max_batch, *shape[1:])
+                ctx.set_input_shape(name, shape)
+                self._shapes[name] = shape
+            else:
+                self._specs_out.append(spec)
+        for spec in self._specs_out:  # output shapes follow from the (largest) input shapes just set
+            self._shapes[spec.name] = tuple(int(d) for d in ctx.get_tensor_shape(spec.name))
+        for spec in self._specs_in + self._specs_out:
+            nbytes = int(np.prod(self._shapes[spec.name], dtype=np.int64)) * spec.dtype.itemsize
+            self._capacity[spec.name] = nbytes
+            self._dev[spec.name] = self.api.malloc(nbytes)
+            self._host[spec.name] = self.api.malloc_host(nbytes)
+            ctx.set_tensor_address(spec.name, self._dev[spec.name])
+        log.debug("%s: buffers %s", self.name, self._shapes)
+
+    def _deactivate_impl(self) -> None:
+        api = self.api
+        if api is not None:
+            if self.stream is not None:
+                api.synchronize(self.stream)
+            if self._graph is not None and api.supports_graphs:
+                api.graph_destroy(*self._graph)
+            for ptr in self._dev.values():
+                api.free(ptr)
+            for ptr in self._host.values():
+                api.free_host(ptr)
+            if self.stream is not None:
+                api.stream_destroy(self.stream)
+            if hasattr(api, "close"):
+                api.close()
+        # drop TensorRT objects context first, engine next (the order TensorRT needs)
+        self.context = None
+        self.engine = None
+        self._runtime = None
+        self._reset()
+
+    def _inputs_impl(self) -> list[TensorSpec]:
+        return list(self._specs_in)
+
+    def _outputs_impl(self) -> list[TensorSpec]:
+        return list(self._specs_out)
+
+    def _set_shapes(self, feed: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+        for spec in self._specs_in:
+            arr = feed[spec.name]
+            if arr.nbytes > self._capacity[spec.name]:
+                raise BackendError(
+                    f"{self.name}: input '{spec.name}' of shape {arr.shape} exceeds the plan's largest "
+                    f"profile shape {self._shapes[spec.name]}"
+                )
+            if not self.context.set_input_shape(spec.name, tuple(arr.shape)):
+                raise BackendError(
+                    f"{self.name}: TensorRT rejected input shape {arr.shape} for '{spec.name}'"
+                )
+        return {s.name: tuple(int(d) for d in self.context.get_tensor_shape(s.name)) for s in self._specs_out}
+
+    def _infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        api, stream = self.api, self.stream
+        out_shapes = self._set_shapes(feed)
+        for spec in self._specs_in:
+            arr = np.ascontiguousarray(feed[spec.name])
+            np.copyto(host_array(self._host[spec.name], arr.shape, spec.dtype), arr)
+            api.h2d(self._dev[spec.name], self._host[spec.name], arr.nbytes, stream)
+        batch_one = all(feed[s.name].shape[:1] == (1,) for s in self._specs_in)
+        if self.cuda_graph and batch_one and api.supports_graphs:
+            self._run_graph(out_shapes)
+        elif not self.context.execute_async_v3(api.stream_handle(stream)):
+            raise BackendError(f"{self.name}: TensorRT execute_async_v3 failed")
+        for spec in self._specs_out:
+            nbytes = int(np.prod(out_shapes[spec.name], dtype=np.int64)) * spec.dtype.itemsize
+            api.d2h(self._host[spec.name], self._dev[spec.name], nbytes, stream)
+        api.synchronize(stream)
+        # copies: the pinned buffers are reused by the next call
+        return {
+            s.name: host_array(self._host[s.name], out_shapes[s.name], s.dtype).copy()
+            for s in self._specs_out
+        }
+
+    def _run_graph(self, out_shapes: dict[str, tuple[int, ...]]) -> None:
+        api, stream = self.api, self.stream
+        shapes = {s.name: tuple(self.context.get_tensor_shape(s.name)) for s in self._specs_in}
+        if self._graph is not None and self._graph_shapes != shapes:
+            api.graph_destroy(*self._graph)
+            self._graph = None
+        if self._graph is None:
+            # one plain run first flushes TensorRT's deferred work, which must not be captured
+            if not self.context.execute_async_v3(api.stream_handle(stream)):
+                raise BackendError(f"{self.name}: TensorRT execute_async_v3 failed")
+            api.synchronize(stream)
+            api.begin_capture(stream)
+            ok = self.context.execute_async_v3(api.stream_handle(stream))
+            self._graph = api.end_capture(stream)
+            self._graph_shapes = shapes
+            if not ok:
+                raise BackendError(f"{self.name}: TensorRT execute_async_v3 failed during graph capture")
+        api.graph_launch(self._graph[1], stream)

@@ -1,0 +1,112 @@
+"""PyTorch reference runner: a training checkpoint (safetensors + JSON sidecar) rebuilt with timm.
+
+Used to check the exported models against the weights they came from; needs the train extra. The sidecar
+(written by edgeecg.train next to each checkpoint, same stem, `.json`) names the timm model ("model" or
+"arch"), optional constructor arguments ("model_kwargs"), the number of classes and the "input" spec.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg import LABELS
+from edgeecg._lazy import require
+from edgeecg.backends.base import Runner, TensorSpec
+from edgeecg.errors import BackendError, BundleError
+
+log = logging.getLogger(__name__)
+
+
+def read_sidecar(checkpoint: str | Path, sidecar: str | Path | None = None) -> dict[str, Any]:
+    """The JSON sidecar of a checkpoint (default: same path with a .json suffix)."""
+    path = Path(sidecar) if sidecar else Path(checkpoint).with_suffix(".json")
+    if not path.is_file():
+        raise BundleError(f"checkpoint sidecar {path} is missing (it names the model and its input)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or not (meta.get("model") or meta.get("arch")):
+        raise BundleError(f"{path} does not name the model ('model': a timm model name)")
+    return meta
+
+
+class TorchRunner(Runner):
+    """Runs a training checkpoint in PyTorch (eval mode, no grad): "image" float32 [N,3,H,W] -> "logits".
+
+    Args:
+        path: the .safetensors checkpoint.
+        sidecar: its JSON sidecar (default: `path` with a .json suffix).
+        threads: torch intra-op threads (0 leaves torch's default).
+        device: torch device string ("cpu", "cuda").
+        name: a label for logs and timings.
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        path: str | Path,
+        sidecar: str | Path | None = None,
+        threads: int = 0,
+        device: str = "cpu",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(path, name)
+        self.sidecar = sidecar
+        self.threads = threads
+        self.device = device
+        self.model = None
+        self.meta: dict[str, Any] = {}
+
+    def _activate_impl(self) -> None:
+        torch = require("torch")
+        timm = require("timm")
+        st = require("safetensors.torch")
+        self.meta = read_sidecar(self.path, self.sidecar)
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        arch = self.meta.get("model") or self.meta.get("arch")
+        kwargs = dict(self.meta.get("model_kwargs") or {})
+        num_classes = int(self.meta.get("num_classes", len(LABELS)))
+        try:
+            model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+            state = st.load_file(str(self.path), device="cpu")
+            # training may save a wrapped model: drop a common "model." / "module." prefix
+            for prefix in ("module.", "model."):
+                if state and all(k.startswith(prefix) for k in state):
+                    state = {k[len(prefix) :]: v for k, v in state.items()}
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, OSError, ValueError, TypeError) as err:
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BackendError(f"cannot load checkpoint {self.path} as {arch}: {msg}") from None
+        self.model = model.eval().to(self.device)
+        inp = self.meta.get("input", {})
+        h, w = inp.get("height"), inp.get("width")
+        self._in = [TensorSpec(inp.get("name", "image"), (None, 3, h, w), np.dtype(np.float32))]
+        self._out = [
+            TensorSpec(self.meta.get("output_name", "logits"), (None, num_classes), np.dtype(np.float32))
+        ]
+
+    def _deactivate_impl(self) -> None:
+        self.model = None
+
+    def _inputs_impl(self) -> list[TensorSpec]:
+        return list(self._in)
+
+    def _outputs_impl(self) -> list[TensorSpec]:
+        return list(self._out)
+
+    def _infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = require("torch")
+        x = torch.from_numpy(np.ascontiguousarray(feed[self._in[0].name])).to(self.device)
+        with torch.inference_mode():
+            y = self.model(x)
+        if not isinstance(y, torch.Tensor):
+            raise BackendError(f"{self.name}: model returned {type(y).__name__}, expected a tensor")
+        return {self._out[0].name: y.float().cpu().numpy()}
