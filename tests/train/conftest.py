@@ -1,0 +1,79 @@
+"""Fixtures for the training tests: a tiny labelled dataset dir and a tiny (real timm) ConvNeXt config."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeecg import LABELS
+
+pytest.importorskip("torch")
+pytest.importorskip("timm")
+pytest.importorskip("albumentations")
+
+#: A real timm ConvNeXt, shrunk so a training step takes milliseconds.
+TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]}
+
+
+def make_dataset(root: Path, n: int = 32, seed: int = 0, size: tuple[int, int] = (96, 160)) -> Path:
+    """A dataset dir in DESIGN.md section 2 shape: paper on a grey background, label-dependent marks."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    h, w = size
+    rows, geo = [], []
+    # Every label gets positives (at least ~1/4 of the samples), so folds can hold them all.
+    labels = (rng.random((n, len(LABELS))) < 0.3).astype(int)
+    for c in range(len(LABELS)):
+        labels[c * 4 : c * 4 + 4, c] = 1
+    for i in range(n):
+        img = np.full((h, w, 3), 90, np.uint8)
+        x0, y0, x1, y1 = 8 + int(rng.integers(0, 6)), 6, w - 8, h - 6
+        img[y0:y1, x0:x1] = 235
+        for c in range(len(LABELS)):
+            if labels[i, c]:  # a dark bar per positive label at a fixed place
+                xc = x0 + 10 + c * (x1 - x0 - 20) // len(LABELS)
+                cv2.rectangle(img, (xc, y0 + 10), (xc + 8, y1 - 10), (30, 30, 30), -1)
+        name = f"images/{i:04d}.png"
+        cv2.imwrite(str(root / name), img)
+        rows.append({"image": name, **{k: int(labels[i, c]) for c, k in enumerate(LABELS)}})
+        quad = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+        geo.append({"image": name, "paper_quad": quad, "paper_box": [x0, y0, x1, y1]})
+    with open(root / "labels.csv", "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=["image", *LABELS])
+        wr.writeheader()
+        wr.writerows(rows)
+    (root / "geometry.jsonl").write_text("".join(json.dumps(g) + "\n" for g in geo))
+    return root
+
+
+def tiny_config(**over):
+    """A TrainConfig for the tiny model at 64 x 128."""
+    from edgeecg.train.config import config_from_dict
+
+    base = {
+        "model": "convnext_atto",
+        "model_kwargs": TINY_MODEL,
+        "input_height": 64,
+        "input_width": 128,
+        "batch_size": 8,
+        "eval_batch_size": 16,
+        "epochs": 1,
+        "warmup_epochs": 0.5,
+        "lr": 1e-3,
+        "threads": 1,
+        "progress": False,
+        "folds": 2,
+    }
+    base.update(over)
+    return config_from_dict(base)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """32 images, every label present at least 4 times."""
+    return make_dataset(tmp_path_factory.mktemp("tinyset"), n=32)

@@ -1,0 +1,249 @@
+"""Training configuration: frozen dataclasses with documented defaults, overridden from YAML.
+
+Every field carries its documentation in `metadata["help"]` (shown by `edgeecg-train show-config`).
+The resolved config (defaults + YAML + command-line overrides) is written as `config.yaml` next to every
+output, so a run can be repeated from its own directory.
+
+Input size trade-off (default 256 x 512, height x width): a paper ECG page is landscape (~1.3:1 for the
+grid, 2:1 for the 3x4 area plus rhythm strip), so a 2:1 input keeps the time axis at twice the vertical
+resolution. At 512 px across ~10 s of trace, 1 px ~ 20 ms at the page scale, enough to tell a 120 ms QRS
+from a 90 ms one and to see P waves; 0.5 mV of ST shift is ~3-4 px at 256 px height. Smaller inputs
+(224 x 224) squash the 12 leads into a few pixels each; larger ones (512 x 1024) cost ~4x the compute
+(113 ms vs ~30 ms per image for convnext_atto on these CPUs, DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeecg import LABELS
+from edgeecg.errors import UsageError
+
+__all__ = [
+    "DataConfig",
+    "AugmentConfig",
+    "TrainConfig",
+    "load_config",
+    "config_to_dict",
+    "config_from_dict",
+    "dump_config",
+    "describe",
+]
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - "help" reads best here
+    if isinstance(default, (list, dict)):  # mutable: every instance gets its own copy
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """One labelled image source (dataset dir, user CSV, or the on-the-fly synthesiser)."""
+
+    path: str = _f("", "dataset dir (holding labels.csv) or a CSV file; ignored for kind=synth")
+    kind: str = _f(
+        "dir", "'dir' (a dataset dir or CSV) or 'synth' (render images on the fly with edgeecg.synth)"
+    )
+    weight: float = _f(1.0, "stage I mixing weight: share of each epoch's samples drawn from this source")
+    image_column: str = _f("image", "CSV column with the image path (absolute, or relative to `root`)")
+    label_columns: dict = _f(
+        {k: k for k in LABELS}, "map from each edgeecg label (MI, AF, HYP, CD, STTC) to its CSV column"
+    )
+    root: str = _f("", "folder image paths are relative to; default: the CSV's folder")
+    geometry: str = _f("", "geometry.jsonl with paper boxes; default: <root>/geometry.jsonl when present")
+    synth_style: str = _f("mix", "kind=synth: rendering style (clean, scan, photo, mix)")
+    synth_n: int = _f(1000, "kind=synth: virtual size (distinct images) of the source")
+    synth_seed: int = _f(0, "kind=synth: base seed; item i renders with seed synth_seed + i")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (Albumentations); applied after pre-processing at model input size."""
+
+    enabled: bool = _f(True, "augment training images (never validation images)")
+    rotate_limit: float = _f(5.0, "max rotation in degrees")
+    rotate_p: float = _f(0.5, "probability of a rotation")
+    elastic_p: float = _f(0.2, "probability of an elastic deformation (paper creases)")
+    elastic_alpha: float = _f(20.0, "elastic displacement strength in pixels")
+    elastic_sigma: float = _f(8.0, "elastic displacement smoothness in pixels")
+    perspective_scale: float = _f(0.04, "max perspective corner shift as a fraction of the image")
+    perspective_p: float = _f(0.3, "probability of a perspective distortion")
+    brightness_contrast: float = _f(0.2, "max brightness and contrast change")
+    brightness_contrast_p: float = _f(0.5, "probability of a brightness/contrast change")
+    shadow_p: float = _f(0.3, "probability of a Catmull-Rom spline shadow")
+    shadow_strength: tuple = _f((0.15, 0.5), "range of the shadow's darkening (0 none, 1 black)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs. YAML keys are these field names (nested for sub-configs)."""
+
+    model: str = _f("convnext_atto", "timm model name (any ConvNeXt: convnext_atto ... convnext_base)")
+    model_kwargs: dict = _f({}, "extra timm constructor arguments (e.g. depths, dims for a tiny model)")
+    input_height: int = _f(256, "model input height in pixels")
+    input_width: int = _f(512, "model input width in pixels (landscape: see the module doc)")
+    drop_rate: float = _f(0.2, "dropout before the classifier head")
+    drop_path_rate: float = _f(0.0, "stochastic depth rate")
+    lr: float = _f(1e-4, "AdamW peak learning rate")
+    weight_decay: float = _f(1e-2, "AdamW weight decay")
+    batch_size: int = _f(16, "images per optimiser micro-batch (per process under DDP)")
+    grad_accum: int = _f(1, "micro-batches accumulated per optimiser step")
+    epochs: int = _f(20, "maximum epochs")
+    samples_per_epoch: int = _f(0, "training samples drawn per epoch; 0 = the size of the training data")
+    warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (fractions allowed)")
+    num_cycles: float = _f(0.5, "cosine cycles after warm-up (0.5 = one half-cosine from lr down to 0)")
+    patience: int = _f(5, "early stopping: epochs without a better validation macro AUROC")
+    amp: str = _f("auto", "mixed precision: auto (on with CUDA), on, off")
+    seed: int = _f(0, "seed for weights, data order, augmentation and folds")
+    workers: int = _f(0, "DataLoader worker processes")
+    threads: int = _f(2, "torch CPU threads")
+    device: str = _f("auto", "auto (cuda when available), cpu, cuda, cuda:N")
+    init_checkpoint: str = _f(
+        "", "weights to start from (safetensors or torch weights file); '' = random init"
+    )
+    sources: tuple = _f((), "stage I: list of DataConfig sources mixed by weight")
+    val: DataConfig | None = _f(None, "stage I validation set; default: hold out val_fraction of dir sources")
+    val_fraction: float = _f(0.1, "stage I: share of dir sources held out for validation when `val` is unset")
+    target: DataConfig | None = _f(None, "stage II: the target dataset for k-fold cross-validation")
+    folds: int = _f(5, "stage II: number of folds")
+    preprocess: str = _f("crop_clahe", "crop_clahe (paper_box crop, then CLAHE), edgeecg (runtime), none")
+    clahe_clip: float = _f(2.0, "CLAHE clip limit")
+    clahe_tile: int = _f(8, "CLAHE tile grid size")
+    augment: AugmentConfig = _f(AugmentConfig(), "augmentation settings")
+    eval_batch_size: int = _f(32, "images per batch for validation and prediction")
+    progress: bool = _f(True, "show tqdm progress bars")
+
+    def __post_init__(self) -> None:
+        if self.amp not in ("auto", "on", "off"):
+            raise UsageError(f"amp must be auto, on or off, not {self.amp!r}")
+        if self.preprocess not in ("crop_clahe", "edgeecg", "none"):
+            raise UsageError(f"preprocess must be crop_clahe, edgeecg or none, not {self.preprocess!r}")
+        for name in ("batch_size", "grad_accum", "epochs", "input_height", "input_width", "folds"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1")
+        if self.input_height % 32 or self.input_width % 32:
+            raise UsageError(
+                "input_height and input_width must be multiples of 32 (ConvNeXt downsamples 32x)"
+            )
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        tp = hints[key]
+        args = typing.get_args(tp)
+        sub = next((a for a in (tp, *args) if dataclasses.is_dataclass(a)), None)
+        if key == "sources":
+            value = tuple(_build(DataConfig, v, f"{where}.sources[{i}]") for i, v in enumerate(value or ()))
+        elif sub is not None and value is not None:
+            value = _build(sub, value, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif tp is float and isinstance(value, int):
+            value = float(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    """Build a TrainConfig from a (YAML-style) dict; unknown keys raise UsageError."""
+    return _build(TrainConfig, data or {}, "config")
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """Plain dict/list/scalar form of a config (YAML- and JSON-serialisable)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (tuple, list)):
+        return [config_to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: config_to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults, then the YAML file at `path`, then `overrides` (nested dicts merge key by key).
+
+    Relative dataset paths in the YAML are taken relative to the YAML file's folder.
+    """
+    data: dict = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise UsageError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UsageError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
+        data = _anchor_paths(data, p.parent.resolve())
+    data = _merge(data, overrides or {})
+    return config_from_dict(data)
+
+
+def _anchor_paths(data: dict, base: Path) -> dict:
+    def fix(d: Any) -> Any:
+        if not isinstance(d, dict):
+            return d
+        d = dict(d)
+        for key in ("path", "root", "geometry"):
+            if d.get(key) and not Path(d[key]).is_absolute():
+                d[key] = str(base / d[key])
+        return d
+
+    data = dict(data)
+    if isinstance(data.get("sources"), list):
+        data["sources"] = [fix(s) for s in data["sources"]]
+    for key in ("val", "target"):
+        if data.get(key):
+            data[key] = fix(data[key])
+    if data.get("init_checkpoint") and not Path(data["init_checkpoint"]).is_absolute():
+        data["init_checkpoint"] = str(base / data["init_checkpoint"])
+    return data
+
+
+def dump_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def describe(cls: type = TrainConfig, prefix: str = "") -> list[str]:
+    """One line per field: `name (default): help`, nested configs flattened with dots."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            lines.append(f"{prefix}{f.name}: {f.metadata.get('help', '')}")
+            lines += describe(type(default), prefix + f.name + ".")
+        else:
+            lines.append(f"{prefix}{f.name} ({default!r}): {f.metadata.get('help', '')}")
+    if cls is TrainConfig and not prefix:
+        lines.append("sources[] / val / target (DataConfig):")
+        lines += describe(DataConfig, "  ")
+    return lines

@@ -1,0 +1,361 @@
+"""Training data: labelled image sources, weighted mixing, pre-processing hook, augmentation, tensors.
+
+A *source* gives `len(src)`, `src.labels` [n, 5] and `src.load(i) -> (img_bgr, geometry | None)`.
+`TrainDataset` draws from one or more sources; the `EpochSampler` yields `(item, sample_seed)` pairs,
+a fixed function of (seed, epoch), so data order and augmentation repeat exactly after a resume and do
+not depend on the number of DataLoader workers.
+
+The pre-processing hook is any callable `(img_bgr, geometry_or_None) -> img_bgr`; the default,
+`CropClahe`, crops the ground-truth paper box and equalises with the runtime's own functions
+(`edgeecg.preprocess.geometry.crop_resize`, `edgeecg.preprocess.clahe.apply_clahe`), so training and
+serving share the code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeecg import LABELS
+from edgeecg._lazy import require
+from edgeecg.errors import InputError, UsageError
+from edgeecg.train.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from edgeecg.train.config import DataConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Preprocess",
+    "CropClahe",
+    "ImageFolderSource",
+    "SynthSource",
+    "Subset",
+    "make_source",
+    "TrainDataset",
+    "EpochSampler",
+    "to_tensor",
+    "make_preprocess",
+]
+
+Preprocess = Callable[[np.ndarray, "dict | None"], np.ndarray]
+
+
+class CropClahe:
+    """Default pre-processing: crop the paper box from the geometry (if any), resize, then CLAHE.
+
+    Args:
+        size_hw: model input (height, width).
+        clip: CLAHE clip limit.
+        tile: CLAHE tile grid (tile x tile).
+    """
+
+    def __init__(self, size_hw: tuple[int, int], clip: float = 2.0, tile: int = 8) -> None:
+        self.size_hw = (int(size_hw[0]), int(size_hw[1]))
+        self.clip, self.tile = float(clip), int(tile)
+
+    def __call__(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
+        from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
+        from edgeecg.preprocess.geometry import crop_resize  # noqa: PLC0415
+
+        box = (geometry or {}).get("paper_box")
+        h, w = img.shape[:2]
+        box = np.asarray(box if box is not None else (0, 0, w, h), dtype=np.float64)
+        small = crop_resize(img, box, self.size_hw)  # resize first: CLAHE on the small image is cheap
+        return apply_clahe(small, clip=self.clip, tiles=(self.tile, self.tile))
+
+
+def _resize_only(size_hw: tuple[int, int]) -> Preprocess:
+    def run(img: np.ndarray, geometry: dict | None) -> np.ndarray:
+        return cv2.resize(img, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
+
+    return run
+
+
+def make_preprocess(cfg: TrainConfig) -> Preprocess:
+    """The pre-processing hook the config names (crop_clahe, edgeecg, none)."""
+    size = (cfg.input_height, cfg.input_width)
+    if cfg.preprocess == "crop_clahe":
+        return CropClahe(size, cfg.clahe_clip, cfg.clahe_tile)
+    if cfg.preprocess == "none":
+        return _resize_only(size)
+    # "edgeecg": the runtime's full pipeline (paper detection etc.) once it offers a hook of this shape.
+    import edgeecg.preprocess as pre  # noqa: PLC0415
+
+    fn = getattr(pre, "training_hook", None)
+    if fn is None:
+        raise UsageError(
+            "preprocess: edgeecg needs edgeecg.preprocess.training_hook, which this version lacks"
+        )
+    return fn(size, cfg)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"cannot read image {path}")
+    return img
+
+
+class ImageFolderSource:
+    """A dataset dir (DIR/labels.csv) or any CSV with an image column and the five label columns.
+
+    Args:
+        cfg: where the CSV is and how its columns are named.
+    """
+
+    def __init__(self, cfg: DataConfig) -> None:
+        path = Path(cfg.path)
+        csv_path = path / "labels.csv" if path.is_dir() else path
+        if not csv_path.is_file():
+            raise UsageError(f"no labels CSV at {csv_path}")
+        self.cfg = cfg
+        self.csv_path = csv_path
+        self.root = Path(cfg.root) if cfg.root else csv_path.parent
+        with open(csv_path, newline="") as f:
+            reader = csv.DictReader(f)
+            cols = reader.fieldnames or []
+            need = [cfg.image_column, *(cfg.label_columns.get(k, k) for k in LABELS)]
+            missing = [c for c in need if c not in cols]
+            if missing:
+                raise UsageError(
+                    f"{csv_path}: missing column(s) {', '.join(missing)} (have {', '.join(cols)})"
+                )
+            rows = list(reader)
+        if not rows:
+            raise UsageError(f"{csv_path} lists no images")
+        self.images = [r[cfg.image_column] for r in rows]
+        try:
+            labels = [[int(float(r[cfg.label_columns.get(k, k)])) for k in LABELS] for r in rows]
+        except ValueError as err:
+            raise UsageError(f"{csv_path}: label columns must hold 0/1 ({err})") from None
+        self.labels = np.asarray(labels, dtype=np.float32).reshape(len(rows), len(LABELS))  # [n, 5]
+        if not np.isin(self.labels, (0, 1)).all():
+            raise UsageError(f"{csv_path}: label columns must hold 0/1")
+        geo_path = Path(cfg.geometry) if cfg.geometry else self.root / "geometry.jsonl"
+        self.geometry: dict[str, dict] = {}
+        if geo_path.is_file():
+            with open(geo_path) as f:
+                for line in f:
+                    if line.strip():
+                        obj = json.loads(line)
+                        self.geometry[obj["image"]] = obj
+        elif cfg.geometry:
+            raise UsageError(f"geometry file {geo_path} not found")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def path(self, i: int) -> Path:
+        """Absolute path of image i."""
+        p = Path(self.images[i])
+        return p if p.is_absolute() else self.root / p
+
+    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict | None]:
+        """(BGR image, geometry or None) of item i."""
+        return _read_image(self.path(i)), self.geometry.get(self.images[i])
+
+
+class SynthSource:
+    """Images rendered on the fly by edgeecg.synth: item i is the same image as `edgeecg synth` item i.
+
+    Args:
+        cfg: kind=synth config (synth_style, synth_n, synth_seed).
+    """
+
+    def __init__(self, cfg: DataConfig) -> None:
+        try:
+            from edgeecg.synth.dataset import MIX_WEIGHTS, item_rng  # noqa: PLC0415
+            from edgeecg.synth.scenes import make_scene  # noqa: PLC0415, F401
+            from edgeecg.synth.waveforms import sample_labels  # noqa: PLC0415, F401
+        except ImportError as err:
+            raise UsageError(
+                f"on-the-fly synthesis needs edgeecg.synth scenes and waveforms ({err})"
+            ) from None
+        self.cfg = cfg
+        self._item_rng = item_rng
+        self._mix = MIX_WEIGHTS
+        self._cache: dict[int, tuple[np.ndarray, dict | None, np.ndarray]] = {}
+        # Labels must be known before rendering (for pos_weight and folds): render lazily but label now.
+        self.labels = np.stack([self._render(i, labels_only=True) for i in range(cfg.synth_n)])  # [n, 5]
+
+    def __len__(self) -> int:
+        return self.cfg.synth_n
+
+    def _render(self, i: int, labels_only: bool = False) -> Any:
+        from edgeecg.synth.scenes import make_scene  # noqa: PLC0415
+        from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
+
+        rng = self._item_rng(self.cfg.synth_seed, i)
+        rng.random()  # the writer's negatives draw: keep the stream aligned with `edgeecg synth` item i
+        style = self.cfg.synth_style
+        if style == "mix":
+            names = list(self._mix)
+            style = names[rng.choice(len(names), p=list(self._mix.values()))]
+        record = simulate(rng)
+        if labels_only:
+            return record.label_vector()
+        scene = make_scene(record, style, rng)
+        geo = scene.geometry.to_json() if scene.geometry is not None else None
+        return scene.image, geo
+
+    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict | None]:
+        """(BGR image, geometry) of item i, rendered now."""
+        return self._render(i)
+
+
+class Subset:
+    """A view of some items of a source (e.g. the training folds)."""
+
+    def __init__(self, source: Any, indices: Sequence[int]) -> None:
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = source.labels[self.indices]
+        self.cfg = getattr(source, "cfg", None)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict | None]:
+        """Item i of the view."""
+        return self.source.load(int(self.indices[i]), rng)
+
+
+def make_source(cfg: DataConfig) -> Any:
+    """The source a DataConfig describes."""
+    if cfg.kind == "dir":
+        return ImageFolderSource(cfg)
+    if cfg.kind == "synth":
+        return SynthSource(cfg)
+    raise UsageError(f"unknown source kind {cfg.kind!r} (dir or synth)")
+
+
+def to_tensor(
+    img_bgr: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> Any:
+    """uint8 HxWx3 BGR -> float32 torch tensor [3, H, W], RGB, normalised with mean/std."""
+    torch = require("torch")
+    rgb = img_bgr[:, :, ::-1].astype(np.float32) / 255.0  # BGR -> RGB, [H, W, 3]
+    rgb = (rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))  # [H, W, 3] -> [3, H, W]
+
+
+class TrainDataset:
+    """Items from several sources, pre-processed, optionally augmented, as (image tensor, label tensor).
+
+    Indexed by `(item, sample_seed)` pairs from `EpochSampler` (or a plain int: seed 0, for evaluation).
+
+    Args:
+        sources: the sources, concatenated in order.
+        preprocess: `(img_bgr, geometry) -> img_bgr` hook.
+        size_hw: model input (height, width); the hook's output is resized to it if needed.
+        augment: an Albumentations Compose or None.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Any],
+        preprocess: Preprocess,
+        size_hw: tuple[int, int],
+        augment: Any | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.offsets = np.cumsum([0] + [len(s) for s in self.sources])
+        self.preprocess = preprocess
+        self.size_hw = size_hw
+        self.augment = augment
+        self.labels = np.concatenate([s.labels for s in self.sources]).astype(np.float32)  # [n, 5]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def item_weights(self, source_weights: Sequence[float]) -> np.ndarray:
+        """Per-item sampling weight so source k takes share w_k / sum(w) of the draws."""
+        w = np.concatenate(
+            [np.full(len(s), float(sw) / len(s)) for s, sw in zip(self.sources, source_weights, strict=True)]
+        )
+        return w / w.sum()
+
+    def image(self, i: int, seed: int = 0) -> np.ndarray:
+        """The pre-processed (and, when training, augmented) BGR image of item i."""
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        img, geo = self.sources[k].load(i - int(self.offsets[k]))
+        out = self.preprocess(img, geo)
+        h, w = self.size_hw
+        if out.shape[:2] != (h, w):
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+        if self.augment is not None:
+            from edgeecg.train.augment import seed_transform  # noqa: PLC0415
+
+            seed_transform(self.augment, seed)
+            out = self.augment(image=out)["image"]
+        return out
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, Any]:
+        torch = require("torch")
+        i, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
+        return to_tensor(self.image(i, seed)), torch.from_numpy(self.labels[i])
+
+
+class EpochSampler:
+    """Deterministic per-epoch order, optionally weighted and sharded over DDP ranks.
+
+    Yields `(item, sample_seed)`; both are functions of (seed, epoch, position) only.
+
+    Args:
+        n: number of items.
+        num_samples: draws per epoch (0 = n).
+        weights: per-item weights for sampling with replacement, or None for a permutation.
+        seed: run seed.
+        rank, world: this process's DDP rank and the world size (each rank takes every world-th draw).
+        shuffle: False yields items in order (evaluation).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        num_samples: int = 0,
+        weights: np.ndarray | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+    ) -> None:
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
+        self.num_samples = num_samples or n
+        self.weights = None if weights is None else np.asarray(weights, np.float64)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order to yield."""
+        self.epoch = int(epoch)
+
+    def draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """(items, sample seeds) of the whole epoch, before sharding."""
+        rng = np.random.default_rng([self.seed, self.epoch, 7919])
+        if not self.shuffle:
+            items = np.arange(self.num_samples) % self.n
+        elif self.weights is not None:
+            items = rng.choice(self.n, size=self.num_samples, replace=True, p=self.weights)
+        else:
+            reps = -(-self.num_samples // self.n)  # ceil
+            items = np.concatenate([rng.permutation(self.n) for _ in range(reps)])[: self.num_samples]
+        seeds = rng.integers(0, 2**62, size=self.num_samples)
+        if self.world > 1:  # pad so every rank gets the same count
+            pad = (-self.num_samples) % self.world
+            items, seeds = np.r_[items, items[:pad]], np.r_[seeds, seeds[:pad]]
+        return items, seeds
+
+    def __iter__(self):
+        items, seeds = self.draws()
+        for i, s in zip(items[self.rank :: self.world], seeds[self.rank :: self.world], strict=True):
+            yield int(i), int(s)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.world)

@@ -1,0 +1,412 @@
+"""The epoch loop: AdamW, cosine schedule with warm-up, AMP on CUDA, gradient accumulation, early
+stopping on validation macro AUROC, atomic checkpoints every epoch, exact resume, DDP under torchrun.
+
+Output directory of one `fit`:
+
+    config.yaml               resolved config
+    last.state.safetensors    resume state (weights, optimiser, scheduler, RNG, early stopping; no pickle)
+    last.safetensors/.json    weights of the latest epoch + sidecar
+    best.safetensors/.json    weights of the best epoch (highest validation macro AUROC) + sidecar
+    history.json              per-epoch train loss, validation loss and AUROC, learning rate
+    done.json                 written when the run has finished (epochs exhausted or early stop)
+
+Resuming: `fit` on a directory holding last.state.safetensors continues after the saved epoch. Data
+order and augmentation are functions of (seed, epoch); the global RNGs are restored; so the resumed
+run ends in exactly the state of an uninterrupted one (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg import LABELS
+from edgeecg._lazy import require
+from edgeecg.metrics import macro_auroc, roc_auc_per_class
+from edgeecg.train.checkpoint import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    atomic_write_json,
+    load_state,
+    save_state,
+    save_weights,
+)
+from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
+from edgeecg.train.data import EpochSampler, TrainDataset
+from edgeecg.train.losses import pos_weight, weighted_bce
+from edgeecg.train.model import create_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["cosine_with_warmup", "Dist", "FitResult", "fit", "predict", "input_spec", "seed_everything"]
+
+STATE_FILE = "last.state.safetensors"
+
+
+def cosine_with_warmup(
+    warmup_steps: int, total_steps: int, num_cycles: float = 0.5
+) -> Callable[[int], float]:
+    """LR multiplier: linear 0 -> 1 over `warmup_steps`, then cos over `num_cycles` cycles, floored at 0.
+
+    With num_cycles = 0.5 the multiplier falls from 1 to 0 along one half-cosine by `total_steps`.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)  # never exactly 0, so the first step moves
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return max(0.0, 0.5 * (1.0 + math.cos(2.0 * math.pi * num_cycles * progress)))
+
+    return factor
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    import random  # noqa: PLC0415
+
+    torch = require("torch")
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes files."""
+        return self.rank == 0
+
+    @staticmethod
+    def setup(device_kind: str) -> Dist:
+        """Join the process group when torchrun set WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return Dist()
+        dist = require("torch.distributed")
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        return Dist(
+            rank=dist.get_rank(),
+            world=dist.get_world_size(),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        )
+
+
+def _device(cfg: TrainConfig, dist: Dist) -> Any:
+    torch = require("torch")
+    if cfg.device == "auto":
+        name = f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu"
+    else:
+        name = cfg.device
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def input_spec(cfg: TrainConfig) -> dict[str, Any]:
+    """The classifier input as the bundle manifest and export describe it."""
+    return {
+        "height": cfg.input_height,
+        "width": cfg.input_width,
+        "channel_order": "RGB",
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "layout": "NCHW",
+        "dtype": "float32",
+    }
+
+
+def _sidecar(cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None) -> dict[str, Any]:
+    return {
+        "model": cfg.model,
+        "model_kwargs": dict(cfg.model_kwargs),
+        "input": input_spec(cfg),
+        "preprocess": {"mode": cfg.preprocess, "clahe_clip": cfg.clahe_clip, "clahe_tile": cfg.clahe_tile},
+        "fold": fold,
+        "epoch": epoch,
+        "metrics": metrics,
+        "config": config_to_dict(cfg),
+        "output": "logits",
+    }
+
+
+def predict(
+    model: Any,
+    dataset: TrainDataset,
+    batch_size: int,
+    device: Any,
+    dist: Dist | None = None,
+    progress: bool = False,
+    desc: str = "predict",
+) -> np.ndarray:
+    """Sigmoid probabilities [n, C] (float64) of every dataset item, in order, without augmentation.
+
+    Under DDP each rank predicts every world-th item and the results are gathered.
+    """
+    torch = require("torch")
+    from tqdm import tqdm  # noqa: PLC0415
+
+    dist = dist or Dist()
+    idx = np.arange(len(dataset))[dist.rank :: dist.world]
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, idx.tolist()), batch_size=batch_size, shuffle=False, num_workers=0
+    )
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for x, _ in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+            out.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy().astype(np.float64))
+    model.train(was_training)
+    probs = np.concatenate(out) if out else np.zeros((0, len(LABELS)))
+    if dist.world > 1:
+        tdist = require("torch.distributed")
+        gathered: list[Any] = [None] * dist.world
+        tdist.all_gather_object(gathered, (idx, probs))
+        full = np.zeros((len(dataset), probs.shape[1]))
+        for i, p in gathered:
+            full[i] = p
+        probs = full
+    return probs
+
+
+@dataclass
+class FitResult:
+    """What one `fit` produced."""
+
+    out_dir: Path
+    best_score: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+
+def _score(auroc: float) -> float:
+    # An undefined AUROC (a tiny validation set without positives) ranks below any real one.
+    return -1.0 if math.isnan(auroc) else auroc
+
+
+def fit(
+    cfg: TrainConfig,
+    train_ds: TrainDataset,
+    val_ds: TrainDataset,
+    out_dir: str | Path,
+    init: str | Path | None = None,
+    fold: int | None = None,
+    source_weights: list[float] | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> FitResult:
+    """Train one model with early stopping; resumes from `out_dir` when it holds a resume state.
+
+    Args:
+        cfg: the resolved config.
+        train_ds: training items (with augmentation).
+        val_ds: validation items (without).
+        out_dir: where checkpoints, history and the config go.
+        init: weights to start from (overrides cfg.init_checkpoint); ignored on resume.
+        fold: the stage II fold index recorded in sidecars (None in stage I).
+        source_weights: per-source mixing weights for weighted sampling (None: uniform permutation).
+        on_epoch_end: called with the epoch index after its checkpoint is safely written (tests use it
+            to simulate a kill).
+
+    Returns:
+        FitResult with the best validation macro AUROC and its epoch.
+    """
+    torch = require("torch")
+    from tqdm import tqdm  # noqa: PLC0415
+
+    out = Path(out_dir)
+    torch.set_num_threads(cfg.threads)
+    dist = Dist.setup(
+        "cuda"
+        if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    device = _device(cfg, dist)
+    use_amp = device.type == "cuda" and cfg.amp in ("auto", "on")
+    if cfg.amp == "on" and device.type != "cuda":
+        log.warning("amp=on needs CUDA; training in float32 on %s", device)
+    if dist.main:
+        dump_config(cfg, out / "config.yaml")
+    seed_everything(cfg.seed + (fold or 0) * 1000)
+
+    model = create_model(
+        cfg.model,
+        drop_rate=cfg.drop_rate,
+        drop_path_rate=cfg.drop_path_rate,
+        checkpoint=(init or cfg.init_checkpoint) or None,
+        **cfg.model_kwargs,
+    ).to(device)
+    pw = pos_weight(train_ds.labels)
+    criterion = weighted_bce(pw).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    weights = train_ds.item_weights(source_weights) if source_weights else None
+    sampler = EpochSampler(
+        len(train_ds),
+        cfg.samples_per_epoch,
+        weights,
+        seed=cfg.seed + (fold or 0) * 1000,
+        rank=dist.rank,
+        world=dist.world,
+    )
+    micro_batches = math.ceil(len(sampler) / cfg.batch_size)
+    steps_per_epoch = math.ceil(micro_batches / cfg.grad_accum)
+    total = steps_per_epoch * cfg.epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(warmup, total, cfg.num_cycles)
+    )
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+
+    state = {
+        "epoch": -1,
+        "best_score": -math.inf,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "stopped": False,
+        "history": [],
+    }
+    if (out / STATE_FILE).is_file():
+        state = load_state(out / STATE_FILE, model, optimizer, scheduler, scaler)
+        log.info("resuming %s after epoch %d", out, state["epoch"])
+    train_model = model
+    if dist.world > 1:
+        ddp = require("torch.nn.parallel")
+        train_model = ddp.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    loader = torch.utils.data.DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=False,
+        pin_memory=device.type == "cuda",
+    )
+    tag = f"fold {fold}" if fold is not None else out.name
+    for epoch in range(state["epoch"] + 1, cfg.epochs):
+        if state["stopped"]:
+            break
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        train_model.train()
+        losses = []
+        optimizer.zero_grad(set_to_none=True)
+        bar = tqdm(
+            loader,
+            desc=f"{tag} epoch {epoch}",
+            disable=not (cfg.progress and dist.main),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for i, (x, y) in enumerate(bar):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
+            sync = train_model.no_sync() if dist.world > 1 and not last_micro else _Null()
+            with sync, torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                loss = criterion(train_model(x).float(), y)
+                scaled = loss / cfg.grad_accum
+                (scaler.scale(scaled) if scaler else scaled).backward()
+            if last_micro:
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        probs = predict(
+            model, val_ds, cfg.eval_batch_size, device, dist, cfg.progress and dist.main, f"{tag} val"
+        )
+        y_val = val_ds.labels
+        val_loss = float(
+            criterion(torch.from_numpy(_logit(probs)).float().to(device), torch.from_numpy(y_val).to(device))
+        )
+        aurocs = roc_auc_per_class(y_val, probs)
+        auroc = macro_auroc(y_val, probs)
+        score = _score(auroc)
+        improved = score > state["best_score"]
+        if improved:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["stopped"] = state["bad_epochs"] >= cfg.patience
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "val_loss": val_loss,
+            "val_macro_auroc": auroc,
+            "val_auroc": dict(zip(LABELS, aurocs.tolist(), strict=True)),
+            "lr": float(optimizer.param_groups[0]["lr"]),
+            "seconds": time.perf_counter() - t0,
+        }
+        state["history"].append(row)
+        state["epoch"] = epoch
+        if dist.main:
+            metrics = {k: row[k] for k in ("val_macro_auroc", "val_auroc", "val_loss", "train_loss")}
+            sd = model.state_dict()
+            if improved:
+                save_weights(out / "best.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
+            # The resume state is the commit point: everything above is redone if we die before it.
+            save_state(out / STATE_FILE, model, optimizer, state, scheduler, scaler)
+            save_weights(out / "last.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
+            atomic_write_json(out / "history.json", state["history"])
+        log.info(
+            "%s epoch %d: loss %.4f, val loss %.4f, val macro AUROC %.4f%s",
+            tag,
+            epoch,
+            row["train_loss"],
+            val_loss,
+            auroc,
+            " (best)" if improved else "",
+        )
+        if dist.world > 1:
+            require("torch.distributed").barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    if dist.main:
+        atomic_write_json(
+            out / "done.json", {k: state[k] for k in ("epoch", "best_score", "best_epoch", "stopped")}
+        )
+    return FitResult(
+        out_dir=out,
+        best_score=state["best_score"],
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epoch"] + 1,
+        stopped_early=bool(state["stopped"]),
+        history=state["history"],
+    )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(q / (1 - q))
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
