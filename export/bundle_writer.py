@@ -1,0 +1,482 @@
+"""Fold checkpoints (+ detector, + SAM) → a verified model bundle (DESIGN.md section 3), built atomically.
+
+Steps: export every member to ONNX and check it against torch; optionally fuse the members into one graph
+and check it against them; optionally derive the mixed FP16 ONNX and check it against FP32 in ONNX Runtime;
+export the detector and SAM; write the manifest with every file's sha256 and the provenance; verify it; and,
+where TensorRT and a GPU exist, build plans and check their parity. Everything is built in a temporary sibling
+directory (`AtomicBundleDir`), so a failure leaves any existing bundle untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg import LABELS, __version__
+from edgeecg.bundle import (
+    DEFAULT_PREPROCESS,
+    FORMAT,
+    AtomicBundleDir,
+    file_entry,
+    iter_file_entries,
+    load_manifest,
+    sha256_file,
+    verify,
+    write_manifest,
+)
+from edgeecg.errors import BackendError, MissingExtraError, UsageError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `edgeecg-export` builds."""
+
+    checkpoints: tuple[str, ...]
+    """Fold checkpoints: directories (every *.safetensors) and/or files."""
+    out: str
+    """The bundle directory to (re)place."""
+    detector: str | None = None
+    """Detector: a .pt from our own detector training, or an .onnx."""
+    detector_imgsz: int = 640
+    """Detector input size when exporting from a .pt."""
+    sam: str | None = None
+    """SAM / MobileSAM checkpoint (optional)."""
+    sam_type: str = "vit_t"
+    """Registry name of the SAM model: vit_t (MobileSAM), vit_b, vit_l, vit_h."""
+    precision: str = "fp16"
+    """fp32: FP32 ONNX only; fp16: also the mixed FP16 ONNX (what GPU plans are built from)."""
+    fused: bool = False
+    """Also write one fused ensemble graph."""
+    engines: bool = False
+    """Build TensorRT plans here (needs tensorrt and a GPU; skipped with a message otherwise)."""
+    batch_sizes: tuple[int, ...] = (1, 4, 8)
+    """Batch sizes the plans must run."""
+    workspace_mb: int = 1024
+    """TensorRT workspace limit (MiB)."""
+    timing_cache: str | None = None
+    """Directory of TensorRT timing caches (default ~/.cache/edgeecg/tensorrt)."""
+    thresholds: str | None = None
+    """JSON file of per-class thresholds from training's out-of-fold predictions."""
+    parity_data: str | None = None
+    """Labelled dataset dir for parity checks (default: ECG-like synthetic pages and noise)."""
+    parity_samples: int = 32
+    """How many samples the parity checks use."""
+    command: str = ""
+    """The command line, for provenance."""
+
+
+def _noop(_msg: str) -> None:
+    pass
+
+
+# -- thresholds ---------------------------------------------------------------------------------------
+
+
+def read_thresholds(path: str | Path | None) -> tuple[list[float], str]:
+    """Per-class thresholds and how they were chosen, from training's JSON; (0.5 each, 'default-0.5') if None.
+
+    Accepted shapes: a list of 5 numbers; {label: number}; or {"thresholds": <either>, "method": "..."}.
+    """
+    if path is None:
+        return [0.5] * len(LABELS), "default-0.5"
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read thresholds {path}: {err}") from None
+    method = "from-file"
+    if isinstance(data, dict) and "thresholds" in data:
+        method = str(data.get("method") or data.get("threshold_method") or method)
+        data = data["thresholds"]
+    if isinstance(data, dict):
+        missing = [k for k in LABELS if k not in data]
+        if missing:
+            raise UsageError(f"thresholds {path} lack {', '.join(missing)}")
+        data = [data[k] for k in LABELS]
+    if not isinstance(data, list) or len(data) != len(LABELS):
+        raise UsageError(f"thresholds {path} must give {len(LABELS)} numbers ({', '.join(LABELS)})")
+    try:
+        values = [float(v) for v in data]
+    except (TypeError, ValueError):
+        raise UsageError(f"thresholds {path} must be numbers") from None
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise UsageError(f"thresholds {path} must lie in [0, 1]")
+    return values, method
+
+
+# -- ensemble outputs in ONNX Runtime -----------------------------------------------------------------
+
+
+def variant_probs(
+    bundle_dir: Path, variant: dict[str, Any], batch: np.ndarray, use_fused: bool
+) -> np.ndarray:
+    """Ensemble probabilities [N, C] of one classifier variant in ONNX Runtime (CPU)."""
+    from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
+    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
+
+    if use_fused:
+        return ort_run(bundle_dir / variant["fused"]["file"], batch)[OUTPUTS["mean"]].astype(np.float64)
+    logits = [ort_run(bundle_dir / m["file"], batch)["logits"] for m in variant["members"]]
+    return np.mean([sigmoid(x) for x in logits], axis=0)
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+# -- the export --------------------------------------------------------------------------------------
+
+
+def _write_fp16(tmp: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Convert one FP32 ONNX entry of the bundle to mixed FP16 under fp16/; return its manifest entry."""
+    from edgeecg._lazy import require  # noqa: PLC0415
+    from edgeecg.export.fp16 import convert_to_mixed_fp16  # noqa: PLC0415
+
+    onnx = require("onnx")
+    rel = "fp16/" + Path(entry["file"]).name
+    (tmp / "fp16").mkdir(exist_ok=True)
+    onnx.save(convert_to_mixed_fp16(onnx.load(str(tmp / entry["file"]))), str(tmp / rel))
+    extra = {k: v for k, v in entry.items() if k not in ("file", "sha256")}
+    return file_entry(tmp, rel, **{**extra, "precision": "fp16"})
+
+
+def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Build the bundle `cfg.out` from `cfg`; return its manifest.
+
+    Raises:
+        UsageError: bad arguments (missing files, bad thresholds).
+        EdgeECGError: a check failed (ONNX differs from torch, FP16 or plans lose parity, bad checkpoint).
+    """
+    from edgeecg.export.checkpoints import find_checkpoints, load_member  # noqa: PLC0415
+    from edgeecg.export.fused import OUTPUTS, check_fused, export_fused  # noqa: PLC0415
+    from edgeecg.export.onnx_export import check_inputs, export_member  # noqa: PLC0415
+    from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
+
+    if cfg.precision not in ("fp32", "fp16"):
+        raise UsageError(f"precision must be fp32 or fp16, not {cfg.precision!r}")
+    members = find_checkpoints(list(cfg.checkpoints))
+    thresholds, threshold_method = read_thresholds(cfg.thresholds)
+    input_cfg = {"name": "image", "layout": "NCHW", "scale": 255.0, **members[0].input}
+    checks: dict[str, Any] = {"members": []}
+
+    with AtomicBundleDir(cfg.out) as tmp:
+        models, fp32_members, params = [], [], 0
+        for i, ckpt in enumerate(members, 1):
+            fold = ckpt.fold if ckpt.fold is not None else i - 1
+            progress(f"[{i}/{len(members)}] {ckpt.weights.name}: {ckpt.arch} fold {fold} → ONNX (opset 17)")
+            model = load_member(ckpt)
+            params = sum(int(p.numel()) for p in model.parameters())
+            rel = f"fp32/fold{fold}.onnx"
+            diff = export_member(model, tmp / rel, input_cfg)
+            progress(f"      checked against torch: max abs logit diff {diff:.1e}")
+            fp32_members.append(file_entry(tmp, rel, fold=fold, precision="fp32"))
+            checks["members"].append({"fold": fold, "max_abs_logit_diff_vs_torch": diff})
+            models.append(model)
+        variants: dict[str, Any] = {"fp32": {"members": fp32_members}}
+
+        if cfg.fused:
+            progress(f"fusing {len(models)} members into one graph")
+            export_fused(models, tmp / "fp32/ensemble.onnx", input_cfg)
+            diff = check_fused(
+                tmp / "fp32/ensemble.onnx", [tmp / m["file"] for m in fp32_members], check_inputs(input_cfg)
+            )
+            progress(f"      checked against separate members: max abs prob diff {diff:.1e}")
+            variants["fp32"]["fused"] = file_entry(
+                tmp,
+                "fp32/ensemble.onnx",
+                precision="fp32",
+                outputs={"mean": OUTPUTS["mean"], "members": OUTPUTS["members"]},
+            )
+            checks["fused_vs_members_max_abs_prob_diff"] = diff
+        del models
+
+        if cfg.precision == "fp16":
+            progress("mixed FP16 ONNX (LayerNorm, reductions, sigmoid and head in FP32)")
+            fp16: dict[str, Any] = {"members": [_write_fp16(tmp, m) for m in fp32_members]}
+            if cfg.fused:
+                fp16["fused"] = _write_fp16(tmp, variants["fp32"]["fused"])
+            variants["fp16"] = fp16
+            batch, labels = sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
+            checks["fp16_vs_fp32_onnxruntime"] = {}
+            for use_fused in [False, True] if cfg.fused else [False]:
+                ref = variant_probs(tmp, variants["fp32"], batch, use_fused)
+                got = variant_probs(tmp, fp16, batch, use_fused)
+                figures = prob_parity(ref, got, labels)
+                what = "fused" if use_fused else "members"
+                checks["fp16_vs_fp32_onnxruntime"][what] = figures
+                progress(
+                    f"      FP16 {what} vs FP32 (ONNX Runtime CPU): max abs prob diff "
+                    f"{figures['max_abs_prob_diff']:.1e}, AUROC change {figures['auroc_change']}"
+                )
+                check_parity(figures, f"FP16 ONNX ({what})")
+
+        detector = None
+        if cfg.detector:
+            from edgeecg.export.detector import export_detector  # noqa: PLC0415
+
+            progress(f"detector {Path(cfg.detector).name} → ONNX")
+            fields = export_detector(cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz)
+            detector = file_entry(tmp, "detector.onnx", **fields)
+
+        sam = None
+        if cfg.sam:
+            from edgeecg.export.sam import export_sam  # noqa: PLC0415
+
+            progress(f"SAM {Path(cfg.sam).name} ({cfg.sam_type}) → encoder and decoder ONNX")
+            sam = export_sam(cfg.sam, tmp / "sam", cfg.sam_type, bundle_dir=tmp)
+
+        provenance: dict[str, Any] = {
+            "command": cfg.command,
+            "edgeecg_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "checkpoints": [
+                {"file": str(m.weights.resolve()), "sha256": m.sha256, "fold": m.fold} for m in members
+            ],
+            "seed": members[0].sidecar.get("seed", 0),
+            "data": members[0].sidecar.get("data"),
+        }
+        for key, src in (("detector", cfg.detector), ("sam", cfg.sam), ("thresholds", cfg.thresholds)):
+            if src:
+                provenance[key] = {"file": str(Path(src).resolve()), "sha256": sha256_file(src)}
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "labels": list(LABELS),
+            "classifier": {
+                "input": input_cfg,
+                "output": "logits",
+                "combine": "mean",
+                "thresholds": thresholds,
+                "threshold_method": threshold_method,
+                "variants": variants,
+                "model": {"arch": members[0].arch, "params": params},
+            },
+            "detector": detector,
+            "sam": sam,
+            "preprocess": json.loads(json.dumps(DEFAULT_PREPROCESS)),
+            "engines": [],
+            "provenance": provenance,
+            "metrics": _json_safe(
+                {
+                    "folds": [{"fold": m.fold, **(m.sidecar.get("metrics") or {})} for m in members],
+                    "export_checks": checks,
+                }
+            ),
+        }
+        write_manifest(tmp, manifest)
+        verify(tmp, manifest)
+
+        if cfg.engines:
+            reason = engine_support()
+            if reason:
+                progress(
+                    f"TensorRT plans skipped: {reason}. The ONNX bundle is complete; build plans on the "
+                    f"target with: edgeecg-export --engines --bundle {cfg.out}"
+                )
+            else:
+                build_engines(tmp, manifest, cfg, progress)
+                write_manifest(tmp, manifest)
+                verify(tmp, manifest)
+    return manifest
+
+
+# -- TensorRT ----------------------------------------------------------------------------------------
+
+
+def engine_support() -> str | None:
+    """None when TensorRT plans can be built here, else why not (one line)."""
+    try:
+        from edgeecg.export.tensorrt_build import detect_target  # noqa: PLC0415
+
+        detect_target()
+    except (MissingExtraError, BackendError) as err:
+        return str(err)
+    return None
+
+
+def _slug(target: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "", target.replace(":", ""))
+
+
+def build_engines(
+    bundle_dir: Path, manifest: dict[str, Any], cfg: ExportConfig, progress: Progress = _noop
+) -> None:
+    """Build plans for the classifier (fused graph, else each member) and the detector into `bundle_dir`.
+
+    Parity against ONNX Runtime FP32 is checked on a sample set and stored in each classifier plan's entry;
+    `manifest["engines"]` is updated in place (plans of other GPUs / TensorRT versions are kept).
+    """
+    from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
+    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
+    from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
+    from edgeecg.export.tensorrt_build import PlanExecutor, build_plan, detect_target  # noqa: PLC0415
+
+    target = detect_target()
+    clf = manifest["classifier"]
+    precision = "fp16" if "fp16" in clf["variants"] else "fp32"
+    variant, ref_variant = clf["variants"][precision], clf["variants"]["fp32"]
+    use_fused = bool(variant.get("fused"))
+    jobs: list[tuple[str, str]] = (
+        [("fused", variant["fused"]["file"])]
+        if use_fused
+        else [(f"member:{m['fold']}", m["file"]) for m in variant["members"]]
+    )
+    progress(
+        f"TensorRT {target.tensorrt} on {target.gpu} (sm {target.compute_capability}), {precision} plans"
+    )
+    batch, labels = sample_set(clf["input"], cfg.parity_samples, cfg.parity_data)
+    new: list[dict[str, Any]] = []
+    plan_probs: list[np.ndarray] = []
+    for name, rel in jobs:
+        plan_rel = f"plans/{target.key}/{_slug(name)}.{precision}.plan"
+        progress(f"  building {plan_rel} from {rel} (batch {list(cfg.batch_sizes)})")
+        info = build_plan(
+            bundle_dir / rel,
+            bundle_dir / plan_rel,
+            list(cfg.batch_sizes),
+            cfg.workspace_mb,
+            cfg.timing_cache,
+            target,
+        )
+        out = PlanExecutor(bundle_dir / plan_rel).run(batch)
+        if use_fused:
+            got = out[OUTPUTS["mean"]].astype(np.float64)
+            ref = ort_run(bundle_dir / ref_variant["fused"]["file"], batch)[OUTPUTS["mean"]]
+        else:
+            got = sigmoid(out["logits"])
+            fold = int(name.split(":")[1])
+            ref_file = next(m["file"] for m in ref_variant["members"] if m["fold"] == fold)
+            ref = sigmoid(ort_run(bundle_dir / ref_file, batch)["logits"])
+        plan_probs.append(got)
+        figures = _json_safe(prob_parity(ref, got, labels))
+        progress(
+            f"    parity vs ONNX Runtime FP32: max abs prob diff {figures['max_abs_prob_diff']:.1e}, "
+            f"AUROC change {figures['auroc_change']}"
+        )
+        check_parity(figures, f"TensorRT plan {plan_rel}")
+        new.append(
+            file_entry(
+                bundle_dir, plan_rel, target=name, precision=precision, source=rel, parity=figures, **info
+            )
+        )
+    if not use_fused and len(plan_probs) > 1:
+        ens = _json_safe(
+            prob_parity(
+                variant_probs(bundle_dir, ref_variant, batch, False), np.mean(plan_probs, axis=0), labels
+            )
+        )
+        check_parity(ens, "TensorRT member ensemble")
+        for entry in new:
+            entry["ensemble_parity"] = ens
+    det = manifest.get("detector")
+    if det:
+        plan_rel = f"plans/{target.key}/detector.fp32.plan"
+        progress(f"  building {plan_rel} from {det['file']}")
+        info = build_plan(
+            bundle_dir / det["file"], bundle_dir / plan_rel, [1], cfg.workspace_mb, cfg.timing_cache, target
+        )
+        h, w = det["input_size"]
+        x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)  # detector takes 0..1 RGB
+        got = PlanExecutor(bundle_dir / plan_rel).run(x)
+        want = ort_run(bundle_dir / det["file"], x)
+        diff = max(float(np.abs(got[k] - want[k]).max()) for k in got)
+        progress(f"    parity vs ONNX Runtime: max abs output diff {diff:.2e}")
+        new.append(
+            file_entry(
+                bundle_dir,
+                plan_rel,
+                target="detector",
+                precision="fp32",
+                source=det["file"],
+                parity={"max_abs_output_diff": diff},
+                **info,
+            )
+        )
+    keys = {(e["target"], e["gpu"], e["compute_capability"], e["tensorrt"], e["precision"]) for e in new}
+    kept = [
+        e
+        for e in manifest.get("engines", [])
+        if (e["target"], e["gpu"], e["compute_capability"], e["tensorrt"], e["precision"]) not in keys
+    ]
+    manifest["engines"] = kept + new
+
+
+def add_engines(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Build plans for an existing bundle on this machine (the Jetson workflow); atomic like the export.
+
+    Raises:
+        BundleError: the bundle is missing or does not verify.
+        BackendError / MissingExtraError: no GPU or no TensorRT here.
+    """
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    verify(bundle, manifest)
+    reason = engine_support()
+    if reason:
+        raise BackendError(f"cannot build TensorRT plans here: {reason}")
+    with AtomicBundleDir(bundle) as tmp:
+        shutil.copytree(bundle, tmp, dirs_exist_ok=True)
+        build_engines(tmp, manifest, cfg, progress)
+        manifest.setdefault("provenance", {})["engines_command"] = cfg.command
+        write_manifest(tmp, manifest)
+        verify(tmp, manifest)
+    return manifest
+
+
+# -- summary -----------------------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def summary(bundle_dir: str | Path, manifest: dict[str, Any]) -> str:
+    """Human-readable summary: files with sizes and sha256 prefixes, then the parity figures."""
+    bundle_dir = Path(bundle_dir)
+    lines = [f"bundle {bundle_dir} ({manifest['format']})"]
+    for entry in iter_file_entries(manifest):
+        size = (bundle_dir / entry["file"]).stat().st_size
+        lines.append(f"  {entry['file']:<48} {_size(size):>10}  sha256 {entry['sha256'][:12]}")
+    checks = manifest.get("metrics", {}).get("export_checks", {})
+    worst = max((m["max_abs_logit_diff_vs_torch"] for m in checks.get("members", [])), default=None)
+    if worst is not None:
+        lines.append(f"  ONNX vs torch: max abs logit diff {worst:.1e}")
+    if "fused_vs_members_max_abs_prob_diff" in checks:
+        lines.append(
+            f"  fused vs members: max abs prob diff {checks['fused_vs_members_max_abs_prob_diff']:.1e}"
+        )
+    for what, fig in checks.get("fp16_vs_fp32_onnxruntime", {}).items():
+        lines.append(
+            f"  FP16 vs FP32 ({what}, ONNX Runtime): max abs prob diff {fig['max_abs_prob_diff']:.1e}, "
+            f"macro AUROC change {fig['auroc_change']} ({fig['samples']} samples, labels {fig['labels']})"
+        )
+    for e in manifest.get("engines", []):
+        par = e.get("parity", {})
+        figure = par.get("max_abs_prob_diff", par.get("max_abs_output_diff"))
+        lines.append(
+            f"  plan {e['target']} on {e['gpu']} / TRT {e['tensorrt']} ({e['precision']}): max abs diff {figure}"
+        )
+    return "\n".join(lines)

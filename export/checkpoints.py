@@ -1,0 +1,148 @@
+"""Fold checkpoints as training writes them: safetensors weights plus a JSON sidecar.
+
+Sidecar keys (train/checkpoint.py): "model" (timm name), "num_classes", "input" {height, width, mean, std,
+channel_order}, "fold", "metrics", "labels"; optionally "model_kwargs" (extra timm constructor arguments,
+e.g. smaller depths/dims in tests). The sidecar sits next to the weights as `NAME.json` or
+`NAME.safetensors.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeecg import LABELS
+from edgeecg._lazy import require
+from edgeecg.bundle import sha256_file
+from edgeecg.errors import BundleError, UsageError
+
+log = logging.getLogger(__name__)
+
+_INPUT_KEYS = ("height", "width", "mean", "std", "channel_order")
+
+
+@dataclass(frozen=True)
+class MemberCheckpoint:
+    """One fold checkpoint: weights file, its sidecar and hash."""
+
+    weights: Path
+    sidecar: dict[str, Any] = field(hash=False, compare=False)
+    sha256: str = ""
+
+    @property
+    def fold(self) -> int | None:
+        """The fold index from the sidecar (None when absent)."""
+        fold = self.sidecar.get("fold")
+        return int(fold) if fold is not None else None
+
+    @property
+    def arch(self) -> str:
+        """The timm model name."""
+        return str(self.sidecar["model"])
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The classifier input description: height, width, mean, std, channel_order."""
+        return dict(self.sidecar["input"])
+
+
+def sidecar_path(weights: Path) -> Path | None:
+    """The JSON sidecar of a weights file, or None when there is none."""
+    for cand in (weights.with_suffix(".json"), weights.with_name(weights.name + ".json")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def read_checkpoint(weights: str | Path) -> MemberCheckpoint:
+    """Read and check one checkpoint's sidecar (the weights are loaded later, by `load_member`)."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise UsageError(f"checkpoint {weights} does not exist")
+    side = sidecar_path(weights)
+    if side is None:
+        raise BundleError(f"checkpoint {weights} has no JSON sidecar ({weights.with_suffix('.json').name})")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"checkpoint sidecar {side} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+        raise BundleError(f"checkpoint sidecar {side} lacks the timm model name ('model')")
+    if int(meta.get("num_classes", len(LABELS))) != len(LABELS):
+        raise BundleError(
+            f"checkpoint {weights.name} has {meta.get('num_classes')} classes, not {len(LABELS)}"
+        )
+    if "labels" in meta and list(meta["labels"]) != list(LABELS):
+        raise BundleError(f"checkpoint {weights.name} labels {meta['labels']} differ from {list(LABELS)}")
+    inp = meta.get("input")
+    if not isinstance(inp, dict) or any(k not in inp for k in _INPUT_KEYS):
+        raise BundleError(f"checkpoint sidecar {side} 'input' must give {', '.join(_INPUT_KEYS)}")
+    return MemberCheckpoint(weights=weights, sidecar=meta, sha256=sha256_file(weights))
+
+
+def find_checkpoints(paths: list[str | Path]) -> list[MemberCheckpoint]:
+    """Checkpoints from directories (every *.safetensors inside, sorted) and files, checked for agreement.
+
+    Raises:
+        UsageError: nothing found.
+        BundleError: members disagree on architecture or input, or repeat a fold.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.safetensors"))
+            if not found:
+                raise UsageError(f"no *.safetensors checkpoints in {p}")
+            files.extend(found)
+        else:
+            files.append(p)
+    if not files:
+        raise UsageError("no checkpoints given")
+    members = [read_checkpoint(f) for f in files]
+    first = members[0]
+    for m in members[1:]:
+        if m.arch != first.arch or m.sidecar.get("model_kwargs") != first.sidecar.get("model_kwargs"):
+            raise BundleError(
+                f"checkpoints differ in architecture: {first.arch} vs {m.arch} ({m.weights.name})"
+            )
+        if any(m.input[k] != first.input[k] for k in _INPUT_KEYS):
+            raise BundleError(f"checkpoints differ in their input: {first.weights.name} vs {m.weights.name}")
+    folds = [m.fold for m in members if m.fold is not None]
+    if len(folds) != len(set(folds)):
+        raise BundleError(f"checkpoints repeat a fold: {folds}")
+    return members
+
+
+def _strip_prefix(state: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    """Drop a wrapper prefix ('module.', 'model.') when the model's own keys lack it."""
+    for prefix in ("module.", "model.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in state) and not all(k.startswith(prefix) for k in keys):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def build_model(ckpt: MemberCheckpoint) -> Any:
+    """A timm model of the checkpoint's architecture, randomly initialised (no download)."""
+    timm = require("timm")
+    kwargs = dict(ckpt.sidecar.get("model_kwargs") or {})
+    try:
+        return timm.create_model(ckpt.arch, pretrained=False, num_classes=len(LABELS), **kwargs)
+    except Exception as err:  # timm raises RuntimeError/TypeError for unknown names or kwargs
+        raise BundleError(f"timm cannot build {ckpt.arch!r} for {ckpt.weights.name}: {err}") from None
+
+
+def load_member(ckpt: MemberCheckpoint) -> Any:
+    """The checkpoint's model with its weights loaded, in eval mode on the CPU."""
+    st = require("safetensors.torch")
+    model = build_model(ckpt)
+    state = st.load_file(str(ckpt.weights), device="cpu")
+    state = _strip_prefix(state, set(model.state_dict()))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise BundleError(f"weights of {ckpt.weights.name} do not fit {ckpt.arch}: {first}") from None
+    return model.eval()

@@ -1,0 +1,173 @@
+"""`edgeecg-export`: fold checkpoints → ONNX, fused ensemble, FP16 ONNX, TensorRT plans, a verified bundle.
+
+Export a bundle on a workstation:
+    edgeecg-export --checkpoints runs/stage2 --detector runs/detector/best.pt --out bundle --fused
+Build TensorRT plans for it on the target (Jetson, T4):
+    edgeecg-export --engines --bundle bundle
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+
+from edgeecg.errors import EdgeECGError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes must be integers like 1,4,8, not {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, not {text!r}")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `edgeecg-export`."""
+    p = _Parser(
+        prog="edgeecg-export",
+        description=__doc__.splitlines()[0],
+        epilog="\n".join(__doc__.splitlines()[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="DIR|FILE",
+        help="fold checkpoints: directories (every *.safetensors with its JSON sidecar) or files",
+    )
+    p.add_argument(
+        "--detector",
+        metavar="FILE",
+        help="paper detector: a .pt written by our own detector training (loading it unpickles the "
+        "file through ultralytics: never pass a .pt from elsewhere), or a detector .onnx",
+    )
+    p.add_argument(
+        "--detector-imgsz", type=int, default=640, help="detector input size for a .pt (default 640)"
+    )
+    p.add_argument("--sam", metavar="FILE", help="optional SAM/MobileSAM checkpoint (needs the 'sam' extra)")
+    p.add_argument(
+        "--sam-type", default="vit_t", help="SAM registry name: vit_t (MobileSAM), vit_b, vit_l, vit_h"
+    )
+    p.add_argument("--out", metavar="BUNDLE", help="bundle directory to write (replaced atomically)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "fp16"),
+        default="fp16",
+        help="fp16 (default) adds the mixed-precision FP16 ONNX that GPU plans are built from",
+    )
+    p.add_argument("--fused", action="store_true", help="also write one fused ensemble graph")
+    p.add_argument(
+        "--engines",
+        action="store_true",
+        help="build TensorRT plans (needs tensorrt and an NVIDIA GPU; skipped with a message otherwise)",
+    )
+    p.add_argument("--bundle", metavar="BUNDLE", help="with --engines: build plans for this existing bundle")
+    p.add_argument(
+        "--batch-sizes",
+        type=_batch_sizes,
+        default=(1, 4, 8),
+        metavar="1,4,8",
+        help="batch sizes the plans run (one profile: min, median as opt, max)",
+    )
+    p.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT workspace limit in MiB")
+    p.add_argument(
+        "--timing-cache", metavar="DIR", help="TensorRT timing cache dir (default ~/.cache/edgeecg/tensorrt)"
+    )
+    p.add_argument(
+        "--thresholds", metavar="FILE", help="per-class thresholds JSON from training's OOF predictions"
+    )
+    p.add_argument(
+        "--parity-data",
+        metavar="DIR",
+        help="labelled dataset dir (labels.csv + images) for parity checks; default synthetic pages",
+    )
+    p.add_argument("--parity-samples", type=int, default=32, help="samples for parity checks (default 32)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    return p
+
+
+def _config(args: argparse.Namespace, argv: list[str]) -> object:
+    from edgeecg.export.bundle_writer import ExportConfig  # noqa: PLC0415
+
+    return ExportConfig(
+        checkpoints=tuple(args.checkpoints or ()),
+        out=args.out or args.bundle or "",
+        detector=args.detector,
+        detector_imgsz=args.detector_imgsz,
+        sam=args.sam,
+        sam_type=args.sam_type,
+        precision=args.precision,
+        fused=args.fused,
+        engines=args.engines,
+        batch_sizes=tuple(args.batch_sizes),
+        workspace_mb=args.workspace_mb,
+        timing_cache=args.timing_cache,
+        thresholds=args.thresholds,
+        parity_data=args.parity_data,
+        parity_samples=args.parity_samples,
+        command=shlex.join(["edgeecg-export", *argv]),
+    )
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Carry out a parsed command line; returns the exit code."""
+    from edgeecg.export.bundle_writer import add_engines, export_bundle, summary  # noqa: PLC0415
+
+    def progress(msg: str) -> None:
+        print(msg, flush=True)
+
+    start = time.perf_counter()
+    if args.bundle:
+        if not args.engines:
+            raise UsageError("--bundle is for building plans of an existing bundle: add --engines")
+        if args.checkpoints or args.out:
+            raise UsageError("--bundle takes no --checkpoints or --out (it adds plans to that bundle)")
+        manifest = add_engines(args.bundle, _config(args, argv), progress)
+        out = args.bundle
+    else:
+        if not args.checkpoints:
+            raise UsageError("--checkpoints is required (or --engines --bundle BUNDLE)")
+        if not args.out:
+            raise UsageError("--out BUNDLE is required")
+        if not args.detector:
+            raise UsageError("--detector is required (a .pt from our detector training, or a detector .onnx)")
+        manifest = export_bundle(_config(args, argv), progress)
+        out = args.out
+    print(summary(out, manifest))
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `edgeecg-export`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return run(args, argv)
+    except UsageError as err:
+        print(f"edgeecg-export: error: {err}", file=sys.stderr)
+        return 2
+    except EdgeECGError as err:
+        print(f"edgeecg-export: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("edgeecg-export: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The paper detector (ultralytics YOLOv8(-pose)) to plain ONNX, with what the runtime needs to decode it.
+
+Never ultralytics' own `.engine` format: those files carry a JSON header and are not plain TensorRT plans
+(DESIGN.md section 6); we export ONNX here and build plans ourselves in `tensorrt_build`.
+
+Loading a `.pt` needs ultralytics, which unpickles the file: only do that for checkpoints our own
+`edgeecg.train.detector` wrote. An existing detector ONNX is taken as it is, and its metadata read.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgeecg._lazy import require
+from edgeecg.errors import BundleError, UsageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMGSZ = 640
+
+
+def _kind(keypoints: int) -> str:
+    return "yolov8-pose" if keypoints else "yolov8"
+
+
+def _output_layout(nc: int, keypoints: int, kpt_dims: int) -> str:
+    rows = f"4+{nc}" + (f"+{keypoints}*{kpt_dims}" if keypoints else "")
+    return f"[N, {rows}, anchors]: cx,cy,w,h (input pixels), class scores, keypoints x,y,conf"
+
+
+def export_ultralytics(
+    pt: str | Path, out: str | Path, imgsz: int = DEFAULT_IMGSZ, opset: int = 17
+) -> dict[str, Any]:
+    """Export an ultralytics checkpoint (our own training output) to ONNX at `out`.
+
+    Args:
+        pt: the .pt file from `edgeecg.train.detector`.
+        out: where the .onnx goes.
+        imgsz: square input size in pixels (a multiple of the largest stride).
+        opset: ONNX opset.
+
+    Returns:
+        The manifest's detector fields (kind, input_size, strides, keypoints, classes, ...), without file/sha256.
+    """
+    ultralytics = require("ultralytics")
+    pt, out = Path(pt), Path(out)
+    if not pt.is_file():
+        raise UsageError(f"detector checkpoint {pt} does not exist")
+    # ultralytics writes the ONNX next to the .pt: work on a copy in a scratch dir, never beside the user's file.
+    with tempfile.TemporaryDirectory(prefix="edgeecg-det-") as scratch:
+        local = Path(scratch) / "detector.pt"
+        shutil.copyfile(pt, local)
+        try:
+            yolo = ultralytics.YOLO(str(local))
+        except Exception as err:  # ultralytics raises many types for a foreign or broken file
+            raise BundleError(f"ultralytics cannot load {pt}: {str(err).splitlines()[0]}") from None
+        model = yolo.model
+        head = model.model[-1]
+        strides = [int(s) for s in head.stride.tolist()]
+        if imgsz % max(strides):
+            raise UsageError(f"detector input size {imgsz} must be a multiple of {max(strides)}")
+        kpt_shape = tuple(getattr(head, "kpt_shape", None) or (0, 0))
+        names = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
+        if kpt_shape[0]:
+            yolo.task = (
+                "pose"  # a checkpoint saved outside training may not say so; metadata follows the task
+            )
+        quiet = logging.getLogger("ultralytics")
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)  # its export banner would drown our progress lines
+        try:
+            produced = yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=False, dynamic=False)
+        except Exception as err:  # ultralytics raises many types
+            raise BundleError(
+                f"ultralytics could not export {pt.name} to ONNX: {str(err).splitlines()[0]}"
+            ) from None
+        finally:
+            quiet.setLevel(level)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(produced), out)
+    return {
+        "kind": _kind(int(kpt_shape[0])),
+        "input_size": [imgsz, imgsz],
+        "input": "images",
+        "strides": strides,
+        "keypoints": int(kpt_shape[0]),
+        "keypoint_dims": int(kpt_shape[1]),
+        "classes": [str(names[i]) for i in sorted(names)],
+        "output_layout": _output_layout(len(names), int(kpt_shape[0]), int(kpt_shape[1])),
+        "source": "ultralytics",
+    }
+
+
+def describe_onnx(path: str | Path) -> dict[str, Any]:
+    """Detector fields read from an existing ONNX (ultralytics writes imgsz, stride, names, kpt_shape as metadata)."""
+    onnx = require("onnx")
+    model = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    inp = model.graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    if len(dims) != 4 or not dims[2] or not dims[3]:
+        raise BundleError(f"detector {Path(path).name} must take a fixed-size NCHW input, got {dims}")
+
+    def literal(key: str, default: Any) -> Any:
+        try:
+            return ast.literal_eval(meta[key]) if key in meta else default
+        except (ValueError, SyntaxError):
+            return default
+
+    names = literal("names", {0: "ecg"})
+    kpt_shape = literal("kpt_shape", (0, 0)) or (0, 0)
+    max_stride = int(literal("stride", 32))
+    strides = [s for s in (8, 16, 32, 64) if s <= max_stride]
+    out = model.graph.output[0].type.tensor_type.shape.dim
+    rows = out[1].dim_value if len(out) == 3 else 0
+    if not kpt_shape[0] and rows > 4 + len(names):  # pose head without metadata: infer K from the rows
+        kpt_shape = ((rows - 4 - len(names)) // 3, 3)
+    return {
+        "kind": _kind(int(kpt_shape[0])),
+        "input_size": [dims[2], dims[3]],
+        "input": inp.name,
+        "strides": strides,
+        "keypoints": int(kpt_shape[0]),
+        "keypoint_dims": int(kpt_shape[1]),
+        "classes": [str(names[i]) for i in sorted(names)],
+        "output_layout": _output_layout(len(names), int(kpt_shape[0]), int(kpt_shape[1])),
+        "source": "onnx",
+    }
+
+
+def export_detector(src: str | Path, out: str | Path, imgsz: int = DEFAULT_IMGSZ) -> dict[str, Any]:
+    """A .pt (ultralytics training output of ours) or .onnx detector → plain ONNX at `out`; returns its fields."""
+    src = Path(src)
+    if not src.is_file():
+        raise UsageError(f"detector {src} does not exist")
+    if src.suffix == ".onnx":
+        fields = describe_onnx(src)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out)
+    elif src.suffix in (".pt", ".pth"):
+        fields = export_ultralytics(src, out, imgsz)
+    elif src.suffix == ".engine":
+        raise UsageError("ultralytics .engine files are not plain TensorRT plans: give the .pt or an .onnx")
+    else:
+        raise UsageError(f"detector {src.name}: expected a .pt checkpoint or an .onnx model")
+    fields.update({"conf_threshold": 0.25, "iou_threshold": 0.5})
+    return fields

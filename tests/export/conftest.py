@@ -1,0 +1,93 @@
+"""Fixtures for export tests: tiny random ConvNeXt fold checkpoints and a yolov8n-pose built from yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeecg import LABELS
+
+# A ConvNeXt small enough to export in well under a second; the sidecar's model_kwargs rebuild it.
+TINY_KWARGS = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64]}
+INPUT = {
+    "height": 64,
+    "width": 128,
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "channel_order": "RGB",
+}
+
+
+def write_checkpoint(directory: Path, fold: int, seed: int | None = None) -> Path:
+    """A random-init tiny ConvNeXt as training writes it: fold{k}.safetensors + fold{k}.json."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(fold if seed is None else seed)
+    model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(LABELS), **TINY_KWARGS)
+    # Random init leaves the head near zero; scale it so probabilities spread and comparisons mean something.
+    with torch.no_grad():
+        model.head.fc.weight.mul_(50.0)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / f"fold{fold}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    sidecar = {
+        "model": "convnext_atto",
+        "model_kwargs": TINY_KWARGS,
+        "num_classes": len(LABELS),
+        "input": INPUT,
+        "fold": fold,
+        "metrics": {"val_macro_auroc": 0.5},
+        "labels": list(LABELS),
+    }
+    (directory / f"fold{fold}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    return weights
+
+
+@pytest.fixture(scope="session")
+def ckpt_dir(tmp_path_factory) -> Path:
+    """Two fold checkpoints in one directory."""
+    d = tmp_path_factory.mktemp("ckpts")
+    for fold in (0, 1):
+        write_checkpoint(d, fold)
+    return d
+
+
+@pytest.fixture(scope="session")
+def detector_pt(tmp_path_factory) -> Path:
+    """A yolov8n-pose (1 class, 4 corner keypoints) built from yaml, random init, saved as a .pt."""
+    import os
+
+    d = tmp_path_factory.mktemp("det")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(d / "yolo-config"))
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import PoseModel
+
+    yolo = YOLO("yolov8n-pose.yaml")
+    yolo.model = PoseModel("yolov8n-pose.yaml", nc=1, data_kpt_shape=(4, 3), verbose=False)
+    yolo.model.names = {0: "ecg"}
+    path = d / "detector.pt"
+    yolo.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory, ckpt_dir, detector_pt) -> tuple[Path, dict]:
+    """One full export (fp32 + fp16, fused, detector) shared by the read-only tests."""
+    from edgeecg.export.bundle_writer import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "bundle"
+    cfg = ExportConfig(
+        checkpoints=(str(ckpt_dir),),
+        out=str(out),
+        detector=str(detector_pt),
+        detector_imgsz=64,
+        precision="fp16",
+        fused=True,
+        parity_samples=16,
+        command="pytest",
+    )
+    return out, export_bundle(cfg)
