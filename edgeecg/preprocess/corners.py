@@ -85,13 +85,15 @@ def quad_from_mask(mask: np.ndarray, min_fraction: float = 0.05) -> np.ndarray |
 
 
 def classical_corners(
-    img_bgr: np.ndarray, box: np.ndarray | None = None, work_size: int = 256
+    img_bgr: np.ndarray, box: np.ndarray | None = None, work_size: int = 256, min_contrast: float = 60.0
 ) -> np.ndarray | None:
     """Find the paper's quadrilateral with plain OpenCV (no model): the bright, low-saturation sheet.
 
     Works on a small copy (longest side `work_size`) of the region `box` (or the whole image): Otsu
-    threshold on brightness minus saturation, a closing that fills the grid and trace lines, the largest
-    blob, then `quad_from_mask`.
+    threshold on brightness minus half the saturation, a closing that fills the grid and trace lines, the
+    largest blob, then `quad_from_mask`. When the two Otsu classes differ by less than `min_contrast` grey
+    levels there is no paper/background edge to find (a full-frame scan, pink grid and all): the whole
+    region is the paper.
 
     Args:
         img_bgr: uint8 HxWx3 BGR image.
@@ -115,9 +117,12 @@ def classical_corners(
     scale = small.shape[1] / roi.shape[1]
     hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     # paper is bright and nearly colourless; desks, hands and shadows are darker or coloured
-    score = cv2.subtract(hsv[:, :, 2], hsv[:, :, 1])
+    score = cv2.subtract(hsv[:, :, 2], hsv[:, :, 1] // 2)
     score = cv2.GaussianBlur(score, (5, 5), 0)
-    _, mask = cv2.threshold(score, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    t, mask = cv2.threshold(score, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    hi, lo = score[mask > 0], score[mask == 0]
+    if not hi.size or not lo.size or float(hi.mean()) - float(lo.mean()) < min_contrast:
+        return box_corners(np.array([x0, y0, x1, y1], np.float32))
     k = max(3, int(round(min(small.shape[:2]) * 0.03)) | 1)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     quad = quad_from_mask(mask, min_fraction=0.1)

@@ -1,0 +1,133 @@
+"""The Preprocessor: modes, rejection of no-ECG images, debug montage, model input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from handmade import constant_detector_onnx, make_hand_scene, raw_rows
+
+from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
+from edgeecg.bundle import DEFAULT_PREPROCESS
+from edgeecg.errors import UsageError
+from edgeecg.preprocess import (
+    Detector,
+    PreprocessConfig,
+    Preprocessor,
+    save_debug_montage,
+    to_model_input,
+)
+
+OUT = (96, 128)
+
+
+def _detector(tmp_path, rows, name="det.onnx") -> Detector:
+    path = constant_detector_onnx(tmp_path / name, raw_rows(rows))
+    return Detector(OnnxRuntimeRunner(path, threads=1), keypoints=4)
+
+
+def test_nothing_found_is_rejected_with_its_confidence(tmp_path):
+    det = _detector(tmp_path, [[32, 32, 20, 20, 0.07]])
+    for mode in ("none", "crop", "warp"):
+        prep = Preprocessor(PreprocessConfig(mode=mode), det, OUT)(
+            make_hand_scene((320, 240)).image, debug=True
+        )
+        assert prep.image is None, f"mode {mode}: a rejected image must not reach the classifier"
+        assert prep.rejected == "no ECG found (confidence 0.07 < 0.25)"
+        assert prep.confidence == pytest.approx(0.07, abs=1e-6)
+        assert "input" in prep.stages
+
+
+def test_empty_output_is_rejected_with_zero_confidence(tmp_path):
+    det = _detector(tmp_path, [])
+    prep = Preprocessor(PreprocessConfig(), det, OUT)(np.zeros((64, 64, 3), np.uint8))
+    assert prep.image is None and prep.confidence == 0.0 and prep.rejected.startswith("no ECG found")
+
+
+def test_crop_takes_the_box_plus_margin(tmp_path):
+    # box covers input x 16..48, y 24..40 of a 64x64 image: exactly one white block
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[24:40, 16:48] = 255
+    det = _detector(tmp_path, [[32, 32, 32, 16, 0.9]])
+    cfg = PreprocessConfig(mode="crop", margin=0.0, clahe_space="none")
+    prep = Preprocessor(cfg, det, (16, 32))(img)
+    assert prep.rejected is None and prep.image.shape == (16, 32, 3)
+    assert prep.image.min() == 255
+    with_margin = Preprocessor(PreprocessConfig(mode="crop", margin=0.25, clahe_space="none"), det, (16, 32))(
+        img
+    )
+    assert with_margin.image.min() == 0, "a 25% margin must bring in the dark surround"
+
+
+def test_warp_uses_keypoints_and_falls_back_when_unsure(tmp_path):
+    scene = make_hand_scene((640, 480), seed=5)
+    q = scene.quad * (64 / 640)  # scene -> 64x64 input; the 480 px height is letterboxed with an 8 px pad
+    q[:, 1] += 8
+    box = [*(q.min(0) + q.max(0)) / 2, *(q.max(0) - q.min(0))]
+    sure = [*box, 0.9, *np.column_stack([q, np.full(4, 0.95)]).ravel()]
+    unsure = [*box, 0.9, *np.column_stack([q, np.full(4, 0.1)]).ravel()]
+    cfg = PreprocessConfig(mode="warp", corners="keypoints")
+    p1 = Preprocessor(cfg, _detector(tmp_path, [sure], "a.onnx"), OUT)(scene.image)
+    p2 = Preprocessor(cfg, _detector(tmp_path, [unsure], "b.onnx"), OUT)(scene.image)
+    assert p1.corner_source == "keypoints" and p2.corner_source == "classical"
+    np.testing.assert_allclose(p1.corners, scene.quad, atol=0.5)
+    assert np.linalg.norm(p2.corners - scene.quad, axis=1).max() < 0.015 * np.hypot(640, 480)
+
+
+def test_without_detector_crop_uses_the_whole_image():
+    img = make_hand_scene((320, 240)).image
+    prep = Preprocessor(PreprocessConfig(mode="crop", clahe_space="none"), None, (240, 320))(img)
+    assert prep.rejected is None and prep.confidence == 1.0 and prep.box is None
+    np.testing.assert_array_equal(prep.image, img)
+
+
+def test_modes_give_model_sized_images_and_timings():
+    img = make_hand_scene((400, 300), seed=6).image
+    for mode in ("none", "crop", "warp"):
+        prep = Preprocessor(PreprocessConfig(mode=mode, corners="classical"), None, OUT)(img)
+        assert prep.image.shape == (*OUT, 3) and prep.image.dtype == np.uint8
+        assert {"clahe", "total"} <= set(prep.timings)
+
+
+def test_debug_montage_has_every_stage(tmp_path):
+    img = make_hand_scene((400, 300), seed=7).image
+    prep = Preprocessor(PreprocessConfig(mode="warp", corners="classical"), None, OUT)(img, debug=True)
+    assert list(prep.stages) == ["input", "warp", "clahe"]
+    path = tmp_path / "dbg" / "x.png"
+    save_debug_montage(prep, path)
+    montage = cv2.imread(str(path))
+    assert montage is not None and montage.shape[0] == 360 and montage.shape[1] > 3 * 360
+
+
+def test_to_model_input_normalises_and_orders_channels():
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[..., 0], img[..., 2] = 255, 51  # B = 255, R = 51
+    x = to_model_input([img, img], mean=[0.2, 0.0, 0.0], std=[0.5, 1.0, 1.0], channel_order="RGB")
+    assert x.shape == (2, 3, 2, 3) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0, 0], 0.0, atol=1e-6)  # R: (0.2 - 0.2) / 0.5
+    np.testing.assert_allclose(x[0, 2], 1.0, atol=1e-6)  # B last in RGB order
+    xb = to_model_input([img], mean=[0, 0, 0], std=[1, 1, 1], channel_order="BGR")
+    np.testing.assert_allclose(xb[0, 0], 1.0, atol=1e-6)
+
+
+def test_config_from_manifest_and_validation():
+    cfg = PreprocessConfig.from_manifest(DEFAULT_PREPROCESS, {"conf_threshold": 0.4})
+    assert cfg == PreprocessConfig(conf_threshold=0.4)
+    custom = PreprocessConfig.from_manifest(
+        {
+            "mode": "warp",
+            "corners": "classical",
+            "clahe": {"clip_limit": 3.0, "tile_grid": [4, 4], "space": "gray"},
+        }
+    )
+    assert (custom.mode, custom.clahe_clip, custom.clahe_tiles, custom.clahe_space) == (
+        "warp",
+        3.0,
+        (4, 4),
+        "gray",
+    )
+    assert PreprocessConfig.from_manifest(custom.to_manifest()) == custom
+    with pytest.raises(UsageError):
+        PreprocessConfig(mode="zoom")
+    with pytest.raises(UsageError):
+        Preprocessor(PreprocessConfig(mode="warp", corners="sam"), None, OUT)

@@ -1,0 +1,62 @@
+"""Every mode on the real photos and scans in ../shared/realdata/photos (tests only; nothing is tuned here)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from handmade import constant_detector_onnx, raw_rows
+
+from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
+from edgeecg.preprocess import Detector, PreprocessConfig, Preprocessor
+
+OUT = (128, 256)
+#: Flat scans and screenshots where the paper fills the frame.
+FULL_FRAME = [
+    "ECG_HB.jpg", "ECG_MI.jpg", "ECG_Normal.jpg", "ECG_PMI.jpg", "fullScan.png", "ecg00053.png",
+    "ecg00001.png", "ecg00003.png", "ecg00009.jpeg", "ecg00010.png", "ecg00011.jpg", "ecg00012.jpg",
+    "ecg00015.png", "ecg00017.png",
+]  # fmt: skip
+
+
+def _photos(realdata):
+    paths = sorted(
+        p for p in (realdata / "photos").iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}
+    )
+    assert len(paths) >= 50, "expected the ~58 real images"
+    return paths
+
+
+def test_every_mode_runs_on_every_real_image(realdata, tmp_path):
+    # a real ONNX detector whose box is the central 80% of any letterboxed input
+    det = Detector(
+        OnnxRuntimeRunner(
+            constant_detector_onnx(tmp_path / "d.onnx", raw_rows([[32, 32, 51, 51, 0.9]])), threads=1
+        )
+    )
+    # with a detector: every mode (warp's keypoints have zero confidence, so it falls back to classical);
+    # without one: the whole frame (crop) and the classical corners over the whole frame (warp)
+    configs = [(PreprocessConfig(mode=m), det) for m in ("none", "crop", "warp")] + [
+        (PreprocessConfig(mode="crop"), None),
+        (PreprocessConfig(mode="warp", corners="classical"), None),
+    ]
+    for path in _photos(realdata):
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        assert img is not None, path.name
+        for cfg, d in configs:
+            prep = Preprocessor(cfg, d, OUT)(img)
+            assert prep.rejected is None and prep.image.shape == (*OUT, 3), f"{path.name} {cfg}"
+            assert prep.image.std() > 5, f"{path.name} {cfg}: a blank crop lost the ECG"
+
+
+@pytest.mark.parametrize("name", FULL_FRAME)
+def test_full_frame_scans_keep_the_page(realdata, name):
+    img = cv2.imread(str(realdata / "photos" / name), cv2.IMREAD_COLOR)
+    h, w = img.shape[:2]
+    warp = Preprocessor(PreprocessConfig(mode="warp", corners="classical"), None, OUT)(img)
+    kept = cv2.contourArea(warp.corners) / (h * w)
+    assert kept >= 0.9, f"classical corners keep only {kept:.0%} of {name}"
+    crop = Preprocessor(PreprocessConfig(mode="crop"), None, OUT)(img)
+    assert crop.box is None and crop.image.shape == (*OUT, 3)  # no detector: the whole frame, by design
+    ref = cv2.resize(img, OUT[::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(crop.image.astype(int) - ref).mean() < 40  # only CLAHE differs
