@@ -339,7 +339,12 @@ def _apply_cd(b: _Beat, rng: np.random.Generator, kind: str, fs: float) -> None:
             septal,
             (main[0], 0.045, 0.012),
             # Late, slow right-ventricular forces: R' in V1-V2, wide S in I, aVL, V5-V6.
-            (float(rng.uniform(0.6, 1.1)) * _unit(np.array([-0.55, 0.1, -0.85])), d - 2.5 * sr, sr),
+            (
+                float(rng.uniform(0.5, 0.75) * np.linalg.norm(main[0]))
+                * _unit(np.array([-0.55, 0.1, -0.85])),
+                d - 2.5 * sr,
+                sr,
+            ),
         ]
         b.qrs[0] = (septal[0], 0.016, 0.007)
         vt, tp, sl, s_r = b.t[0]
@@ -381,7 +386,9 @@ def _apply_hyp(b: _Beat, rng: np.random.Generator, kind: str, fs: float) -> None
             vt, tp, sl, sr = b.t[0]
             # Asymmetric inversion: slow descent, quick return.
             b.t[0] = (float(rng.uniform(0.2, 0.45)) * _unit(np.array([-0.8, 0.25, 0.3])), tp, sl * 1.2, sr)
-        b.diagnoses.append("Left ventricular hypertrophy" + (" with repolarisation abnormality" * (kind != "LVH")))
+        b.diagnoses.append(
+            "Left ventricular hypertrophy" + (" with repolarisation abnormality" * (kind != "LVH"))
+        )
     elif kind == "RVH":
         vec, c, s = b.qrs[1]
         b.qrs[1] = (float(rng.uniform(1.0, 1.7)) * _unit(_frontal(float(rng.uniform(115, 150)), -0.6)), c, s)
@@ -394,7 +401,10 @@ def _apply_hyp(b: _Beat, rng: np.random.Generator, kind: str, fs: float) -> None
         (v1, c1, s), (v2, _, _) = b.p
         s2 = float(rng.uniform(0.022, 0.026))
         # Later, larger, posterior left-atrial lobe: wide notched P in II, deep terminal negative P in V1.
-        b.p = [(v1, c1, s), (float(rng.uniform(0.14, 0.22)) * _unit(np.array([0.7, 0.35, 0.65])), c1 + 0.06, s2)]
+        b.p = [
+            (v1, c1, s),
+            (float(rng.uniform(0.14, 0.22)) * _unit(np.array([0.7, 0.35, 0.65])), c1 + 0.06, s2),
+        ]
         b.diagnoses.append("Left atrial enlargement")
     b.subtypes.append(kind)
 
@@ -486,9 +496,22 @@ def _calibrate(b: _Beat, rng: np.random.Generator, labels: dict[str, int], fs: f
         if kind.endswith("MI acute"):
             territory = kind.split()[0]
             _scale_st(b, fs, TERRITORY_LEADS[territory], +1, float(rng.uniform(0.13, 0.35)))
+        if kind.startswith("T inversion"):
+            _deepen_t(b, fs, TERRITORY_LEADS[info["sttc_wall"]], _unit(_TERRITORY_DIR[info["sttc_wall"]]))
         if kind.startswith("ST depression") or kind == "LVH strain":
             wall = info.get("sttc_wall", "lateral") if kind.startswith("ST") else "lateral"
             _scale_st(b, fs, TERRITORY_LEADS[wall], -1, float(rng.uniform(0.07, 0.2)))
+
+
+def _deepen_t(b: _Beat, fs: float, leads: tuple[str, ...], d: np.ndarray, target: float = 0.15) -> None:
+    """Turn the T vector away from `d` until at least two of `leads` show T inversion >= `target`."""
+    for _ in range(12):
+        tpl = _Template(b, fs)
+        tx = tpl.t_extreme(tpl.total())[_ix(leads)]
+        if int(np.sum(tx <= -target)) >= 2:
+            return
+        vt, tp, sl, sr = b.t[0]
+        b.t[0] = (vt - 0.08 * d, tp, sl, sr)
 
 
 def _scale_st(b: _Beat, fs: float, leads: tuple[str, ...], sign: float, target: float) -> None:
@@ -522,8 +545,10 @@ def _rr_sequence(rng: np.random.Generator, af: bool, hr: float, total: float) ->
     # Sinus: respiratory modulation plus a little jitter (CV well below 0.06).
     f_resp, a_resp = rng.uniform(0.15, 0.35), rng.uniform(0.005, 0.03)
     t = np.cumsum(np.full(n, mean_rr))
-    return mean_rr * (1 + a_resp * np.sin(2 * np.pi * f_resp * t + rng.uniform(0, 2 * np.pi))) * (
-        1 + rng.normal(0, 0.006, n)
+    return (
+        mean_rr
+        * (1 + a_resp * np.sin(2 * np.pi * f_resp * t + rng.uniform(0, 2 * np.pi)))
+        * (1 + rng.normal(0, 0.006, n))
     )
 
 
@@ -534,7 +559,7 @@ def _f_waves(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(f0 + drift) * (t[1] - t[0]) if t.size > 1 else np.zeros_like(t)
     env = 1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3))
     wave = np.sin(phase) + 0.35 * np.sin(2 * phase + rng.uniform(0, 6.3))
-    direction = _unit(np.array([-0.4, 0.3, -0.85]) + rng.normal(0, 0.15, 3))  # strongest in V1
+    direction = _unit(np.array([-0.4, 0.15, -0.85]) + rng.normal(0, 0.1, 3))  # strongest in V1
     amp = rng.uniform(0.025, 0.12)
     return amp * direction[:, None] * (env * wave)[None, :]  # [3, 1] * [1, n] -> [3, n]
 
@@ -833,7 +858,9 @@ def qrs_amplitudes(record: ECGRecord, lead: str) -> tuple[float, float]:
 
 def sokolow_lyon(record: ECGRecord) -> float:
     """Sokolow-Lyon voltage S(V1) + max(R(V5), R(V6)) in mV, measured."""
-    return qrs_amplitudes(record, "V1")[1] + max(qrs_amplitudes(record, "V5")[0], qrs_amplitudes(record, "V6")[0])
+    return qrs_amplitudes(record, "V1")[1] + max(
+        qrs_amplitudes(record, "V5")[0], qrs_amplitudes(record, "V6")[0]
+    )
 
 
 def qrs_axis(record: ECGRecord) -> float:
@@ -842,7 +869,14 @@ def qrs_axis(record: ECGRecord) -> float:
     areas = []
     for name in ("I", "aVF"):
         sig = _smooth(record.lead(name), record.fs)
-        areas.append(np.median([(sig[a:b] - _baseline(sig, a, record.fs)).sum() for a, b in zip(f.onset, f.offset, strict=True)]))
+        areas.append(
+            np.median(
+                [
+                    (sig[a:b] - _baseline(sig, a, record.fs)).sum()
+                    for a, b in zip(f.onset, f.offset, strict=True)
+                ]
+            )
+        )
     return math.degrees(math.atan2(areas[1], areas[0]))
 
 
