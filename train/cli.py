@@ -1,0 +1,190 @@
+"""`edgeecg-train`: stage1, stage2 (k-fold), evaluate, show-config.
+
+    edgeecg-train stage1 --config X.yaml --out DIR
+    edgeecg-train stage2 --config X.yaml --init DIR/stage1/best.safetensors --out DIR [--fold K]
+    edgeecg-train evaluate --out DIR [--test DATASET]
+    edgeecg-train show-config [--config X.yaml]
+
+`--set key=value` (repeatable, dotted keys for nested settings, values parsed as YAML) overrides the
+config file. Under torchrun (WORLD_SIZE > 1) the same commands train with DDP. Exit codes: 0 fine,
+1 failure, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from edgeecg.errors import EdgeECGError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--set wants key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _absolute(data: dict) -> dict:
+    """Paths given with --set are relative to the current directory."""
+    for key in ("target", "val"):
+        if isinstance(data.get(key), dict) and data[key].get("path"):
+            data[key]["path"] = str(Path(data[key]["path"]).resolve())
+    if data.get("init_checkpoint"):
+        data["init_checkpoint"] = str(Path(data["init_checkpoint"]).resolve())
+    return data
+
+
+def _config(args: argparse.Namespace):
+    from edgeecg.train.config import load_config  # noqa: PLC0415
+
+    over = _absolute(_overrides(args.set or []))
+    return load_config(args.config, over)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeecg-train", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, out: bool = True) -> None:
+        p.add_argument("--config", help="YAML config (see `edgeecg-train show-config` for the keys)")
+        p.add_argument(
+            "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
+        )
+        if out:
+            p.add_argument("--out", required=True, help="run directory (stage1/ and stage2/ go inside)")
+
+    p1 = sub.add_parser("stage1", help="domain fine-tuning on a weighted mix of sources")
+    common(p1)
+    p2 = sub.add_parser("stage2", help="k-fold fine-tuning on the target set from the stage I weights")
+    common(p2)
+    p2.add_argument(
+        "--init", help="initial weights (default: config init_checkpoint, else OUT/stage1/best.safetensors)"
+    )
+    p2.add_argument("--fold", type=int, help="run only fold K (run folds as parallel processes)")
+    p3 = sub.add_parser(
+        "evaluate", help="report out-of-fold metrics; with --test, the ensemble on a test set"
+    )
+    common(p3)
+    p3.add_argument(
+        "--test", help="labelled test dataset (dataset dir or CSV; column names from --config target)"
+    )
+    p3.add_argument("--report", help="where to write the test report (default OUT/eval)")
+    p4 = sub.add_parser("show-config", help="print the resolved config, or every key with its documentation")
+    common(p4, out=False)
+    p4.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edgeecg.train import config as C  # noqa: PLC0415
+
+    if args.command == "show-config":
+        if args.keys:
+            print("\n".join(C.describe()))
+        else:
+            print(yaml.safe_dump(C.config_to_dict(_config(args)), sort_keys=False), end="")
+        return 0
+    cfg = _config(args)
+    out = Path(args.out)
+    if args.command == "stage1":
+        from edgeecg.train.stages import run_stage1  # noqa: PLC0415
+
+        res = run_stage1(cfg, out)
+        print(
+            f"stage1: best val macro AUROC {res.best_score:.4f} at epoch {res.best_epoch} -> {out / 'stage1'}"
+        )
+        return 0
+    if args.command == "stage2":
+        from edgeecg.train.stages import run_stage2  # noqa: PLC0415
+
+        init = args.init or cfg.init_checkpoint or None
+        if init is None and (out / "stage1" / "best.safetensors").is_file():
+            init = str(out / "stage1" / "best.safetensors")
+        res = run_stage2(cfg, out, init=init, fold=args.fold)
+        for f, r in res["folds"].items():
+            print(f"stage2 fold {f}: best val macro AUROC {r.best_score:.4f} at epoch {r.best_epoch}")
+        if res["merged"]:
+            pooled = res["merged"]["report"]["pooled"]["macro_auroc"]
+            print(f"stage2: out-of-fold macro AUROC {pooled:.4f}; members in {out / 'stage2' / 'ensemble'}")
+        return 0
+    if args.command == "evaluate":
+        return _evaluate(args, cfg, out)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
+    import dataclasses  # noqa: PLC0415
+
+    from edgeecg.train.evaluate import ensemble_report, oof_report, read_thresholds  # noqa: PLC0415
+    from edgeecg.train.stages import datasets_for  # noqa: PLC0415
+
+    s2 = out / "stage2"
+    if not (s2 / "oof.npz").is_file():
+        raise UsageError(f"{s2} has no merged out-of-fold predictions (run every stage2 fold first)")
+    rep = oof_report(s2)
+    print(f"out-of-fold macro AUROC {rep['pooled']['macro_auroc']:.4f} (report {s2 / 'report.json'})")
+    if args.test:
+        from edgeecg.train.config import DataConfig  # noqa: PLC0415
+        from edgeecg.train.data import make_source  # noqa: PLC0415
+
+        base = cfg.target or DataConfig()
+        test_cfg = dataclasses.replace(
+            base, path=str(Path(args.test).resolve()), kind="dir", root="", geometry=""
+        )
+        ds = datasets_for(cfg, [make_source(test_cfg)], train_augment=False)
+        members = sorted((s2 / "ensemble").glob("fold*.safetensors"))
+        report_dir = Path(args.report) if args.report else out / "eval"
+        r = ensemble_report(
+            members,
+            ds,
+            read_thresholds(s2 / "thresholds.json"),
+            report_dir,
+            cfg.eval_batch_size,
+            progress=cfg.progress,
+        )
+        print(
+            f"test ensemble macro AUROC {r['ensemble_mean']['macro_auroc']:.4f} (report {report_dir / 'report.json'})"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `edgeecg-train`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose + 1, 2), format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return _run(args)
+    except UsageError as err:
+        print(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except EdgeECGError as err:
+        print(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"edgeecg-train {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
