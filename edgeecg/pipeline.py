@@ -1,0 +1,519 @@
+"""The inference pipeline: pre-processing, the ensemble, the manifest's thresholds -> one `Result` per image.
+
+    with Pipeline.from_bundle() as pipe:             # the default bundle shipped in the package
+        for result in pipe.run_paths(["ecg.jpg"]):
+            print(result.probabilities, result.positive)
+
+The bundle's sha256 values are checked for every file before it is loaded. The classifier runs in
+batches; a fused ensemble model is used when the bundle has one, else one runner per member, averaged
+here. Votes count, per label, the members whose probability reaches the label's threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg import LABELS
+from edgeecg.backends import resolve_backend, runner_class
+from edgeecg.backends.base import Runner
+from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, verify
+from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
+from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
+from edgeecg.preprocess import Detector, Prepared, PreprocessConfig, Preprocessor, SamCorners, to_model_input
+from edgeecg.preprocess import save_debug_montage as _save_montage
+
+log = logging.getLogger(__name__)
+
+#: Precision preferred when none is asked for, by backend.
+_PREFERRED_PRECISION = {"tensorrt": ("fp16", "fp32"), "onnxruntime": ("fp32", "fp16"), "torch": ("fp32",)}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+@dataclass
+class Result:
+    """What the pipeline says about one image.
+
+    Attributes:
+        image: the image's name (its path, or the index for in-memory images).
+        probabilities: label -> probability (MI, AF, HYP, CD, STTC order); None when rejected or failed.
+        positive: labels whose probability reaches the manifest threshold, in label order.
+        votes: label -> how many members are at or above the threshold.
+        member_probabilities: one label -> probability dict per ensemble member.
+        box: paper box [x0, y0, x1, y1] in image pixels, when a detector ran and found it.
+        corners: paper corners [[x, y] * 4] clockwise from top-left, when known.
+        confidence: the detector's score for the paper.
+        rejected: True when no ECG was found (then `reason` says why and there are no probabilities).
+        reason: why it was rejected.
+        error: a one-line error when the image could not be used at all (unreadable file, ...).
+        timings: milliseconds per stage: decode, detect, crop / warp / resize, clahe, classify (the
+            batch's time shared equally by its images), total.
+        backend: the backend that classified it.
+    """
+
+    image: str
+    probabilities: dict[str, float] | None = None
+    positive: list[str] = field(default_factory=list)
+    votes: dict[str, int] | None = None
+    member_probabilities: list[dict[str, float]] | None = None
+    box: list[float] | None = None
+    corners: list[list[float]] | None = None
+    confidence: float | None = None
+    rejected: bool = False
+    reason: str | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    backend: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the image was classified (neither rejected nor failed)."""
+        return self.error is None and not self.rejected
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; a failed image gives only {"image", "error"}."""
+        if self.error is not None:
+            return {"image": self.image, "error": self.error}
+        d: dict[str, Any] = {
+            "image": self.image,
+            "rejected": self.rejected,
+            "reason": self.reason,
+            "probabilities": self.probabilities,
+            "positive": self.positive,
+            "votes": self.votes,
+            "member_probabilities": self.member_probabilities,
+            "box": self.box,
+            "corners": self.corners,
+            "confidence": self.confidence,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
+            "backend": self.backend,
+        }
+        return d
+
+    def to_json(self) -> str:
+        """One line of JSON (for JSONL output)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+class Ensemble:
+    """The classifier: one fused model (outputs mean and per-member probabilities) or several members.
+
+    Args:
+        runners: the member runners, or a single fused runner.
+        fused_outputs: for a fused model, {"mean": output name, "members": output name}; None for members.
+        output_kind: what member models output: "logits" (sigmoid applied here) or "probabilities".
+    """
+
+    def __init__(
+        self, runners: list[Runner], fused_outputs: dict[str, str] | None = None, output_kind: str = "logits"
+    ) -> None:
+        if fused_outputs is not None and len(runners) != 1:
+            raise UsageError("a fused ensemble is one model")
+        self.runners = runners
+        self.fused_outputs = fused_outputs
+        self.output_kind = output_kind
+
+    def activate(self) -> None:
+        for r in self.runners:
+            r.activate()
+
+    def deactivate(self) -> None:
+        for r in self.runners:
+            r.deactivate()
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities for a float32 [N, 3, H, W] batch: mean [N, 5] and per member [N, M, 5]."""
+        if self.fused_outputs is not None:
+            out = self.runners[0].infer(x)
+            members = np.asarray(out[self.fused_outputs["members"]], np.float32)
+            mean = out.get(self.fused_outputs.get("mean", ""))
+            mean = members.mean(axis=1) if mean is None else np.asarray(mean, np.float32)
+        else:
+            per = []
+            for r in self.runners:
+                y = next(iter(r.infer(x).values()))  # [N, 5]
+                per.append(_sigmoid(y) if self.output_kind == "logits" else np.asarray(y, np.float32))
+            members = np.stack(per, axis=1)  # M x [N, 5] -> [N, M, 5]
+            mean = members.mean(axis=1)
+        if mean.shape != (x.shape[0], len(LABELS)) or members.shape[::2] != (x.shape[0], len(LABELS)):
+            raise BackendError(f"classifier gave shapes {mean.shape} and {members.shape}; expected [N, 5]")
+        return mean, members
+
+
+class Pipeline:
+    """Pre-processing plus ensemble plus thresholds. Build it with `from_bundle`; use it as a context manager.
+
+    Args:
+        manifest: the bundle manifest.
+        preprocessor: the pre-processing chain.
+        ensemble: the classifier.
+        backend: the classifier's backend name (reported in results).
+        batch_size: images per classifier call.
+        extra_runners: other runners to close with the pipeline (detector, SAM).
+    """
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        preprocessor: Preprocessor,
+        ensemble: Ensemble,
+        backend: str,
+        batch_size: int = 8,
+        extra_runners: list[Runner] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        clf = manifest["classifier"]
+        self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.ensemble = ensemble
+        self.backend = backend
+        self.batch_size = batch_size
+        self.thresholds = np.asarray(clf["thresholds"], np.float32)
+        inp = clf["input"]
+        self._norm = (
+            inp["mean"],
+            inp["std"],
+            inp.get("channel_order", "RGB"),
+            float(inp.get("scale", 255.0)),
+        )
+        self._extra = list(extra_runners or [])
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle_dir: str | Path | None = None,
+        backend: str = "auto",
+        threads: int = 0,
+        precision: str | None = None,
+        fused: bool | None = None,
+        verify: bool = True,
+        batch_size: int = 8,
+        cuda_graph: bool = False,
+    ) -> Pipeline:
+        """Load a bundle: check its manifest and the sha256 of the files it will load, then build runners.
+
+        Args:
+            bundle_dir: the bundle directory (default: the bundle shipped in the package).
+            backend: auto | onnxruntime | tensorrt | torch.
+            threads: CPU threads for ONNX Runtime / torch (0: the library's default).
+            precision: classifier variant ("fp32", "fp16"); default by backend (TensorRT prefers fp16).
+            fused: use the fused ensemble model (None: when the bundle has one).
+            verify: check sha256 values before loading (leave on outside tests of this very check).
+            batch_size: images per classifier call.
+            cuda_graph: TensorRT only: replay a CUDA graph for batch-1 calls.
+        """
+        bundle = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir()
+        if bundle_dir is None and not (bundle / "manifest.json").is_file():
+            raise BundleError(
+                f"the default model bundle is not installed ({bundle}); pass --bundle DIR "
+                "(build one with edgeecg-export)"
+            )
+        manifest = load_manifest(bundle)
+        variants = manifest["classifier"]["variants"]
+        if backend == "auto":
+            prec = _pick_precision(variants, precision, "tensorrt")
+            backend = resolve_backend("auto", manifest, _trt_targets(variants[prec], fused), prec)
+        else:
+            resolve_backend(backend, manifest, [], "")  # validates the name
+        precision = _pick_precision(variants, precision, backend)
+        variant = variants[precision]
+        use_fused = _use_fused(variant, fused, backend)
+        log.info(
+            "bundle %s: backend %s, precision %s, %s",
+            bundle,
+            backend,
+            precision,
+            "fused ensemble" if use_fused else f"{len(variant.get('members', []))} members",
+        )
+
+        files: list[str] = []
+        runners: list[Runner] = []
+        fused_outputs = None
+        if backend == "tensorrt":
+            from edgeecg.backends.tensorrt import TensorRTRunner, select_plan  # noqa: PLC0415
+
+            for target in _trt_targets(variant, use_fused):
+                entry = select_plan(manifest, target, precision, bundle_dir=bundle)
+                files.append(entry["file"])
+                runners.append(TensorRTRunner(bundle / entry["file"], name=target, cuda_graph=cuda_graph))
+        elif backend == "torch":
+            from edgeecg.backends.torch import TorchRunner  # noqa: PLC0415
+
+            for i, m in enumerate(variant.get("members") or []):
+                ck = m.get("checkpoint")
+                if not ck:
+                    raise BundleError(
+                        f"member {m.get('fold', i)} has no checkpoint: the torch backend needs one"
+                    )
+                files.append(ck["file"])
+                sidecar = bundle / ck["sidecar"] if ck.get("sidecar") else None
+                runners.append(
+                    TorchRunner(
+                        bundle / ck["file"],
+                        sidecar=sidecar,
+                        threads=threads,
+                        name=f"member:{m.get('fold', i)}",
+                    )
+                )
+        else:
+            ort_cls = runner_class(backend)
+            entries = [variant["fused"]] if use_fused else list(variant.get("members") or [])
+            for i, e in enumerate(entries):
+                files.append(e["file"])
+                runners.append(
+                    ort_cls(
+                        bundle / e["file"],
+                        threads=threads,
+                        name="fused" if use_fused else f"member:{e.get('fold', i)}",
+                    )
+                )
+        if use_fused:
+            fused_outputs = dict(
+                variant["fused"].get("outputs") or {"mean": "prob", "members": "member_probs"}
+            )
+
+        det_section = manifest.get("detector")
+        extra: list[Runner] = []
+        detector = None
+        if det_section:
+            det_runner = _detector_runner(manifest, bundle, backend, precision, threads, files)
+            extra.append(det_runner)
+            detector = Detector.from_manifest(det_runner, det_section)
+        cfg = PreprocessConfig.from_manifest(manifest.get("preprocess"), det_section)
+        sam = None
+        sam_section = manifest.get("sam")
+        if sam_section and cfg.mode == "warp" and cfg.corners == "sam":
+            ort_cls = runner_class("onnxruntime")
+            enc, dec = sam_section["encoder"], sam_section["decoder"]
+            files += [enc["file"], dec["file"]]
+            sam_runners = [
+                ort_cls(bundle / enc["file"], threads=threads, name="sam-encoder"),
+                ort_cls(bundle / dec["file"], threads=threads, name="sam-decoder"),
+            ]
+            extra += sam_runners
+            sam = SamCorners(*sam_runners)
+        if verify:
+            _verify_files(bundle, manifest, files)
+        inp = manifest["classifier"]["input"]
+        pre = Preprocessor(cfg, detector, (int(inp["height"]), int(inp["width"])), sam=sam)
+        ensemble = Ensemble(runners, fused_outputs, manifest["classifier"].get("output", "logits"))
+        return cls(manifest, pre, ensemble, backend, batch_size, extra)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def activate(self) -> None:
+        """Load every model (also done lazily on first use)."""
+        try:
+            self.ensemble.activate()
+            for r in self._extra:
+                r.activate()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Free every runner."""
+        self.ensemble.deactivate()
+        for r in self._extra:
+            r.deactivate()
+
+    def __enter__(self) -> Pipeline:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stages ------------------------------------------------------------------------------------
+    def preprocess(self, img_bgr: np.ndarray, debug: bool = False) -> Prepared:
+        """Run the pre-processing chain on one BGR image."""
+        return self.preprocessor(img_bgr, debug=debug)
+
+    def classify(self, prepared: list[Prepared], names: list[str] | None = None) -> list[Result]:
+        """Results for already pre-processed images, classifying the accepted ones in batches."""
+        names = names or [str(i) for i in range(len(prepared))]
+        results = [self._base_result(p, n) for p, n in zip(prepared, names, strict=True)]
+        todo = [i for i, p in enumerate(prepared) if p.rejected is None]
+        for start in range(0, len(todo), self.batch_size):
+            idx = todo[start : start + self.batch_size]
+            x = to_model_input([prepared[i].image for i in idx], *self._norm)
+            t0 = time.perf_counter()
+            mean, members = self.ensemble(x)
+            per_image_ms = (time.perf_counter() - t0) * 1000 / len(idx)
+            for row, i in enumerate(idx):
+                self._fill(results[i], mean[row], members[row], per_image_ms)
+        return results
+
+    def run(
+        self, images: list[np.ndarray], names: list[str] | None = None, debug_dir: str | Path | None = None
+    ) -> list[Result]:
+        """Classify in-memory BGR images.
+
+        Args:
+            images: uint8 HxWx3 BGR images (any size).
+            names: a name per image for the results (default: the index).
+            debug_dir: write a montage of the pre-processing stages per image there.
+        """
+        names = names or [str(i) for i in range(len(images))]
+        prepared = []
+        for img, name in zip(images, names, strict=True):
+            p = self.preprocess(img, debug=debug_dir is not None)
+            if debug_dir is not None:
+                _save_montage(p, Path(debug_dir) / f"{Path(name).stem}.debug.png")
+                p.stages.clear()
+            prepared.append(p)
+        return self.classify(prepared, names)
+
+    def run_paths(
+        self,
+        paths: Iterable[str | Path],
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        debug_dir: str | Path | None = None,
+    ) -> Iterator[Result]:
+        """Read, pre-process and classify image files, yielding results in input order as batches finish.
+
+        A file that cannot be read or processed gives a Result with `error` set; the others go on.
+
+        Args:
+            paths: image files.
+            max_pixels: decompression-bomb guard (see `edgeecg.io.read_image`).
+            debug_dir: write a montage of the pre-processing stages per image there.
+        """
+        chunk: list[tuple[str, Prepared | None, str | None, float]] = []
+        for path in paths:
+            chunk.append(self._load(Path(path), max_pixels, debug_dir))
+            if len(chunk) >= self.batch_size:
+                yield from self._finish(chunk)
+                chunk = []
+        if chunk:
+            yield from self._finish(chunk)
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _load(self, path: Path, max_pixels: int, debug_dir: str | Path | None):
+        name = str(path)
+        t0 = time.perf_counter()
+        try:
+            img = read_image(path, max_pixels=max_pixels)
+            decode_ms = (time.perf_counter() - t0) * 1000
+            p = self.preprocess(img, debug=debug_dir is not None)
+            del img
+            if debug_dir is not None:
+                _save_montage(p, Path(debug_dir) / f"{path.stem}.debug.png")
+                p.stages.clear()
+        except EdgeECGError as err:
+            return name, None, str(err), 0.0
+        except (ValueError, MemoryError) as err:  # OpenCV or numpy on a strange image
+            return name, None, f"{path}: cannot process ({type(err).__name__}: {err})".splitlines()[0], 0.0
+        return name, p, None, decode_ms
+
+    def _finish(self, chunk) -> Iterator[Result]:
+        good = [(n, p, d) for n, p, e, d in chunk if e is None]
+        try:
+            classified = iter(self.classify([p for _, p, _ in good], [n for n, _, _ in good]))
+        except EdgeECGError as err:  # a backend failure fails this batch's images, not the run
+            classified = iter([Result(n, error=f"{n}: {err}") for n, _, _ in good])
+        decode = {n: d for n, _, d in good}
+        for name, _, err, _ in chunk:
+            if err is not None:
+                yield Result(name, error=err)
+                continue
+            r = next(classified)
+            if r.error is None:
+                r.timings = {"decode": decode[name], **r.timings}
+                r.timings["total"] = r.timings.get("total", 0.0) + decode[name]
+            yield r
+
+    def _base_result(self, p: Prepared, name: str) -> Result:
+        timings = {k: v * 1000 for k, v in p.timings.items() if k != "total"}
+        timings["total"] = p.timings.get("total", sum(p.timings.values())) * 1000
+        return Result(
+            image=name,
+            box=None if p.box is None else [round(float(v), 2) for v in p.box],
+            corners=None if p.corners is None else [[round(float(a), 2) for a in c] for c in p.corners],
+            confidence=round(float(p.confidence), 4),
+            rejected=p.rejected is not None,
+            reason=p.rejected,
+            timings=timings,
+            backend=self.backend,
+        )
+
+    def _fill(self, r: Result, mean: np.ndarray, members: np.ndarray, classify_ms: float) -> None:
+        thr = self.thresholds
+        r.probabilities = {lab: round(float(v), 6) for lab, v in zip(LABELS, mean, strict=True)}
+        r.positive = [lab for lab, v, t in zip(LABELS, mean, thr, strict=True) if v >= t]
+        votes = (members >= thr[None, :]).sum(axis=0)  # [M, 5] -> [5]
+        r.votes = {lab: int(v) for lab, v in zip(LABELS, votes, strict=True)}
+        r.member_probabilities = [
+            {lab: round(float(v), 6) for lab, v in zip(LABELS, m, strict=True)} for m in members
+        ]
+        r.timings["classify"] = classify_ms
+        r.timings["total"] = r.timings.get("total", 0.0) + classify_ms
+
+
+def _pick_precision(variants: dict[str, Any], precision: str | None, backend: str) -> str:
+    if precision is not None:
+        if precision not in variants:
+            raise UsageError(f"the bundle has no {precision!r} classifier (it has: {', '.join(variants)})")
+        return precision
+    for p in _PREFERRED_PRECISION.get(backend, ("fp32",)):
+        if p in variants:
+            return p
+    return next(iter(variants))
+
+
+def _use_fused(variant: dict[str, Any], fused: bool | None, backend: str) -> bool:
+    if backend == "torch":
+        if fused:
+            raise UsageError("the torch backend runs the members' checkpoints; it has no fused model")
+        return False
+    if fused and not variant.get("fused"):
+        raise UsageError("this bundle has no fused ensemble model")
+    if fused is False and not variant.get("members"):
+        raise UsageError("this bundle has only a fused ensemble model, no members")
+    return bool(variant.get("fused")) if fused is None else fused
+
+
+def _trt_targets(variant: dict[str, Any], fused: bool | None) -> list[str]:
+    if (fused is None and variant.get("fused")) or fused:
+        return ["fused"]
+    return [f"member:{m.get('fold', i)}" for i, m in enumerate(variant.get("members") or [])]
+
+
+def _detector_runner(
+    manifest, bundle: Path, backend: str, precision: str, threads: int, files: list[str]
+) -> Runner:
+    """The detector's runner: its TensorRT plan under the tensorrt backend when the bundle has one, else ORT."""
+    section = manifest["detector"]
+    if backend == "tensorrt":
+        from edgeecg.backends.tensorrt import TensorRTRunner, select_plan  # noqa: PLC0415
+
+        for prec in dict.fromkeys((precision, "fp16", "fp32")):
+            try:
+                entry = select_plan(manifest, "detector", prec, bundle_dir=bundle)
+            except BackendError:
+                continue
+            files.append(entry["file"])
+            return TensorRTRunner(bundle / entry["file"], name="detector")
+        log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
+    files.append(section["file"])
+    return runner_class("onnxruntime")(bundle / section["file"], threads=threads, name="detector")
+
+
+def _verify_files(bundle: Path, manifest: dict[str, Any], files: list[str]) -> None:
+    """sha256 of every file about to be loaded; each must also be named with a sha256 in the manifest."""
+    verify(bundle, manifest, files)
+    listed = {e["file"] for e in iter_file_entries(manifest)}
+    for f in files:
+        if f not in listed:
+            raise BundleError(f"bundle file {f} has no sha256 in the manifest")
