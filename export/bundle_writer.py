@@ -98,6 +98,10 @@ def read_thresholds(path: str | Path | None) -> tuple[list[float], str]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UsageError(f"cannot read thresholds {path}: {err}") from None
+    return _parse_thresholds(data, str(path))
+
+
+def _parse_thresholds(data: Any, path: str) -> tuple[list[float], str]:
     method = "from-file"
     if isinstance(data, dict) and "thresholds" in data:
         method = str(data.get("method") or data.get("threshold_method") or method)
@@ -116,6 +120,20 @@ def read_thresholds(path: str | Path | None) -> tuple[list[float], str]:
     if not all(0.0 <= v <= 1.0 for v in values):
         raise UsageError(f"thresholds {path} must lie in [0, 1]")
     return values, method
+
+
+def _preprocess(trained: Any) -> dict[str, Any]:
+    """The manifest's preprocess section: the runtime defaults, with training's CLAHE settings when known."""
+    section = json.loads(json.dumps(DEFAULT_PREPROCESS))  # deep copy
+    if isinstance(trained, dict):
+        if trained.get("clahe_clip") is not None:
+            section["clahe"]["clip_limit"] = float(trained["clahe_clip"])
+        if trained.get("clahe_tile") is not None:
+            tile = trained["clahe_tile"]
+            section["clahe"]["tile_grid"] = [int(tile), int(tile)] if isinstance(tile, int) else list(tile)
+        if trained.get("mode"):
+            section["trained_with"] = str(trained["mode"])
+    return section
 
 
 # -- ensemble outputs in ONNX Runtime -----------------------------------------------------------------
@@ -176,6 +194,10 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         raise UsageError(f"precision must be fp32 or fp16, not {cfg.precision!r}")
     members = find_checkpoints(list(cfg.checkpoints))
     thresholds, threshold_method = read_thresholds(cfg.thresholds)
+    side_thr = members[0].sidecar.get("thresholds")
+    if cfg.thresholds is None and isinstance(side_thr, dict | list):
+        # Training stores its OOF thresholds in each ensemble member's sidecar; use them when no file is given.
+        thresholds, threshold_method = _parse_thresholds(side_thr, f"{members[0].weights.name} sidecar")
     input_cfg = {"name": "image", "layout": "NCHW", "scale": 255.0, **members[0].input}
     checks: dict[str, Any] = {"members": []}
 
@@ -252,8 +274,8 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             "checkpoints": [
                 {"file": str(m.weights.resolve()), "sha256": m.sha256, "fold": m.fold} for m in members
             ],
-            "seed": members[0].sidecar.get("seed", 0),
-            "data": members[0].sidecar.get("data"),
+            "seed": (members[0].sidecar.get("config") or {}).get("seed", members[0].sidecar.get("seed")),
+            "data": (members[0].sidecar.get("config") or {}).get("sources", members[0].sidecar.get("data")),
         }
         for key, src in (("detector", cfg.detector), ("sam", cfg.sam), ("thresholds", cfg.thresholds)):
             if src:
@@ -272,7 +294,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             },
             "detector": detector,
             "sam": sam,
-            "preprocess": json.loads(json.dumps(DEFAULT_PREPROCESS)),
+            "preprocess": _preprocess(members[0].sidecar.get("preprocess")),
             "engines": [],
             "provenance": provenance,
             "metrics": _json_safe(

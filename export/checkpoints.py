@@ -135,10 +135,15 @@ def build_model(ckpt: MemberCheckpoint) -> Any:
 
 
 def load_member(ckpt: MemberCheckpoint) -> Any:
-    """The checkpoint's model with its weights loaded, in eval mode on the CPU."""
-    st = require("safetensors.torch")
+    """The checkpoint's model with its weights loaded, in eval mode on the CPU.
+
+    Weights are read by training's own loader (`edgeecg.train.checkpoint.load_weights_file`): safetensors
+    only, never a pickle, and a sidecar whose sha256 does not match its weights is refused.
+    """
+    from edgeecg.train.checkpoint import load_weights_file  # noqa: PLC0415  (train extra: torch)
+
     model = build_model(ckpt)
-    state = st.load_file(str(ckpt.weights), device="cpu")
+    state, _ = load_weights_file(ckpt.weights)
     state = _strip_prefix(state, set(model.state_dict()))
     try:
         model.load_state_dict(state, strict=True)

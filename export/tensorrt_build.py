@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeecg._lazy import require
-from edgeecg.errors import BackendError
+from edgeecg.errors import BackendError, EdgeECGError
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,13 @@ def detect_target() -> TrtTarget:
         BackendError: no NVIDIA GPU is visible.
     """
     trt = require("tensorrt")
+    try:  # the runtime matches plans against exactly this description, so ask it first
+        from edgeecg.backends.cuda import current_device  # noqa: PLC0415
+
+        dev = current_device()
+        return TrtTarget(gpu=dev.name, compute_capability=dev.compute_capability, tensorrt=dev.tensorrt)
+    except (ImportError, EdgeECGError) as err:
+        log.debug("edgeecg.backends.cuda cannot describe the GPU (%s); trying torch / cuda-python", err)
     gpu = _gpu_from_torch() or _gpu_from_cuda_python() or _gpu_from_nvidia_smi()
     if gpu is None:
         raise BackendError("no NVIDIA GPU visible (TensorRT plans are built on the GPU that will run them)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,29 +20,29 @@ INPUT = {
 
 
 def write_checkpoint(directory: Path, fold: int, seed: int | None = None) -> Path:
-    """A random-init tiny ConvNeXt as training writes it: fold{k}.safetensors + fold{k}.json."""
+    """A random-init tiny ConvNeXt written by training's own `save_weights`: foldK.safetensors + foldK.json."""
     import timm
     import torch
-    from safetensors.torch import save_file
+
+    from edgeecg.train.checkpoint import save_weights
 
     torch.manual_seed(fold if seed is None else seed)
     model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(LABELS), **TINY_KWARGS)
     # Random init leaves the head near zero; scale it so probabilities spread and comparisons mean something.
     with torch.no_grad():
         model.head.fc.weight.mul_(50.0)
-    directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"fold{fold}.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     sidecar = {
         "model": "convnext_atto",
         "model_kwargs": TINY_KWARGS,
-        "num_classes": len(LABELS),
         "input": INPUT,
+        "preprocess": {"mode": "crop_clahe", "clahe_clip": 2.0, "clahe_tile": 8},
         "fold": fold,
         "metrics": {"val_macro_auroc": 0.5},
-        "labels": list(LABELS),
+        "config": {"seed": 0},
+        "output": "logits",
     }
-    (directory / f"fold{fold}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    save_weights(weights, model.state_dict(), sidecar)
     return weights
 
 
@@ -91,3 +90,9 @@ def bundle(tmp_path_factory, ckpt_dir, detector_pt) -> tuple[Path, dict]:
         command="pytest",
     )
     return out, export_bundle(cfg)
+
+
+@pytest.fixture
+def make_checkpoint():
+    """`write_checkpoint(directory, fold, seed=None)` for tests that need their own checkpoints."""
+    return write_checkpoint
