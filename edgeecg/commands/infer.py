@@ -1,0 +1,137 @@
+"""`edgeecg infer IMAGE|DIR|GLOB ...`: classify photos or scans of paper ECGs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from edgeecg import LABELS
+from edgeecg.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+output:
+  a table by default; with --json one JSON object per image (JSONL) on stdout, written as each image
+  finishes: {"image", "probabilities", "positive", "votes", "member_probabilities", "box", "corners",
+  "confidence", "rejected", "reason", "timings_ms", "backend"}, or {"image", "error"} for a file that
+  could not be used. A progress bar goes to stderr when there is more than one input.
+
+exit codes:
+  0  every input was processed (an image with no ECG found is a result: "rejected")
+  1  some inputs failed (unreadable, not an image, too large, ...); the others were still processed
+  2  bad usage (unknown option, no inputs, bad bundle choice)
+
+examples:
+  edgeecg infer examples/ecg_photo.jpg
+  edgeecg infer scans/ --json > results.jsonl
+  edgeecg infer 'photos/**/*.jpg' --backend onnxruntime --threads 2 --save-debug debug/
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `edgeecg infer`."""
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IMAGE|DIR|GLOB", help="image files, directories or globs"
+    )
+    parser.add_argument("--bundle", metavar="DIR", help="model bundle directory (default: the bundled model)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        help="inference engine; auto = TensorRT when a GPU and a matching plan exist, else ONNX Runtime",
+    )
+    parser.add_argument(
+        "--precision", help="classifier variant from the bundle (fp32, fp16; default by backend)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per image (JSONL) on stdout")
+    parser.add_argument(
+        "--save-debug", metavar="DIR", help="write a montage of the pre-processing stages per image"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=8, metavar="N", help="images per classifier call (default 8)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, metavar="N", help="CPU threads (default: library's choice)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse images with more pixels than this, before decoding (default 50000000; 0 disables)",
+    )
+    parser.add_argument(
+        "-r", "--recursive", action="store_true", help="look for images in subdirectories too"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _table_header() -> str:
+    return f"{'image':<36} {'result':<18}" + "".join(f"{lab:>7}" for lab in LABELS) + f"{'ms':>9}"
+
+
+def _table_row(r) -> str:
+    name = r.image if len(r.image) <= 36 else "…" + r.image[-35:]
+    if r.error is not None:
+        return f"{name:<36} error: {r.error}"
+    if r.rejected:
+        return f"{name:<36} rejected: {r.reason}"
+    result = ", ".join(r.positive) or "none"
+    probs = "".join(f"{r.probabilities[lab]:>6.2f}{'*' if lab in r.positive else ' '}" for lab in LABELS)
+    return f"{name:<36} {result:<18}{probs}{r.timings.get('total', 0.0):>9.1f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Classify every input; print results as they finish. Returns the exit code."""
+    from edgeecg.io import DEFAULT_MAX_PIXELS, iter_inputs  # noqa: PLC0415
+    from edgeecg.pipeline import Pipeline  # noqa: PLC0415
+
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must not be negative, got {args.threads}")
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    paths = iter_inputs(args.inputs, recursive=args.recursive)
+    if not paths:
+        raise UsageError("no input images found")
+
+    out = sys.stdout
+    failed = 0
+    with Pipeline.from_bundle(
+        args.bundle,
+        backend=args.backend,
+        threads=args.threads,
+        precision=args.precision,
+        batch_size=args.batch,
+    ) as pipe:
+        bar = None
+        if len(paths) > 1 and not args.no_progress:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            bar = tqdm(total=len(paths), unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+        def emit(line: str) -> None:
+            if bar is not None:
+                bar.write(line, file=out)
+            else:
+                out.write(line + "\n")
+            out.flush()
+
+        if not args.json:
+            emit(_table_header())
+        try:
+            for r in pipe.run_paths(paths, max_pixels=max_pixels, debug_dir=args.save_debug):
+                failed += r.error is not None
+                emit(r.to_json() if args.json else _table_row(r))
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+    if failed:
+        log.warning("%d of %d inputs failed", failed, len(paths))
+    return 1 if failed else 0
