@@ -317,6 +317,19 @@ def _pulse_points(x: float, base: float, ppm: float, cfg: RenderConfig) -> np.nd
     return np.array([[x, base], [a, base], [a, base - h], [b, base - h], [b, base], [b + ppm, base]])
 
 
+def _print_ink(page: np.ndarray, ink: np.ndarray, thick: int, color) -> None:
+    """Print a 1 px antialiased ink mask onto the page in place, widened to `thick` px, in `color`.
+
+    Ink multiplies the paper (as printer ink does): page * (1 - a * (1 - color / 255)), a = mask / 255.
+    """
+    if thick > 1:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thick, thick))
+        ink = cv2.dilate(ink, k)
+    chans = {c: cv2.convertScaleAbs(ink, alpha=-(255.0 - c) / 255.0, beta=255.0) for c in set(color)}
+    factor = cv2.merge([chans[c] for c in color])  # [H, W, 3] per-channel factor, 255 = no ink
+    cv2.multiply(page, factor, dst=page, scale=1.0 / 255)
+
+
 def pulse_width_mm(cfg: RenderConfig) -> float:
     """Horizontal space the calibration pulse takes, in mm (2 mm of flat line plus 200 ms)."""
     return 2.0 + 0.2 * cfg.speed
@@ -384,6 +397,9 @@ def render_page(
             panels.append((lead, lead, r, x_trace_mm, 0.0, t_total))
 
     thick = max(1, round(cfg.trace_width_mm * ppm))
+    # Thick antialiased polylines are slow in OpenCV (per-segment polygons). Draw every trace 1 px wide and
+    # antialiased into an ink mask, widen the mask once, then print it in the trace colour.
+    ink = np.zeros((H, W), np.uint8)
     color = tuple(int(c) for c in cfg.trace_color)
     label_h = 2.8 * ppm
     boxes: dict[str, np.ndarray] = {}
@@ -396,7 +412,10 @@ def render_page(
         v = record.signal[LEADS.index(lead), i0:i1].astype(np.float64)
         xs = x0 + (np.arange(i0, i1) / fs - t0) * cfg.speed * ppm
         ys = base - v * cfg.gain * ppm
-        cv2.polylines(page, [_poly(np.stack([xs, ys], 1), H)], False, color, thick, cv2.LINE_AA, 3)
+        pts = np.stack([xs, ys], 1).astype(np.float32)  # [n, 2]
+        # Thick polylines cost per segment: drop points within 0.25 px of the drawn line (invisible).
+        pts = cv2.approxPolyDP(pts.reshape(-1, 1, 2), 0.25, False).reshape(-1, 2)  # [m, 2]
+        cv2.polylines(ink, [_poly(pts, H)], False, 255, 1, cv2.LINE_AA, 3)
         x1 = x0 + (t1 - t0) * cfg.speed * ppm
         boxes[name] = np.array([x0, row_top, x1, row_top + row_mm * ppm], np.float32)
         if cfg.lead_labels:
@@ -406,13 +425,14 @@ def render_page(
         if t0 > 0 and cfg.layout != "12x1":
             # The short vertical mark printers put where one column of leads gives way to the next.
             tick = _poly(np.array([[x0, base - 2.5 * ppm], [x0, base + 2.5 * ppm]]), H)
-            cv2.polylines(page, [tick], False, color, thick, cv2.LINE_AA, 3)
+            cv2.polylines(ink, [tick], False, 255, 1, cv2.LINE_AA, 3)
 
     if cfg.calibration:
         for r in range(n_rows):
             base = gy0 + r * row_mm * ppm + 0.62 * row_mm * ppm
             pts = _pulse_points(gx0 + x_start_mm * ppm, base, ppm, cfg)
-            cv2.polylines(page, [_poly(pts, H)], False, color, thick, cv2.LINE_AA, 3)
+            cv2.polylines(ink, [_poly(pts, H)], False, 255, 1, cv2.LINE_AA, 3)
+    _print_ink(page, ink, thick, color)
 
     if cfg.header:
         left, mid, right = _header_lines(record, cfg, rng)
