@@ -154,7 +154,8 @@ def shadow_field(
     H, W = shape_hw
     h, w = coarse_shape(shape_hw, cell=8)
     n = int(rng.integers(4, 9))
-    cx, cy = rng.uniform(0.0, 1.0) * w, rng.uniform(0.0, 1.0) * h  # centre on the image: it always falls somewhere
+    # Centre on the image, so the shadow always falls somewhere.
+    cx, cy = rng.uniform(0.0, 1.0) * w, rng.uniform(0.0, 1.0) * h
     radius = rng.uniform(0.15, 0.6) * max(h, w)
     ang = np.sort(rng.uniform(0, 2 * np.pi, n))
     rad = radius * rng.uniform(0.4, 1.2, n)
