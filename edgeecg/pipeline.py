@@ -24,7 +24,7 @@ import numpy as np
 from edgeecg import LABELS
 from edgeecg.backends import resolve_backend, runner_class
 from edgeecg.backends.base import Runner
-from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, verify
+from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, sha256_file, verify
 from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
 from edgeecg.preprocess import Detector, Prepared, PreprocessConfig, Preprocessor, SamCorners, to_model_input
@@ -252,20 +252,9 @@ class Pipeline:
             from edgeecg.backends.torch import TorchRunner  # noqa: PLC0415
 
             for i, m in enumerate(variant.get("members") or []):
-                ck = m.get("checkpoint")
-                if not ck:
-                    raise BundleError(
-                        f"member {m.get('fold', i)} has no checkpoint: the torch backend needs one"
-                    )
-                files.append(ck["file"])
-                sidecar = bundle / ck["sidecar"] if ck.get("sidecar") else None
+                weights, sidecar = _member_checkpoint(manifest, bundle, m, i, files, verify)
                 runners.append(
-                    TorchRunner(
-                        bundle / ck["file"],
-                        sidecar=sidecar,
-                        threads=threads,
-                        name=f"member:{m.get('fold', i)}",
-                    )
+                    TorchRunner(weights, sidecar=sidecar, threads=threads, name=f"member:{m.get('fold', i)}")
                 )
         else:
             ort_cls = runner_class(backend)
@@ -508,6 +497,30 @@ def _detector_runner(
         log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
     files.append(section["file"])
     return runner_class("onnxruntime")(bundle / section["file"], threads=threads, name="detector")
+
+
+def _member_checkpoint(
+    manifest: dict[str, Any], bundle: Path, member: dict[str, Any], index: int, files: list[str], check: bool
+) -> tuple[Path, Path | None]:
+    """Weights (and sidecar) of a member for the torch backend: inside the bundle ("checkpoint" entry, verified
+    with the rest) or the training checkpoint the manifest's provenance names (verified here)."""
+    fold = member.get("fold", index)
+    ck = member.get("checkpoint")
+    if ck:
+        files.append(ck["file"])
+        return bundle / ck["file"], (bundle / ck["sidecar"] if ck.get("sidecar") else None)
+    for entry in (manifest.get("provenance") or {}).get("checkpoints") or []:
+        if entry.get("fold") == fold and entry.get("file"):
+            path = Path(entry["file"])
+            path = path if path.is_absolute() else bundle / path
+            if not path.is_file():
+                raise BundleError(
+                    f"the torch backend needs member {fold}'s training checkpoint {path}, which is absent"
+                )
+            if check and entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+                raise BundleError(f"checkpoint {path} does not match the sha256 in the manifest's provenance")
+            return path, None
+    raise BundleError(f"member {fold} has no checkpoint in the manifest: the torch backend needs one")
 
 
 def _verify_files(bundle: Path, manifest: dict[str, Any], files: list[str]) -> None:

@@ -149,6 +149,31 @@ def test_bad_options(bundle_copy):
         Pipeline.from_bundle(bundle_copy, backend="torch", fused=True)
 
 
+def test_torch_backend_uses_provenance_checkpoints(bundle_copy, tmp_path):
+    """Export writes the training checkpoints into provenance (outside the bundle): torch finds and checks them."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    for i in range(2):
+        for ext in (".safetensors", ".json"):
+            shutil.move(bundle_copy / f"fold{i}{ext}", ck / f"fold{i}{ext}")
+
+    def edit(m):
+        for mem in m["classifier"]["variants"]["fp32"]["members"]:
+            entry = mem.pop("checkpoint")
+            m["provenance"]["checkpoints"].append(
+                {"file": str(ck / entry["file"]), "sha256": entry["sha256"], "fold": mem["fold"]}
+            )
+
+    _edit_manifest(bundle_copy, edit)
+    with Pipeline.from_bundle(bundle_copy, backend="torch", threads=1) as p:
+        (r,) = p.run([scene(box=BOX)])
+    assert r.ok and len(r.member_probabilities) == 2
+    with open(ck / "fold1.safetensors", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(BundleError, match="does not match the sha256 in the manifest's provenance"):
+        Pipeline.from_bundle(bundle_copy, backend="torch")
+
+
 def test_result_json_of_error():
     assert json.loads(Result("x.png", error="x.png: boom").to_json()) == {
         "image": "x.png",
@@ -165,3 +190,27 @@ def test_default_bundle_on_real_photos(realdata):
         results = list(p.run_paths(photos))
     assert all(r.error is None for r in results)
     assert any(r.ok for r in results)
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_rss_flat_over_10000_inferences(tmp_path):
+    """10,000 full inferences (decode, detect, crop, CLAHE, classify) in one process keep RSS flat."""
+    path = tmp_path / "a.jpg"
+    cv2.imwrite(str(path), scene(box=BOX))
+    rss = []
+    with Pipeline.from_bundle(BUNDLE, backend="onnxruntime", threads=1, batch_size=1) as p:
+        for i in range(10_000):
+            (r,) = p.run_paths([path])
+            assert r.ok
+            if i in (499, 9_999) or i % 1000 == 999:
+                rss.append(_rss_kb())
+    growth_mb = (rss[-1] - rss[0]) / 1024
+    assert growth_mb < 16, f"RSS grew {growth_mb:.1f} MB after warm-up: {rss}"
