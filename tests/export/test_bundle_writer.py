@@ -133,3 +133,18 @@ def test_checkpoints_must_agree_and_be_safetensors(tmp_path, make_checkpoint):
         find_checkpoints([empty])
     with pytest.raises(UsageError, match="does not exist"):
         find_checkpoints([tmp_path / "nope.safetensors"])
+
+
+def test_members_equal_torch_on_real_photos(bundle, ckpt_dir, realdata):
+    import cv2
+
+    from edgeecg.export.onnx_export import to_model_input
+
+    out, manifest = bundle
+    photos = sorted((realdata / "photos").glob("*.jpg"))[:3]
+    assert photos, "no photos in realdata"
+    batch = to_model_input([cv2.imread(str(p)) for p in photos], manifest["classifier"]["input"])
+    entry = manifest["classifier"]["variants"]["fp32"]["members"][1]
+    member = next(m for m in find_checkpoints([ckpt_dir]) if m.fold == entry["fold"])
+    want = torch_run(load_member(member), batch)[0]
+    assert np.abs(want - ort_run(out / entry["file"], batch)["logits"]).max() <= 1e-4
