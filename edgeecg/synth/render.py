@@ -409,7 +409,10 @@ def render_page(
         base = row_top + 0.62 * row_mm * ppm
         x0 = gx0 + x_mm * ppm
         i0, i1 = round(t0 * fs), min(round(t1 * fs) + 1, record.signal.shape[1])
-        v = record.signal[LEADS.index(lead), i0:i1].astype(np.float64)
+        # Missing samples (NaN in some WFDB files) print as a flat line, like a lead-off segment.
+        v = np.nan_to_num(
+            record.signal[LEADS.index(lead), i0:i1].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0
+        )
         xs = x0 + (np.arange(i0, i1) / fs - t0) * cfg.speed * ppm
         ys = base - v * cfg.gain * ppm
         pts = np.stack([xs, ys], 1).astype(np.float32)  # [n, 2]

@@ -162,3 +162,15 @@ def test_bad_config_is_refused() -> None:
         RenderConfig(layout="4x3")
     with pytest.raises(ValueError, match="paper"):
         RenderConfig(paper="legal")
+
+
+@pytest.mark.parametrize("layout", ["3x4", "6x2", "12x1"])
+def test_short_low_rate_and_gappy_records_render(layout: str) -> None:
+    rec = beats_record(fs=100.0, seconds=6.0)  # PTB-XL "lr" rate, shorter than a page
+    sig = rec.signal.copy()
+    sig[2, 100:200] = np.nan  # a gap, as in some WFDB files
+    rec = ECGRecord(sig, rec.fs, rec.labels, record=rec.record, meta=rec.meta)
+    page, geom = render_page(rec, RenderConfig(layout=layout, dpi=80.0, speed=50.0))
+    assert page.shape[:2] == RenderConfig(dpi=80.0).page_size[::-1]
+    for name, (x0, y0, x1, y1) in geom.lead_boxes.items():
+        assert 0 <= x0 < x1 <= page.shape[1] and 0 <= y0 < y1 <= page.shape[0], name
