@@ -272,7 +272,12 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             "edgeecg_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "checkpoints": [
-                {"file": str(m.weights.resolve()), "sha256": m.sha256, "fold": m.fold} for m in members
+                {
+                    "file": str(m.weights.resolve()),
+                    "sha256": m.sha256,
+                    "fold": m.fold if m.fold is not None else i,
+                }
+                for i, m in enumerate(members)
             ],
             "seed": (members[0].sidecar.get("config") or {}).get("seed", members[0].sidecar.get("seed")),
             "data": (members[0].sidecar.get("config") or {}).get("sources", members[0].sidecar.get("data")),
