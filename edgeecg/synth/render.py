@@ -267,6 +267,31 @@ def _fmt_axes(axes) -> str | None:
     return " ".join("--" if v is None else str(round(float(v))) for v in vals)
 
 
+#: Machine-statement texts printed in headers, chosen at random (never from the record's labels).
+STATEMENTS = (
+    "Sinus rhythm",
+    "Normal ECG",
+    "Otherwise normal ECG",
+    "Borderline ECG",
+    "Abnormal ECG",
+    "Unconfirmed report",
+    "Sinus bradycardia",
+    "Sinus tachycardia",
+    "Atrial fibrillation",
+    "Left ventricular hypertrophy",
+    "Right bundle branch block",
+    "Left bundle branch block",
+    "1st degree AV block",
+    "Left anterior fascicular block",
+    "Inferior infarct, age undetermined",
+    "Anterior infarct, possibly acute",
+    "Nonspecific T wave abnormality",
+    "ST depression, consider ischaemia",
+    "Prolonged QT",
+    "Low voltage QRS",
+)
+
+
 def _header_lines(record: ECGRecord, cfg: RenderConfig, rng: np.random.Generator) -> tuple[list, list, list]:
     meta = record.meta or {}
     day = _dt.date(2012, 1, 1) + _dt.timedelta(days=int(rng.integers(0, 5000)))
@@ -292,9 +317,11 @@ def _header_lines(record: ECGRecord, cfg: RenderConfig, rng: np.random.Generator
     if axes:
         mid.append(f"P-R-T axes {axes}")
     right = []
-    diags = meta.get("diagnoses") or []
-    if diags and rng.random() < 0.6:
-        right = [str(d) for d in diags[:4]]
+    if rng.random() < 0.5:
+        # Drawn independently of the record: a printed statement that matched the labels would let a
+        # classifier read the answer instead of the waveform.
+        k = int(rng.integers(1, 4))
+        right = [STATEMENTS[i] for i in rng.choice(len(STATEMENTS), size=k, replace=False)]
     return left, mid, right
 
 
