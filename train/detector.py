@@ -1,0 +1,352 @@
+"""Paper detector training (ultralytics YOLO pose, 4 corner keypoints), ONNX export and held-out evaluation.
+
+ultralytics (AGPL-3.0) is used here, in training code only; the runtime decodes the exported ONNX itself
+(`edgeecg.preprocess.detector`). Everything runs offline: the model is built from a `.yaml` (random
+init, no `.pt` download), AMP checks and plots (which fetch a font) are off, and YOLO_OFFLINE /
+YOLO_AUTOINSTALL / YOLO_CONFIG_DIR are set before ultralytics is imported.
+
+Usage (see scripts/train_detector.sh for the full, timed sequence)::
+
+    python -m edgeecg.train.detector train --data build/det/train --val build/det/val --out runs/detector
+    python -m edgeecg.train.detector export --weights runs/detector/weights/best.pt --out runs/detector/detector.onnx
+    python -m edgeecg.train.detector evaluate --data build/det/test --model runs/detector/detector.onnx
+
+`edgeecg-train detector ...` should call `main_detector(argv)` with the arguments after "detector".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg._lazy import require
+from edgeecg.errors import EdgeECGError, InputError, UsageError
+
+log = logging.getLogger(__name__)
+
+#: Held-out targets (issue 4): fraction of images that must meet each criterion.
+TARGETS = {"iou_ge_0.90": 0.98, "corner_err_le_1.5pct": 0.95, "negatives_rejected": 0.95}
+FLIP_IDX = [1, 0, 3, 2]  # a horizontal flip swaps left and right corners
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """Detector training settings (dumped as detector_config.json next to the weights).
+
+    Attributes:
+        data: synth dataset directories to train on (`edgeecg synth` output: images/, labels/).
+        val: synth dataset directory to validate on (a different seed).
+        out: run directory (weights/best.pt, weights/last.pt, results.csv).
+        model: ultralytics model yaml; the scale letter picks the size (yolov8n-pose.yaml, yolo11n-pose.yaml).
+        imgsz: square training and export size; 320 keeps the runtime detector ~10 ms on 2 CPU cores.
+        epochs: training epochs.
+        batch: batch size.
+        workers: dataloader workers.
+        seed: random seed (ultralytics is then deterministic on CPU).
+        lr0: initial learning rate.
+        patience: early-stopping patience in epochs.
+        mosaic: mosaic augmentation probability (off: a mosaic cuts the sheet's corners out of the frame).
+        fliplr: horizontal flip probability (corners are swapped with FLIP_IDX).
+        degrees: random rotation range in degrees.
+        close_mosaic: epochs at the end without mosaic.
+        device: torch device string.
+    """
+
+    data: tuple[str, ...] = ()
+    val: str = ""
+    out: str = "runs/detector"
+    model: str = "yolov8n-pose.yaml"
+    imgsz: int = 320
+    epochs: int = 12
+    batch: int = 16
+    workers: int = 2
+    seed: int = 0
+    lr0: float = 0.01
+    patience: int = 5
+    mosaic: float = 0.0
+    fliplr: float = 0.5
+    degrees: float = 5.0
+    close_mosaic: int = 0
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def offline_env(build_dir: str | Path = "build") -> None:
+    """Make ultralytics work offline and keep its settings file in the build dir (call before importing it)."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(build_dir).resolve() / "yolo-config"))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def _ultralytics():
+    offline_env()
+    ul = require("ultralytics")
+    from ultralytics.utils import SETTINGS  # noqa: PLC0415
+
+    # no telemetry or experiment-tracker callbacks (keys differ between ultralytics versions)
+    off = ("sync", "clearml", "comet", "dvc", "hub", "mlflow", "raytune", "tensorboard", "wandb")
+    SETTINGS.update({k: False for k in off if k in SETTINGS and SETTINGS[k] is not False})
+    return ul
+
+
+def _check_dataset(d: str | Path) -> Path:
+    d = Path(d)
+    if not (d / "images").is_dir() or not (d / "labels").is_dir():
+        raise UsageError(f"{d} is not an `edgeecg synth` dataset (needs images/ and labels/)")
+    return d.resolve()
+
+
+def write_data_yaml(train_dirs: list[str | Path], val_dir: str | Path, path: str | Path) -> Path:
+    """An ultralytics dataset yaml over synth dataset dirs (labels/ sits beside images/, as YOLO expects)."""
+    train = [str(_check_dataset(d) / "images") for d in train_dirs]
+    val = str(_check_dataset(val_dir) / "images")
+    text = (
+        "train:\n"
+        + "".join(f"  - {t}\n" for t in train)
+        + f"val: {val}\nnames:\n  0: ecg\nkpt_shape: [4, 3]\nflip_idx: {FLIP_IDX}\n"
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def train(cfg: DetectorTrainConfig) -> Path:
+    """Train the pose detector from its yaml (random init) and return the path of best.pt."""
+    if not cfg.data or not cfg.val:
+        raise UsageError("detector training needs --data (one or more synth dirs) and --val (a synth dir)")
+    ul = _ultralytics()
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_yaml = write_data_yaml(list(cfg.data), cfg.val, out / "data.yaml")
+    (out / "detector_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n", encoding="utf-8")
+    model = ul.YOLO(cfg.model, task="pose")
+    args = dict(
+        data=str(data_yaml),
+        epochs=cfg.epochs,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        workers=cfg.workers,
+        device=cfg.device,
+        seed=cfg.seed,
+        deterministic=True,
+        lr0=cfg.lr0,
+        patience=cfg.patience,
+        mosaic=cfg.mosaic,
+        close_mosaic=cfg.close_mosaic,
+        fliplr=cfg.fliplr,
+        degrees=cfg.degrees,
+        pretrained=False,
+        amp=False,  # the AMP check downloads yolo11n.pt
+        plots=False,  # plotting downloads a font
+        project=str(out.parent),
+        name=out.name,
+        exist_ok=True,
+        verbose=False,
+        **cfg.extra,
+    )
+    t0 = time.perf_counter()
+    model.train(**args)
+    best = out / "weights" / "best.pt"
+    if not best.is_file():
+        best = out / "weights" / "last.pt"
+    if not best.is_file():
+        raise EdgeECGError(f"ultralytics finished without writing weights under {out / 'weights'}")
+    log.info("detector trained in %.0f s: %s", time.perf_counter() - t0, best)
+    return best
+
+
+def export(weights: str | Path, out: str | Path, imgsz: int = 320) -> dict[str, Any]:
+    """Export best.pt to ONNX at `out` (opset 17, static shape) and write `out`.json with the manifest fields.
+
+    The bundle itself is assembled by `edgeecg-export --detector <best.pt or .onnx> --detector-imgsz N`.
+    """
+    _ultralytics()
+    from edgeecg.export.detector import export_detector  # noqa: PLC0415
+
+    fields = export_detector(weights, out, imgsz)
+    Path(out).with_suffix(".json").write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
+    return fields
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(rb - lt, 0, None)))
+    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def corner_error(pred: np.ndarray | None, quad: np.ndarray, shape: tuple[int, int]) -> float:
+    """Mean distance of the in-frame true corners to the predicted ones, as a fraction of the paper diagonal.
+
+    Corners outside the frame are not scored (they are labelled invisible); inf without a prediction.
+    """
+    if pred is None:
+        return float("inf")
+    h, w = shape
+    inside = (quad[:, 0] >= 0) & (quad[:, 0] < w) & (quad[:, 1] >= 0) & (quad[:, 1] < h)
+    if not inside.any():
+        return 0.0
+    diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
+    return float(np.linalg.norm(pred[inside] - quad[inside], axis=1).mean() / diag)
+
+
+def evaluate(
+    data: str | Path,
+    model: str | Path,
+    conf_threshold: float = 0.25,
+    input_size: tuple[int, int] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Score a detector ONNX on a synth dataset dir against the issue's three held-out targets.
+
+    Args:
+        data: `edgeecg synth` output (geometry.jsonl has the true quads; null quad = no-ECG negative).
+        model: detector ONNX.
+        conf_threshold: a negative counts as rejected when the best score is below this.
+        input_size: detector input (h, w); read from the model by default.
+        limit: score only the first N images.
+
+    Returns:
+        Counts, the three fractions and whether each meets its target.
+    """
+    import cv2  # noqa: PLC0415
+
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.preprocess.detector import Detector  # noqa: PLC0415
+
+    data = Path(data)
+    geo_path = data / "geometry.jsonl"
+    if not geo_path.is_file():
+        raise UsageError(f"{data} has no geometry.jsonl: not an `edgeecg synth` dataset")
+    rows = [json.loads(line) for line in geo_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = rows[:limit] if limit else rows
+    ious, errs, rejected = [], [], []
+    with OnnxRuntimeRunner(model) as runner:
+        det = Detector(runner, input_size=input_size, keypoints=4)
+        for row in rows:
+            img = cv2.imread(str(data / row["image"]), cv2.IMREAD_COLOR)
+            if img is None:
+                raise InputError(f"cannot read {data / row['image']}")
+            d = det.detect(img, conf_threshold=0.0)
+            conf = d.confidence if d is not None else 0.0
+            if row.get("paper_quad") is None:
+                rejected.append(conf < conf_threshold)
+                continue
+            h, w = img.shape[:2]
+            quad = np.asarray(row["paper_quad"], np.float32)
+            gt = np.clip(np.r_[quad.min(0), quad.max(0)], 0, [w, h, w, h])  # the visible box, as labelled
+            found = d is not None and conf >= conf_threshold
+            ious.append(_iou(d.box, gt) if found else 0.0)
+            errs.append(corner_error(d.corners if found else None, quad, (h, w)))
+    ious_a, errs_a = np.asarray(ious), np.asarray(errs)
+    res: dict[str, Any] = {
+        "images": len(rows),
+        "ecg_images": len(ious),
+        "negatives": len(rejected),
+        "iou_ge_0.90": float((ious_a >= 0.9).mean()) if len(ious) else float("nan"),
+        "corner_err_le_1.5pct": float((errs_a <= 0.015).mean()) if len(errs) else float("nan"),
+        "negatives_rejected": float(np.mean(rejected)) if rejected else float("nan"),
+        "median_iou": float(np.median(ious_a)) if len(ious) else float("nan"),
+        "median_corner_err": float(np.median(errs_a)) if len(errs) else float("nan"),
+    }
+    res["meets"] = {k: bool(res[k] >= v) for k, v in TARGETS.items()}
+    return res
+
+
+# -- command line -------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgeecg-train detector", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = DetectorTrainConfig()
+    t = sub.add_parser("train", help="train the YOLO pose detector on synth scenes")
+    t.add_argument("--data", nargs="+", required=True, help="synth dataset dirs to train on")
+    t.add_argument("--val", required=True, help="synth dataset dir to validate on (another seed)")
+    t.add_argument("--out", default=d.out, help=f"run directory (default {d.out})")
+    t.add_argument("--model", default=d.model, help=f"ultralytics model yaml (default {d.model})")
+    t.add_argument("--imgsz", type=int, default=d.imgsz, help=f"input size (default {d.imgsz})")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
+    t.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
+    t.add_argument("--workers", type=int, default=d.workers, help=f"dataloader workers (default {d.workers})")
+    t.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    t.add_argument("--export", action="store_true", help="export best.pt to OUT/detector.onnx afterwards")
+    e = sub.add_parser("export", help="export a trained best.pt to ONNX (+ manifest fields as .json)")
+    e.add_argument("--weights", required=True, help="best.pt from `train`")
+    e.add_argument("--out", required=True, help="output .onnx")
+    e.add_argument("--imgsz", type=int, default=d.imgsz, help=f"input size (default {d.imgsz})")
+    v = sub.add_parser("evaluate", help="held-out box IoU, corner error and negative rejection")
+    v.add_argument(
+        "--data", required=True, help="synth dataset dir (new seed, >= 500 images, with negatives)"
+    )
+    v.add_argument("--model", required=True, help="detector .onnx")
+    v.add_argument("--conf", type=float, default=0.25, help="rejection threshold (default 0.25)")
+    v.add_argument("--limit", type=int, help="score only the first N images")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def main_detector(argv: list[str] | None = None) -> int:
+    """Entry point of `edgeecg-train detector` (and `python -m edgeecg.train.detector`)."""
+    args = _parser().parse_args(argv)
+    if args.command == "train":
+        cfg = DetectorTrainConfig(
+            data=tuple(args.data),
+            val=args.val,
+            out=args.out,
+            model=args.model,
+            imgsz=args.imgsz,
+            epochs=args.epochs,
+            batch=args.batch,
+            workers=args.workers,
+            seed=args.seed,
+        )
+        best = train(cfg)
+        print(f"weights: {best}")
+        if args.export:
+            fields = export(best, Path(cfg.out) / "detector.onnx", cfg.imgsz)
+            print(f"onnx: {Path(cfg.out) / 'detector.onnx'} ({fields['kind']}, input {fields['input_size']})")
+        return 0
+    if args.command == "export":
+        fields = export(args.weights, args.out, args.imgsz)
+        print(f"onnx: {args.out} ({fields['kind']}, input {fields['input_size']})")
+        return 0
+    res = evaluate(args.data, args.model, args.conf, limit=args.limit)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['images']} images: {res['ecg_images']} ECG, {res['negatives']} negatives")
+        for key, target in TARGETS.items():
+            mark = "ok" if res["meets"][key] else "MISSED"
+            print(f"  {key:24s} {res[key]:7.2%}  (target >= {target:.0%})  {mark}")
+        print(
+            f"  median IoU {res['median_iou']:.3f}, median corner error {res['median_corner_err']:.2%} of diagonal"
+        )
+    return 0 if all(res["meets"].values()) else 1
+
+
+def main() -> int:
+    """Console entry with logging and one-line errors."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return main_detector()
+    except UsageError as err:
+        print(f"error: {err}")
+        return 2
+    except EdgeECGError as err:
+        print(f"error: {err}")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
