@@ -77,3 +77,15 @@ def tiny_config(**over):
 def tiny_dataset(tmp_path_factory) -> Path:
     """32 images, every label present at least 4 times."""
     return make_dataset(tmp_path_factory.mktemp("tinyset"), n=32)
+
+
+@pytest.fixture
+def tiny_kwargs() -> dict:
+    """timm constructor arguments of the tiny ConvNeXt."""
+    return dict(TINY_MODEL)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """Factory: tiny_cfg(**overrides) -> TrainConfig."""
+    return tiny_config

@@ -1,0 +1,97 @@
+"""A tiny end-to-end run through the CLI: stage I, stage II with two folds, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from edgeecg.train.cli import main
+
+pytest.importorskip("matplotlib")
+
+
+def _write_config(path, dataset, kwargs):
+    cfg = {
+        "model": "convnext_atto",
+        "model_kwargs": kwargs,
+        "input_height": 64,
+        "input_width": 128,
+        "batch_size": 8,
+        "epochs": 1,
+        "threads": 1,
+        "progress": False,
+        "folds": 2,
+        "sources": [{"path": str(dataset), "weight": 1.0}],
+        "target": {"path": str(dataset)},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_stage1_stage2_evaluate(tiny_dataset, tiny_kwargs, tmp_path, capsys):
+    cfg = _write_config(tmp_path / "cfg.yaml", tiny_dataset, tiny_kwargs)
+    run = tmp_path / "run"
+    assert main(["stage1", "--config", str(cfg), "--out", str(run)]) == 0
+    s1 = run / "stage1"
+    for name in (
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "last.state.safetensors",
+        "config.yaml",
+    ):
+        assert (s1 / name).is_file(), name
+    side = json.loads((s1 / "best.json").read_text())
+    assert side["model"] == "convnext_atto" and side["input"]["channel_order"] == "RGB"
+    assert side["labels"] == ["MI", "AF", "HYP", "CD", "STTC"]
+
+    init = s1 / "best.safetensors"
+    assert main(["stage2", "--config", str(cfg), "--init", str(init), "--out", str(run)]) == 0
+    s2 = run / "stage2"
+    with np.load(s2 / "oof.npz") as z:
+        index, probs, labels, fold = z["index"], z["probs"], z["labels"], z["fold"]
+    assert labels.shape == (32, 5)
+    assert np.array_equal(np.sort(index), np.arange(32)), "OOF must cover every sample exactly once"
+    assert probs.shape == (32, 5) and set(fold.tolist()) == {0, 1}
+    assert ((probs >= 0) & (probs <= 1)).all()
+    folds_csv = (s2 / "folds.csv").read_text().splitlines()
+    assert len(folds_csv) == 33
+    thr = json.loads((s2 / "thresholds.json").read_text())
+    assert len(thr["thresholds"]) == 5 and thr["method"] == "youden_j"
+    for f in (0, 1):
+        assert (s2 / "ensemble" / f"fold{f}.safetensors").is_file()
+        assert json.loads((s2 / "ensemble" / f"fold{f}.json").read_text())["fold"] == f
+    report = json.loads((s2 / "report.json").read_text())
+    assert set(report["folds"]) == {"0", "1"} and report["pooled"]["n"] == 32
+    assert list(s2.glob("roc_oof_*.png"))
+
+    assert main(["evaluate", "--config", str(cfg), "--out", str(run), "--test", str(tiny_dataset)]) == 0
+    ev = json.loads((run / "eval" / "report.json").read_text())
+    assert len(ev["members"]) == 2 and ev["ensemble_mean"]["n"] == 32
+    assert "ensemble_votes" in ev and len(list((run / "eval").glob("roc_ensemble_*.png"))) >= 1
+
+
+def test_members_load_in_the_exporter(tiny_kwargs, tiny_cfg, tmp_path):
+    """The fold checkpoints satisfy edgeecg.export's reader (the consumer of this stage)."""
+    ck = pytest.importorskip("edgeecg.export.checkpoints")
+    torch = pytest.importorskip("torch")
+    from edgeecg.train.checkpoint import save_weights
+    from edgeecg.train.loop import _sidecar
+    from edgeecg.train.model import create_model
+
+    cfg = tiny_cfg()
+    m = create_model("convnext_atto", **tiny_kwargs)
+    save_weights(tmp_path / "fold0.safetensors", m.state_dict(), _sidecar(cfg, 0, {}, 0))
+    member = ck.read_checkpoint(tmp_path / "fold0.safetensors")
+    loaded = ck.load_member(member)
+    x = torch.randn(1, 3, 64, 128)
+    assert torch.equal(loaded(x), m.eval()(x))
+
+
+def test_bad_config_key_is_usage_error(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("learning_rate: 1\n")
+    assert main(["stage1", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown key(s) learning_rate" in capsys.readouterr().err
