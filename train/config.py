@@ -210,7 +210,7 @@ def _anchor_paths(data: dict, base: Path) -> dict:
         d = dict(d)
         for key in ("path", "root", "geometry"):
             if d.get(key) and not Path(d[key]).is_absolute():
-                d[key] = str(base / d[key])
+                d[key] = os.path.normpath(base / d[key])
         return d
 
     data = dict(data)
@@ -220,7 +220,7 @@ def _anchor_paths(data: dict, base: Path) -> dict:
         if data.get(key):
             data[key] = fix(data[key])
     if data.get("init_checkpoint") and not Path(data["init_checkpoint"]).is_absolute():
-        data["init_checkpoint"] = str(base / data["init_checkpoint"])
+        data["init_checkpoint"] = os.path.normpath(base / data["init_checkpoint"])
     return data
 
 
@@ -244,6 +244,6 @@ def describe(cls: type = TrainConfig, prefix: str = "") -> list[str]:
         else:
             lines.append(f"{prefix}{f.name} ({default!r}): {f.metadata.get('help', '')}")
     if cls is TrainConfig and not prefix:
-        lines.append("sources[] / val / target (DataConfig):")
+        lines.append("sources[] / val / target: DataConfig, with these keys")
         lines += describe(DataConfig, "  ")
     return lines

@@ -96,3 +96,24 @@ def test_sampler_is_deterministic_per_epoch_and_weighted():
     for r in (r0, r1):
         r.set_epoch(3)
     assert sorted(list(r0) + list(r1)) == sorted(a)
+
+
+def test_on_the_fly_synth_matches_edgeecg_synth_items(tmp_path):
+    """Item i of the streamed source is item i of `edgeecg synth` with the same seed and style."""
+    import csv
+    import json
+
+    synth = pytest.importorskip("edgeecg.synth.dataset")
+    synth.write_dataset(
+        synth.SynthConfig(out=str(tmp_path / "ds"), n=3, seed=3, style="photo"), progress=False
+    )
+    src = make_source(DataConfig(kind="synth", synth_n=3, synth_seed=3, synth_style="photo"))
+    with open(tmp_path / "ds" / "labels.csv", newline="") as f:
+        written = np.array(
+            [[int(r[k]) for k in ("MI", "AF", "HYP", "CD", "STTC")] for r in csv.DictReader(f)]
+        )
+    assert np.array_equal(src.labels, written)
+    geo = [json.loads(line) for line in (tmp_path / "ds" / "geometry.jsonl").read_text().splitlines()]
+    img, g = src.load(2)
+    assert img.shape[:2] == (geo[2]["height"], geo[2]["width"])
+    np.testing.assert_allclose(g["paper_box"], geo[2]["paper_box"], atol=1e-3)
