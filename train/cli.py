@@ -13,7 +13,9 @@ config file. Under torchrun (WORLD_SIZE > 1) the same commands train with DDP. E
 from __future__ import annotations
 
 import argparse
+import builtins
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -90,14 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(*a, **k) -> None:  # under torchrun only rank 0 reports
+    if os.environ.get("RANK", "0") == "0":
+        builtins.print(*a, **k)
+
+
 def _run(args: argparse.Namespace) -> int:
     from edgeecg.train import config as C  # noqa: PLC0415
 
     if args.command == "show-config":
         if args.keys:
-            print("\n".join(C.describe()))
+            _say("\n".join(C.describe()))
         else:
-            print(yaml.safe_dump(C.config_to_dict(_config(args)), sort_keys=False), end="")
+            _say(yaml.safe_dump(C.config_to_dict(_config(args)), sort_keys=False), end="")
         return 0
     cfg = _config(args)
     out = Path(args.out)
@@ -105,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         from edgeecg.train.stages import run_stage1  # noqa: PLC0415
 
         res = run_stage1(cfg, out)
-        print(
+        _say(
             f"stage1: best val macro AUROC {res.best_score:.4f} at epoch {res.best_epoch} -> {out / 'stage1'}"
         )
         return 0
@@ -117,10 +124,10 @@ def _run(args: argparse.Namespace) -> int:
             init = str(out / "stage1" / "best.safetensors")
         res = run_stage2(cfg, out, init=init, fold=args.fold)
         for f, r in res["folds"].items():
-            print(f"stage2 fold {f}: best val macro AUROC {r.best_score:.4f} at epoch {r.best_epoch}")
+            _say(f"stage2 fold {f}: best val macro AUROC {r.best_score:.4f} at epoch {r.best_epoch}")
         if res["merged"]:
             pooled = res["merged"]["report"]["pooled"]["macro_auroc"]
-            print(f"stage2: out-of-fold macro AUROC {pooled:.4f}; members in {out / 'stage2' / 'ensemble'}")
+            _say(f"stage2: out-of-fold macro AUROC {pooled:.4f}; members in {out / 'stage2' / 'ensemble'}")
         return 0
     if args.command == "evaluate":
         return _evaluate(args, cfg, out)
@@ -137,7 +144,7 @@ def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
     if not (s2 / "oof.npz").is_file():
         raise UsageError(f"{s2} has no merged out-of-fold predictions (run every stage2 fold first)")
     rep = oof_report(s2)
-    print(f"out-of-fold macro AUROC {rep['pooled']['macro_auroc']:.4f} (report {s2 / 'report.json'})")
+    _say(f"out-of-fold macro AUROC {rep['pooled']['macro_auroc']:.4f} (report {s2 / 'report.json'})")
     if args.test:
         from edgeecg.train.config import DataConfig  # noqa: PLC0415
         from edgeecg.train.data import make_source  # noqa: PLC0415
@@ -157,7 +164,7 @@ def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
             cfg.eval_batch_size,
             progress=cfg.progress,
         )
-        print(
+        _say(
             f"test ensemble macro AUROC {r['ensemble_mean']['macro_auroc']:.4f} (report {report_dir / 'report.json'})"
         )
     return 0
@@ -176,13 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except UsageError as err:
-        print(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
+        _say(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
         return 2
     except EdgeECGError as err:
-        print(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
+        _say(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"edgeecg-train {args.command}: interrupted", file=sys.stderr)
+        _say(f"edgeecg-train {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -95,3 +95,21 @@ def test_bad_config_key_is_usage_error(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("learning_rate: 1\n")
     assert main(["stage1", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 2
     assert "unknown key(s) learning_rate" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_stage1_under_torchrun_two_cpu_processes(tiny_dataset, tiny_kwargs, tmp_path):
+    """DDP through torchrun (gloo on CPU): two ranks train, rank 0 writes the checkpoints."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = _write_config(tmp_path / "cfg.yaml", tiny_dataset, tiny_kwargs)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "edgeecg.train.cli"]
+    cmd += ["stage1", "--config", str(cfg), "--out", str(tmp_path / "run")]
+    res = subprocess.run(
+        cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("stage1: best val macro AUROC") == 1  # only rank 0 reports
+    assert (tmp_path / "run" / "stage1" / "best.safetensors").is_file()
