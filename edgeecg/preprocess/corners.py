@@ -11,6 +11,8 @@ import logging
 import cv2
 import numpy as np
 
+from edgeecg.preprocess.geometry import shrink
+
 log = logging.getLogger(__name__)
 
 
@@ -113,8 +115,12 @@ def classical_corners(
         return None
     roi = img_bgr[y0:y1, x0:x1]
     scale = work_size / max(roi.shape[:2])
-    small = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else roi
-    scale = small.shape[1] / roi.shape[1]
+    if scale < 1:
+        roi = shrink(
+            roi, (max(int(round(roi.shape[1] * scale)), 1), max(int(round(roi.shape[0] * scale)), 1))
+        )
+    small = roi
+    scale = small.shape[1] / (x1 - x0)
     hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     # paper is bright and nearly colourless; desks, hands and shadows are darker or coloured
     score = cv2.subtract(hsv[:, :, 2], hsv[:, :, 1] // 2)

@@ -25,7 +25,7 @@ from edgeecg.errors import InputError, UsageError
 from edgeecg.preprocess.clahe import SPACES, apply_clahe
 from edgeecg.preprocess.corners import box_corners, classical_corners, is_valid_quad
 from edgeecg.preprocess.detector import Detection, Detector
-from edgeecg.preprocess.geometry import crop_resize, expand_box, paper_format, warp_to_size
+from edgeecg.preprocess.geometry import crop_resize, expand_box, paper_format, shrink, warp_to_size
 from edgeecg.preprocess.sam import SamCorners
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def _draw(img: np.ndarray, box: np.ndarray | None, corners: np.ndarray | None, t
     """A small copy of the input with the box (green), corners (red, first one filled) and a caption."""
     h, w = img.shape[:2]
     s = min(1.0, 640 / max(h, w))
-    vis = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img.copy()
+    vis = shrink(img, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img.copy()
     if box is not None:
         p = (np.asarray(box) * s).round().astype(int)
         cv2.rectangle(vis, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), (0, 200, 0), 2)

@@ -24,6 +24,7 @@ import numpy as np
 from edgeecg.backends.base import Runner
 from edgeecg.errors import BackendError
 from edgeecg.preprocess.corners import quad_from_mask
+from edgeecg.preprocess.geometry import shrink
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class SamCorners:
         h, w = img_bgr.shape[:2]
         scale = size / max(h, w)
         nw, nh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
-        small = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = shrink(img_bgr, (nw, nh))
         rgb = (cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32) - PIXEL_MEAN) / PIXEL_STD
         blob = np.zeros((1, 3, size, size), np.float32)
         blob[0, :, :nh, :nw] = rgb.transpose(2, 0, 1)  # HWC -> CHW, padded bottom-right
@@ -81,10 +82,9 @@ class SamCorners:
         # Decode at a reduced size: the quad needs a few hundred pixels, not 12 MP of mask logits.
         h, w = img_bgr.shape[:2]
         work = min(1.0, 1024 / max(h, w))
-        small = (
-            cv2.resize(img_bgr, None, fx=work, fy=work, interpolation=cv2.INTER_AREA) if work < 1 else img_bgr
-        )
+        small = shrink(img_bgr, (max(round(w * work), 1), max(round(h * work), 1))) if work < 1 else img_bgr
         sh, sw = small.shape[:2]
+        work = sw / w  # the scale actually applied (after rounding)
         emb, scale = self.embed(small)
         t1 = time.perf_counter()
         self.decoder.activate()
