@@ -155,8 +155,12 @@ def _build(cls: type, data: dict, where: str) -> Any:
             value = _build(sub, value, f"{where}.{key}")
         elif isinstance(value, list):
             value = tuple(value)
-        elif tp is float and isinstance(value, int):
-            value = float(value)
+        elif tp in (int, float) and not isinstance(value, bool):
+            # YAML 1.1 reads "4e-4" (no dot) as a string: coerce, or say which key is wrong.
+            try:
+                value = tp(value) if tp is float or not isinstance(value, float) else value
+            except (TypeError, ValueError):
+                raise UsageError(f"{where}.{key}: expected a number, got {value!r}") from None
         kwargs[key] = value
     return cls(**kwargs)
 

@@ -46,3 +46,13 @@ def test_folds_are_deterministic_by_seed():
     a = iterative_stratified_folds(y, 3, seed=7)
     assert np.array_equal(a, iterative_stratified_folds(y, 3, seed=7))
     assert not np.array_equal(a, iterative_stratified_folds(y, 3, seed=8))
+
+
+def test_numeric_overrides_are_coerced():
+    from edgeecg.errors import UsageError
+    from edgeecg.train.config import load_config
+
+    cfg = load_config(overrides={"lr": "4e-4", "epochs": "3"})
+    assert cfg.lr == 4e-4 and isinstance(cfg.lr, float) and cfg.epochs == 3
+    with pytest.raises(UsageError, match="config.lr: expected a number"):
+        load_config(overrides={"lr": "fast"})
