@@ -4,6 +4,7 @@
     edgeecg-train stage2 --config X.yaml --init DIR/stage1/best.safetensors --out DIR [--fold K]
     edgeecg-train evaluate --out DIR [--test DATASET]
     edgeecg-train show-config [--config X.yaml]
+    edgeecg-train detector train|export|evaluate ...   (the paper detector; see train/detector.py)
 
 `--set key=value` (repeatable, dotted keys for nested settings, values parsed as YAML) overrides the
 config file. Under torchrun (WORLD_SIZE > 1) the same commands train with DDP. Exit codes: 0 fine,
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p4 = sub.add_parser("show-config", help="print the resolved config, or every key with its documentation")
     common(p4, out=False)
     p4.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
+    # Parsed by train/detector.py itself; listed here so --help shows it.
+    sub.add_parser(
+        "detector", help="train, export or evaluate the paper detector (train|export|evaluate ...)"
+    )
     return parser
 
 
@@ -172,6 +177,11 @@ def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `edgeecg-train`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["detector"]:
+        from edgeecg.train.detector import main_detector  # noqa: PLC0415
+
+        return main_detector(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
