@@ -33,9 +33,9 @@ synth train_scan $((N_TRAIN * 4 / 10)) 102 scan 0.12
 synth val "$N_VAL" 201 mix 0.12
 synth test "$N_TEST" 301 mix 0.15
 
-$PY -m edgeecg.train.detector train --data "$DATA/train_photo" "$DATA/train_scan" --val "$DATA/val" \
+.venv/bin/edgeecg-train detector train --data "$DATA/train_photo" "$DATA/train_scan" --val "$DATA/val" \
   --out "$RUN" --imgsz "$IMGSZ" --epochs "$EPOCHS" --workers "$WORKERS" --export
-$PY -m edgeecg.train.detector evaluate --data "$DATA/test" --model "$RUN/detector.onnx" || \
+.venv/bin/edgeecg-train detector evaluate --data "$DATA/test" --model "$RUN/detector.onnx" || \
   echo "held-out targets not met (see above): train longer or on more scenes before shipping"
 
 if [ -n "${BUNDLE:-}" ]; then
