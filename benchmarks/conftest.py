@@ -1,8 +1,130 @@
-"""Benchmark settings: fixed thread counts and passive OpenMP waits on these noisy 2-core machines."""
+"""Benchmark settings and fixtures: fixed thread counts, passive OpenMP waits, cached models, one timing helper.
+
+Every benchmark goes through the `bench` fixture: untimed warm-up calls, then as many timed rounds as fit
+the time budget (between the minimum and maximum), one call per round, so that the raw round times in the
+JSON are single calls and p50/p95/p99 can be read from them. Peak memory (VmHWM, see
+`benchsuite.PeakRss`) is recorded for the timed rounds. Settings come from EDGEECG_BENCH_* variables.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
+# Two busy cores make torch stall ~30 ms per op without this (DESIGN.md section 7); set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[1] / "build" / "yolo-config"))
+
+import pytest  # noqa: E402
+from benchsuite import BenchModels, BenchSettings, PeakRss, Photo, build_models, make_photo, set_threads  # noqa: E402
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch  # noqa: PLC0415
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _has_trt() -> bool:
+    try:
+        import tensorrt  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return _has_gpu()
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu = trt = None
+    for item in items:
+        if "gpu" in item.keywords:
+            gpu = _has_gpu() if gpu is None else gpu
+            if not gpu:
+                item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU"))
+        if "trt" in item.keywords:
+            trt = _has_trt() if trt is None else trt
+            if not trt:
+                item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU"))
+
+
+@pytest.fixture(scope="session")
+def settings() -> BenchSettings:
+    """The suite's settings (EDGEECG_BENCH_* environment variables)."""
+    return BenchSettings.from_env()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fixed_threads(settings: BenchSettings):
+    set_threads(settings.threads)
+    yield
+
+
+@pytest.fixture(scope="session")
+def models(settings: BenchSettings) -> BenchModels:
+    """The random-init benchmark bundle (built once, cached in build/bench-models/)."""
+    return build_models(settings)
+
+
+@pytest.fixture(scope="session")
+def photo(settings: BenchSettings) -> Photo:
+    """The synthetic 12 MP phone photo (cached)."""
+    return make_photo(settings)
+
+
+@pytest.fixture(scope="session")
+def photo_image(photo: Photo):
+    """The photo, decoded (BGR)."""
+    return photo.read()
+
+
+class Bench:
+    """Times one function with the settings' warm-up and round budget; fills extra_info."""
+
+    def __init__(self, benchmark, settings: BenchSettings) -> None:
+        self.benchmark = benchmark
+        self.settings = settings
+
+    def rounds_for(self, fn) -> int:
+        s = self.settings
+        if s.min_rounds >= s.max_rounds:
+            return s.max_rounds
+        t0 = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t0, 1e-6)
+        return int(min(max(s.budget_s / one, s.min_rounds), s.max_rounds))
+
+    def __call__(
+        self, fn, *, case: str, batch: int = 1, warmup: int | None = None, rounds: int | None = None, **info
+    ):
+        """Time `fn` (no arguments).
+
+        Args:
+            fn: the call to time; on a GPU it must synchronise before it returns.
+            case: stable id of the measurement (the report finds ratios by it), e.g. "ensemble/fused/b1".
+            batch: images per call (throughput = batch / time).
+            warmup: untimed calls first (default: the settings').
+            rounds: timed rounds (default: from the budget); never more than the settings' maximum.
+            **info: more extra_info fields (backend, precision, flops, gpu, ...).
+
+        Returns:
+            What the last call of `fn` returned.
+        """
+        for _ in range(self.settings.warmup if warmup is None else warmup):
+            fn()
+        rounds = self.rounds_for(fn) if rounds is None else max(1, min(rounds, self.settings.max_rounds))
+        with PeakRss() as mem:
+            out = self.benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+        self.benchmark.extra_info.update(case=case, batch=batch, **mem.info(), **info)
+        return out
+
+
+@pytest.fixture
+def bench(benchmark, settings: BenchSettings) -> Bench:
+    """The timing helper (see `Bench.__call__`)."""
+    return Bench(benchmark, settings)

@@ -1,0 +1,110 @@
+"""End to end on the synthetic 12 MP photo, and process start, for the benchmark bundle and (when installed)
+the package's default bundle.
+
+- end to end from the file: decode, detect, crop or warp, CLAHE, normalise, the ensemble, thresholds
+  (`Pipeline.run_paths`, what `edgeecg infer photo.jpg` does per image), batch 1, ONNX Runtime;
+- end to end from a decoded frame (`Pipeline.run`, what the camera loop does);
+- process start: a fresh interpreter imports edgeecg, checks the bundle (manifest and sha256 of every file
+  it loads) and creates the sessions. Timed from outside (the wall time a user waits); the child reports its
+  own breakdown and peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from benchsuite import default_bundle
+
+from edgeecg.pipeline import Pipeline
+
+BUNDLES = ["bench", "default"]
+
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from edgeecg.pipeline import Pipeline
+t1 = time.perf_counter()
+pipe = Pipeline.from_bundle(sys.argv[1], backend="onnxruntime", threads=int(sys.argv[2]))
+t2 = time.perf_counter()
+pipe.activate()
+t3 = time.perf_counter()
+hwm = next((int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")), 0)
+print(json.dumps({"import_s": t1 - t0, "bundle_check_s": t2 - t1, "sessions_s": t3 - t2, "vmhwm_mb": hwm / 1024}))
+pipe.close()
+"""
+
+
+def _bundle(which: str, models) -> Path:
+    if which == "bench":
+        return models.bundle
+    d = default_bundle()
+    if d is None:
+        pytest.skip("the default bundle (edgeecg/assets/default/manifest.json) is not installed")
+    return d
+
+
+@pytest.fixture(scope="module", params=BUNDLES)
+def pipeline(request, models, settings):
+    bundle = _bundle(request.param, models)
+    with Pipeline.from_bundle(bundle, backend="onnxruntime", threads=settings.threads, batch_size=1) as pipe:
+        yield request.param, pipe
+
+
+@pytest.mark.benchmark(group="end to end (photo, ONNX Runtime, batch 1)")
+@pytest.mark.parametrize("source", ["file", "array"])
+def test_end_to_end(bench, pipeline, photo, photo_image, source):
+    which, pipe = pipeline
+
+    def fn():
+        return list(pipe.run_paths([photo.path])) if source == "file" else pipe.run([photo_image])
+
+    results = bench(
+        fn,
+        case=f"e2e/{which}/{source}",
+        bundle=which,
+        fused=pipe.ensemble.fused_outputs is not None,
+        backend=pipe.backend,
+        input=[
+            int(pipe.manifest["classifier"]["input"]["height"]),
+            int(pipe.manifest["classifier"]["input"]["width"]),
+        ],
+    )
+    assert len(results) == 1 and results[0].ok, results[0].to_dict()
+
+
+@pytest.mark.benchmark(group="process start (import, bundle check, sessions)")
+@pytest.mark.parametrize("which", BUNDLES)
+def test_process_start(bench, benchmark, models, settings, which):
+    bundle = _bundle(which, models)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    reports: list[dict] = []
+
+    def start():
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(bundle), str(settings.threads)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            raise RuntimeError(f"process start failed: {proc.stderr.strip().splitlines()[-1:]}")
+        reports.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "wall_s": wall})
+
+    bench(start, case=f"startup/{which}", rounds=10, warmup=1, bundle=which)
+    timed = reports[-len(benchmark.stats.stats.data) :]
+    for key in ("import_s", "bundle_check_s", "sessions_s", "vmhwm_mb"):
+        vals = sorted(r[key] for r in timed)
+        benchmark.extra_info[f"child_median_{key}"] = round(vals[len(vals) // 2], 4)
+    # the child's own peak is the honest peak memory of a fresh process
+    benchmark.extra_info["peak_rss_mb"] = benchmark.extra_info["child_median_vmhwm_mb"]
+    benchmark.extra_info["peak_rss_delta_mb"] = None
+    assert timed
