@@ -375,10 +375,12 @@ def make_photo(s: BenchSettings, seed: int = 7) -> Photo:
 
 
 def default_bundle() -> Path | None:
-    """The package's default bundle directory when it is installed (manifest.json present), else None."""
+    """The real bundle to measure beside the benchmark one: EDGEECG_BENCH_BUNDLE when set, else the package's
+    default bundle when it is installed (manifest.json present), else None."""
     from edgeecg.bundle import default_bundle_dir  # noqa: PLC0415
 
-    d = default_bundle_dir()
+    chosen = os.environ.get("EDGEECG_BENCH_BUNDLE")
+    d = Path(chosen) if chosen else default_bundle_dir()
     return d if (d / "manifest.json").is_file() else None
 
 

@@ -128,3 +128,81 @@ class Bench:
 def bench(benchmark, settings: BenchSettings) -> Bench:
     """The timing helper (see `Bench.__call__`)."""
     return Bench(benchmark, settings)
+
+
+def _versions() -> dict[str, str | None]:
+    import importlib.metadata as md  # noqa: PLC0415
+    import platform  # noqa: PLC0415
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in (
+        "numpy",
+        "opencv-python-headless",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "torch",
+        "timm",
+        "ultralytics",
+    ):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    for dist in ("tensorrt", "tensorrt-cu12", "tensorrt_cu12"):
+        try:
+            out["tensorrt"] = md.version(dist)
+            break
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform  # noqa: PLC0415
+
+    return platform.processor() or platform.machine()
+
+
+def _gpu() -> str | None:
+    import sys  # noqa: PLC0415
+
+    torch = sys.modules.get("torch")
+    try:
+        return torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001  (a broken driver only loses the name)
+        return None
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Record what report.py prints: settings, versions, CPU and GPU, the exact command."""
+    import shlex  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    output_json["edgeecg"] = {
+        "settings": BenchSettings.from_env().describe(),
+        "versions": _versions(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity,
+        "gpu": _gpu(),
+        "command": os.environ.get("EDGEECG_BENCH_COMMAND")
+        or shlex.join([sys.executable, "-m", "pytest", *sys.argv[1:]]),
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if (k.startswith("EDGEECG_BENCH_") and k != "EDGEECG_BENCH_COMMAND") or k.startswith("OMP_")
+        },
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,6 +1,8 @@
 """End to end on the synthetic 12 MP photo, and process start, for the benchmark bundle and (when installed)
 the package's default bundle.
 
+"default" is the package's bundle, or the one EDGEECG_BENCH_BUNDLE names.
+
 - end to end from the file: decode, detect, crop or warp, CLAHE, normalise, the ensemble, thresholds
   (`Pipeline.run_paths`, what `edgeecg infer photo.jpg` does per image), batch 1, ONNX Runtime;
 - end to end from a decoded frame (`Pipeline.run`, what the camera loop does);
@@ -45,7 +47,9 @@ def _bundle(which: str, models) -> Path:
         return models.bundle
     d = default_bundle()
     if d is None:
-        pytest.skip("the default bundle (edgeecg/assets/default/manifest.json) is not installed")
+        pytest.skip(
+            "no default bundle: edgeecg/assets/default/manifest.json is absent and EDGEECG_BENCH_BUNDLE unset"
+        )
     return d
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchsuite import BenchSettings, build_models
+from benchsuite import BenchSettings, build_models, default_bundle
 from roofline import count_flops
 
 SETTINGS = BenchSettings.from_env()
@@ -188,22 +188,36 @@ def test_tensorrt_detector(bench, trt_bundle, settings, detector_flops, gpu_name
 @pytest.mark.trt
 @pytest.mark.benchmark(group="GPU end to end (photo, TensorRT, batch 1)")
 @pytest.mark.parametrize("source", ["file", "array"])
-def test_tensorrt_end_to_end(bench, trt_bundle, settings, photo, photo_image, member_flops, gpu_name, source):
-    """The whole pipeline with the TensorRT backend (pre-processing on the CPU, as on a Jetson)."""
+@pytest.mark.parametrize("which", ["bench", "default"])
+def test_tensorrt_end_to_end(bench, trt_bundle, settings, photo, photo_image, gpu_name, which, source):
+    """The whole pipeline with the TensorRT backend (pre-processing on the CPU, as on a Jetson).
+
+    "default" is the package's bundle or EDGEECG_BENCH_BUNDLE, with plans built for this GPU by
+    `edgeecg-export --engines --bundle DIR`.
+    """
+    from edgeecg.errors import BackendError  # noqa: PLC0415
     from edgeecg.pipeline import Pipeline  # noqa: PLC0415
 
-    with Pipeline.from_bundle(trt_bundle, backend="tensorrt", threads=settings.threads, batch_size=1) as pipe:
-        fn = (
-            (lambda: list(pipe.run_paths([photo.path])))
-            if source == "file"
-            else (lambda: pipe.run([photo_image]))
+    bundle = trt_bundle if which == "bench" else default_bundle()
+    if bundle is None:
+        pytest.skip(
+            "no default bundle: edgeecg/assets/default/manifest.json is absent and EDGEECG_BENCH_BUNDLE unset"
         )
+    try:
+        pipe = Pipeline.from_bundle(bundle, backend="tensorrt", threads=settings.threads, batch_size=1)
+    except BackendError as err:  # no plan for this GPU: the message names the command that builds one
+        pytest.skip(str(err))
+    with pipe:
+
+        def fn():
+            return list(pipe.run_paths([photo.path])) if source == "file" else pipe.run([photo_image])
+
         results = bench(
             fn,
-            case=f"gpu/e2e-tensorrt/{source}",
+            case=f"gpu/e2e-tensorrt/{source}" + ("" if which == "bench" else "/default"),
             warmup=max(settings.warmup, 5),
             backend="tensorrt",
-            precision="fp16",
+            bundle=which,
             gpu=gpu_name,
         )
     assert results[0].ok, results[0].to_dict()
