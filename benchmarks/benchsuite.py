@@ -62,6 +62,8 @@ class BenchSettings:
         budget_s: time to spend on the timed rounds of one benchmark (rounds = budget / one call).
         min_rounds: fewest timed rounds.
         max_rounds: most timed rounds.
+        cap_s: at most this long for one benchmark's timed rounds (fewer than min_rounds, never under 5, for
+            slow calls such as torch at batch 8).
         warmup: untimed calls before timing.
         cache: where built models and the photo are kept.
         tiny: the CI smoke settings (set by EDGEECG_BENCH_TINY=1).
@@ -79,6 +81,7 @@ class BenchSettings:
     budget_s: float = 3.0
     min_rounds: int = 20
     max_rounds: int = 200
+    cap_s: float = 20.0
     warmup: int = 2
     cache: str = str(ROOT / "build" / "bench-models")
     tiny: bool = False
@@ -93,7 +96,7 @@ class BenchSettings:
         EDGEECG_BENCH_MODEL_KWARGS (JSON), EDGEECG_BENCH_INPUT (HxW, e.g. 384x384), EDGEECG_BENCH_FOLDS,
         EDGEECG_BENCH_DET_SIZE, EDGEECG_BENCH_PHOTO (WxH), EDGEECG_BENCH_THREADS, EDGEECG_BENCH_BATCHES
         (e.g. 1,4,8), EDGEECG_BENCH_BUDGET (seconds per benchmark), EDGEECG_BENCH_MIN_ROUNDS,
-        EDGEECG_BENCH_MAX_ROUNDS, EDGEECG_BENCH_WARMUP, EDGEECG_BENCH_CACHE (directory).
+        EDGEECG_BENCH_MAX_ROUNDS, EDGEECG_BENCH_CAP (seconds), EDGEECG_BENCH_WARMUP, EDGEECG_BENCH_CACHE (directory).
         """
         env = dict(os.environ if env is None else env)
         s = cls()
@@ -131,6 +134,7 @@ class BenchSettings:
             ("budget_s", "BUDGET", float),
             ("min_rounds", "MIN_ROUNDS", int),
             ("max_rounds", "MAX_ROUNDS", int),
+            ("cap_s", "CAP", float),
             ("warmup", "WARMUP", int),
         ):
             if get(f"EDGEECG_BENCH_{name}"):
@@ -168,6 +172,16 @@ class BenchSettings:
         d["photo"] = list(self.photo)
         d["batch_sizes"] = list(self.batch_sizes)
         return d
+
+
+def plan_rounds(s: BenchSettings, one_call_s: float) -> int:
+    """Timed rounds for a call that takes `one_call_s`: the budget's worth within [min_rounds, max_rounds],
+    but no more than `cap_s` of timing (and never under 5 rounds for that cap)."""
+    if s.min_rounds >= s.max_rounds:
+        return s.max_rounds
+    one = max(one_call_s, 1e-6)
+    rounds = min(max(s.budget_s / one, s.min_rounds), s.max_rounds)
+    return max(1, int(min(rounds, max(s.cap_s / one, 5))))
 
 
 # -- caching ---------------------------------------------------------------------------------------

@@ -20,7 +20,16 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[1] / "build" / "yolo-config"))
 
 import pytest  # noqa: E402
-from benchsuite import BenchModels, BenchSettings, PeakRss, Photo, build_models, make_photo, set_threads  # noqa: E402
+from benchsuite import (
+    BenchModels,
+    BenchSettings,
+    PeakRss,
+    Photo,
+    build_models,
+    make_photo,
+    plan_rounds,
+    set_threads,
+)  # noqa: E402
 
 
 def _has_gpu() -> bool:
@@ -91,13 +100,11 @@ class Bench:
         self.settings = settings
 
     def rounds_for(self, fn) -> int:
-        s = self.settings
-        if s.min_rounds >= s.max_rounds:
-            return s.max_rounds
+        if self.settings.min_rounds >= self.settings.max_rounds:
+            return self.settings.max_rounds
         t0 = time.perf_counter()
         fn()
-        one = max(time.perf_counter() - t0, 1e-6)
-        return int(min(max(s.budget_s / one, s.min_rounds), s.max_rounds))
+        return plan_rounds(self.settings, time.perf_counter() - t0)
 
     def __call__(
         self, fn, *, case: str, batch: int = 1, warmup: int | None = None, rounds: int | None = None, **info

@@ -53,6 +53,12 @@ def _bundle(which: str, models) -> Path:
     return d
 
 
+def _provider(pipe: Pipeline) -> str | None:
+    """The ONNX Runtime execution provider the classifier runs on (CUDA where onnxruntime-gpu is installed)."""
+    session = getattr(pipe.ensemble.runners[0], "session", None)
+    return session.get_providers()[0] if session is not None else None
+
+
 @pytest.fixture(scope="module", params=BUNDLES)
 def pipeline(request, models, settings):
     bundle = _bundle(request.param, models)
@@ -74,6 +80,7 @@ def test_end_to_end(bench, pipeline, photo, photo_image, source):
         bundle=which,
         fused=pipe.ensemble.fused_outputs is not None,
         backend=pipe.backend,
+        provider=_provider(pipe),
         input=[
             int(pipe.manifest["classifier"]["input"]["height"]),
             int(pipe.manifest["classifier"]["input"]["width"]),

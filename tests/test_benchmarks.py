@@ -201,3 +201,14 @@ def test_settings_from_env():
     assert b.bundle_key() != s.bundle_key() and s.bundle_key() != s.bundle_key(fp16=True)
     tiny = suite.BenchSettings.from_env({"EDGEECG_BENCH_TINY": "1"})
     assert tiny.tiny and tiny.max_rounds == 1 and tiny.kwargs["depths"] == [1, 1, 1, 1]
+
+
+def test_round_plan():
+    suite = _module("benchsuite")
+    s = suite.BenchSettings.from_env({})  # budget 3 s, 20..200 rounds, cap 20 s
+    assert suite.plan_rounds(s, 0.001) == 200  # fast: the maximum
+    assert suite.plan_rounds(s, 0.05) == 60  # the budget's worth
+    assert suite.plan_rounds(s, 0.5) == 20  # the minimum, though past the budget
+    assert suite.plan_rounds(s, 2.0) == 10  # the cap: 20 s
+    assert suite.plan_rounds(s, 30.0) == 5  # never under 5
+    assert suite.plan_rounds(suite.BenchSettings.from_env({"EDGEECG_BENCH_TINY": "1"}), 5.0) == 1
