@@ -59,7 +59,7 @@ RATIOS: list[tuple[str, str, str, float]] = [
 
 #: (what, case, at most this many ms at p50)
 LIMITS: list[tuple[str, str, float]] = [
-    ("Pre-processing chain, photo (detect at 320, crop, CLAHE; decode excluded)", "stage/preprocess", 40.0),
+    ("Pre-processing chain on the photo (detect, crop, CLAHE; decode excluded)", "stage/preprocess", 40.0),
     ("End to end, default bundle, photo file (decode included)", "e2e/default/file", 300.0),
     ("End to end, benchmark bundle, photo file (decode included)", "e2e/bench/file", 300.0),
     ("Process start (import, bundle check, sessions), default bundle", "startup/default", 1500.0),
@@ -176,10 +176,10 @@ def _targets(rows: dict[str, dict[str, Any]], gpu: str | None, settings: dict[st
     for what, case, limit in LIMITS:
         r = rows.get(case)
         if r is None:
-            out.append(f"| {what} | not measured | <= {_ms(limit)} ms | – |")
+            out.append(f"| {what} | not measured | <= {limit:g} ms | – |")
             continue
         out.append(
-            f"| {what} | {_ms(r['p50'])} ms | <= {_ms(limit)} ms | {'yes' if r['p50'] <= limit else '**no**'} |"
+            f"| {what} | {_ms(r['p50'])} ms | <= {limit:g} ms | {'yes' if r['p50'] <= limit else '**no**'} |"
         )
     is_t4 = bool(gpu) and (peak(gpu) or {}).get("label") == "Tesla T4"
     for what, case, limit, model in T4_TARGETS:
@@ -196,7 +196,7 @@ def _targets(rows: dict[str, dict[str, Any]], gpu: str | None, settings: dict[st
             met = f"n/a (target is for {model[0]} at {model[1]}x{model[2]})"
         else:
             met = "yes" if r["p50"] <= limit else "**no**"
-        out.append(f"| {what} | {_ms(r['p50'])} ms | <= {_ms(limit)} ms on a T4 | {met} |")
+        out.append(f"| {what} | {_ms(r['p50'])} ms | <= {limit:g} ms on a T4 | {met} |")
     return out
 
 
@@ -234,7 +234,7 @@ def render(doc: dict[str, Any], title: str = "edgeecg benchmark results") -> str
         "## Targets (issue 7), from figures of this one run",
         "",
         "Shared machines drift by tens of percent between runs, so the CPU targets are ratios of two figures "
-        "measured side by side; the two absolute limits are judged on the same run's p50.",
+        "measured side by side; the absolute limits are judged on the same run's p50.",
         "",
         *_targets(by_case, gpu, (doc.get("edgeecg") or {}).get("settings")),
         "",

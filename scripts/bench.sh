@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
 export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
 export OMP_NUM_THREADS="${EDGEECG_BENCH_THREADS:-2}"
-export EDGEECG_BENCH_COMMAND="scripts/bench.sh${*:+ $*}"
+EDGEECG_BENCH_COMMAND="scripts/bench.sh"
+[ $# -gt 0 ] && EDGEECG_BENCH_COMMAND+="$(printf ' %q' "$@")"
+export EDGEECG_BENCH_COMMAND
 PY="${PYTHON:-.venv/bin/python}"
 OUT="${EDGEECG_BENCH_OUT:-build/bench}"
 RESULTS="${EDGEECG_BENCH_RESULTS:-benchmarks/RESULTS.md}"
