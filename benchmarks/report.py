@@ -244,8 +244,9 @@ def render(doc: dict[str, Any], title: str = "edgeecg benchmark results") -> str
         "Peak RSS is the process's VmHWM while the benchmark's timed rounds ran (reset before them through "
         "/proc/self/clear_refs, so native allocations count, unlike tracemalloc); the figure in brackets is "
         "what the rounds added above the RSS they started with. The pytest process also holds the other "
-        "benchmarks' models, so the absolute peak is an upper bound; process start reports the fresh child's "
-        "own VmHWM instead. GPU rows: floor = FLOPs / the card's peak (dense FP16 tensor or FP32 rate).",
+        "benchmarks' models, so the absolute peak is an upper bound; process start and end to end from the file "
+        "report a fresh process's own VmHWM instead (end to end: after three runs on the photo, in brackets what "
+        "the runs added to the loaded pipeline). GPU rows: floor = FLOPs / the card's peak (dense FP16 tensor or FP32 rate).",
         "",
     ]
     groups: dict[str, list[dict[str, Any]]] = {}
