@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -291,7 +291,9 @@ def _write_detector(path: Path) -> Path:
     return path
 
 
-def build_models(s: BenchSettings, fp16: bool = False, progress=log.info) -> BenchModels:
+def build_models(
+    s: BenchSettings, fp16: bool = False, progress: Callable[[str], None] = log.info
+) -> BenchModels:
     """The benchmark bundle for `s`, built on first use and cached.
 
     Args:
