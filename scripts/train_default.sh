@@ -13,7 +13,7 @@ S="$PY/edgeecg synth --workers 2 --size 1024x768 --no-progress"
 [ -f data/s2_photo/labels.csv ] || $S --out data/s2_photo --n 2000 --style photo --seed 201
 [ -f data/test_photo/labels.csv ] || $S --out data/test_photo --n 1000 --style photo --seed 901  # held out
 # Stage I from random init: a higher peak lr than fine-tuning from ImageNet would use.
-$PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" --set lr=4e-4 --set epochs=5
+$PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" --set lr=4e-4 --set epochs=2
 # Stage II: 5 folds from the stage I weights, the method's lr.
-$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --set lr=1.5e-4 --set epochs=3
+$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --set lr=1.5e-4 --set epochs=1 --set samples_per_epoch=800
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo
