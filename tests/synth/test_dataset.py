@@ -120,3 +120,22 @@ def _main(argv):
         return main(argv)
     except SystemExit as exc:  # argparse's own errors exit from inside parse_args
         return exc.code
+
+
+def test_renders_real_records_with_their_labels(tmp_path, realdata):
+    out = tmp_path / "real"
+    write_dataset(
+        SynthConfig(
+            out=str(out), n=4, seed=1, style="clean", size=(400, 300), records=str(realdata / "records")
+        ),
+        progress=False,
+    )
+    truth = {
+        r["record"]: r for r in csv.DictReader((realdata / "records" / "labels.csv").read_text().splitlines())
+    }
+    rows = list(csv.DictReader((out / "labels.csv").read_text().splitlines()))
+    assert len(rows) == 4
+    for row in rows:
+        assert row["source"] != "sim"
+        if row["record"] in truth:  # 00001_lr's labels come from the PTB-XL database, not labels.csv
+            assert all(row[k] == truth[row["record"]][k] for k in LABELS), row["record"]
