@@ -16,13 +16,16 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
           "fp32": {"members": [{"fold": 0, "file": "fold0.onnx", "sha256": "..."}, ...],
                    "fused": {"file": "ensemble.onnx", "sha256": "...",
                              "outputs": {"mean": "prob", "members": "member_probs"}}},   # fused optional
-          "fp16": {...}
-        },
+          "fp16": {...},
+          "int8w": {"members": [...], "fused": {...}, "weights": "int8"}
+        },                                   # "weights": "int8": Conv/Gemm/MatMul weights stored as per-channel
+                                             # int8 + DequantizeLinear, FP32 compute; ONNX Runtime loads it with
+                                             # session config session.disable_quant_qdq=1 (folds the DQ nodes)
         "model": {"arch": "convnext_atto", "params": 3.4e6}
       },
       "detector": {"file": "detector.onnx", "sha256": "...", "kind": "yolov8-pose", "input_size": [640, 640],
                    "strides": [8, 16, 32], "keypoints": 4, "classes": ["ecg"], "conf_threshold": 0.25,
-                   "iou_threshold": 0.5},   # or null
+                   "iou_threshold": 0.5, "weights": "int8"},   # or null; "weights" as above
       "sam": {"encoder": {"file": ..., "sha256": ...}, "decoder": {...}},   # or null
       "preprocess": {"mode": "crop", "corners": "keypoints", "margin": 0.02,
                      "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"}},
@@ -53,6 +56,10 @@ from edgeecg.errors import BundleError
 
 FORMAT = "edgeecg-bundle/1"
 MANIFEST = "manifest.json"
+
+#: Values of the optional "weights" key of a classifier variant or the detector: how weights are stored
+#: when not in the model's own precision (absent: they are).
+WEIGHT_STORAGE: tuple[str, ...] = ("int8",)
 
 DEFAULT_PREPROCESS: dict[str, Any] = {
     "mode": "crop",
@@ -129,6 +136,14 @@ def validate(manifest: Any) -> None:
     for precision, var in variants.items():
         if not var.get("members") and not var.get("fused"):
             raise BundleError(f"classifier variant {precision!r} has neither members nor a fused model")
+    det = manifest.get("detector")
+    for where, section in [(f"classifier variant {p!r}", v) for p, v in variants.items()] + [
+        ("detector", det)
+    ]:
+        if isinstance(section, dict) and "weights" in section and section["weights"] not in WEIGHT_STORAGE:
+            raise BundleError(
+                f"{where} has weights {section['weights']!r}; this edgeecg reads {', '.join(WEIGHT_STORAGE)}"
+            )
     for entry in iter_file_entries(manifest):
         rel = Path(entry["file"])
         if rel.is_absolute() or ".." in rel.parts:

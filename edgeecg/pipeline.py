@@ -24,6 +24,7 @@ import numpy as np
 from edgeecg import LABELS
 from edgeecg.backends import resolve_backend, runner_class
 from edgeecg.backends.base import Runner
+from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG
 from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, sha256_file, verify
 from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
@@ -33,7 +34,20 @@ from edgeecg.preprocess import save_debug_montage as _save_montage
 log = logging.getLogger(__name__)
 
 #: Precision preferred when none is asked for, by backend.
-_PREFERRED_PRECISION = {"tensorrt": ("fp16", "fp32"), "onnxruntime": ("fp32", "fp16"), "torch": ("fp32",)}
+#: int8w (int8-stored weights, FP32 compute) runs like fp32 in ONNX Runtime once its DequantizeLinear nodes
+#: are folded; TensorRT plans are built from fp16/fp32 ONNX only.
+_PREFERRED_PRECISION = {
+    "tensorrt": ("fp16", "fp32"),
+    "onnxruntime": ("fp32", "int8w", "fp16"),
+    "torch": ("fp32",),
+}
+
+
+def ort_session_config(entry: dict[str, Any] | None) -> dict[str, str] | None:
+    """ONNX Runtime session config entries a manifest entry (variant or detector) asks for, or None."""
+    if entry and entry.get("weights") == "int8":
+        return dict(INT8_WEIGHTS_SESSION_CONFIG)
+    return None
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -208,7 +222,8 @@ class Pipeline:
             bundle_dir: the bundle directory (default: the bundle shipped in the package).
             backend: auto | onnxruntime | tensorrt | torch.
             threads: CPU threads for ONNX Runtime / torch (0: the library's default).
-            precision: classifier variant ("fp32", "fp16"); default by backend (TensorRT prefers fp16).
+            precision: classifier variant ("fp32", "fp16", "int8w"); default by backend (TensorRT prefers
+                fp16; ONNX Runtime fp32, then int8w, then fp16).
             fused: use the fused ensemble model (None: when the bundle has one).
             verify: check sha256 values before loading (leave on outside tests of this very check).
             batch_size: images per classifier call.
@@ -228,6 +243,8 @@ class Pipeline:
         else:
             resolve_backend(backend, manifest, [], "")  # validates the name
         precision = _pick_precision(variants, precision, backend)
+        if backend == "tensorrt" and variants[precision].get("weights") == "int8":
+            raise UsageError(f"TensorRT runs fp16/fp32 plans; the {precision!r} variant runs in onnxruntime")
         variant = variants[precision]
         use_fused = _use_fused(variant, fused, backend)
         log.info(
@@ -259,6 +276,7 @@ class Pipeline:
         else:
             ort_cls = runner_class(backend)
             entries = [variant["fused"]] if use_fused else list(variant.get("members") or [])
+            session_config = ort_session_config(variant)
             for i, e in enumerate(entries):
                 files.append(e["file"])
                 runners.append(
@@ -266,6 +284,7 @@ class Pipeline:
                         bundle / e["file"],
                         threads=threads,
                         name="fused" if use_fused else f"member:{e.get('fold', i)}",
+                        session_config=session_config,
                     )
                 )
         if use_fused:
@@ -496,7 +515,9 @@ def _detector_runner(
             return TensorRTRunner(bundle / entry["file"], name="detector")
         log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
     files.append(section["file"])
-    return runner_class("onnxruntime")(bundle / section["file"], threads=threads, name="detector")
+    return runner_class("onnxruntime")(
+        bundle / section["file"], threads=threads, name="detector", session_config=ort_session_config(section)
+    )
 
 
 def _member_checkpoint(

@@ -1,8 +1,8 @@
 """Fold checkpoints (+ detector, + SAM) → a verified model bundle (DESIGN.md section 3), built atomically.
 
 Steps: export every member to ONNX and check it against torch; optionally fuse the members into one graph
-and check it against them; optionally derive the mixed FP16 ONNX and check it against FP32 in ONNX Runtime;
-export the detector and SAM; write the manifest with every file's sha256 and the provenance; verify it; and,
+and check it against them; optionally derive the mixed FP16 ONNX and/or the int8-weight ONNX ("int8w") and
+check each against FP32 in ONNX Runtime; export the detector (optionally with int8 weights) and SAM; write the manifest with every file's sha256 and the provenance; verify it; and,
 where TensorRT and a GPU exist, build plans and check their parity. Everything is built in a temporary sibling
 directory (`AtomicBundleDir`), so a failure leaves any existing bundle untouched.
 """
@@ -59,6 +59,11 @@ class ExportConfig:
     """Registry name of the SAM model: vit_t (MobileSAM), vit_b, vit_l, vit_h."""
     precision: str = "fp16"
     """fp32: FP32 ONNX only; fp16: also the mixed FP16 ONNX (what GPU plans are built from)."""
+    variants: tuple[str, ...] = ()
+    """Classifier variants to write, any of fp32, fp16, int8w (overrides `precision`; empty: by precision).
+    The FP32 export is always made and checked; without fp32 here its files are left out of the bundle."""
+    detector_weights: str = "fp32"
+    """fp32, or int8: store the detector's Conv weights as per-channel int8 (FP32 compute)."""
     fused: bool = False
     """Also write one fused ensemble graph."""
     engines: bool = False
@@ -79,8 +84,24 @@ class ExportConfig:
     """The command line, for provenance."""
 
 
+#: Classifier variants export_bundle can write, in manifest order.
+VARIANTS: tuple[str, ...] = ("fp32", "fp16", "int8w")
+
+
 def _noop(_msg: str) -> None:
     pass
+
+
+def resolve_variants(cfg: ExportConfig) -> tuple[str, ...]:
+    """The classifier variants `cfg` asks for, in manifest order; UsageError for unknown or none."""
+    if not cfg.variants:
+        if cfg.precision not in ("fp32", "fp16"):
+            raise UsageError(f"precision must be fp32 or fp16, not {cfg.precision!r}")
+        return ("fp32", "fp16") if cfg.precision == "fp16" else ("fp32",)
+    unknown = [v for v in cfg.variants if v not in VARIANTS]
+    if unknown:
+        raise UsageError(f"unknown variant(s) {', '.join(unknown)}: choose from {', '.join(VARIANTS)}")
+    return tuple(v for v in VARIANTS if v in cfg.variants)
 
 
 # -- thresholds ---------------------------------------------------------------------------------------
@@ -142,14 +163,24 @@ def _preprocess(trained: Any) -> dict[str, Any]:
 def variant_probs(
     bundle_dir: Path, variant: dict[str, Any], batch: np.ndarray, use_fused: bool
 ) -> np.ndarray:
-    """Ensemble probabilities [N, C] of one classifier variant in ONNX Runtime (CPU)."""
+    """Ensemble probabilities [N, C] of one classifier variant in ONNX Runtime (CPU), loaded as the runtime
+    loads it (an int8-weight variant with its session config)."""
     from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
-    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
+    from edgeecg.pipeline import ort_session_config  # noqa: PLC0415
 
+    config = ort_session_config(variant)
     if use_fused:
-        return ort_run(bundle_dir / variant["fused"]["file"], batch)[OUTPUTS["mean"]].astype(np.float64)
-    logits = [ort_run(bundle_dir / m["file"], batch)["logits"] for m in variant["members"]]
+        out = _ort_run(bundle_dir / variant["fused"]["file"], batch, config)
+        return out[OUTPUTS["mean"]].astype(np.float64)
+    logits = [_ort_run(bundle_dir / m["file"], batch, config)["logits"] for m in variant["members"]]
     return np.mean([sigmoid(x) for x in logits], axis=0)
+
+
+def _ort_run(path: Path, batch: np.ndarray, session_config: dict[str, str] | None) -> dict[str, np.ndarray]:
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+
+    with OnnxRuntimeRunner(path, providers=["CPUExecutionProvider"], session_config=session_config) as runner:
+        return runner.infer(batch)
 
 
 def _json_safe(x: Any) -> Any:
@@ -178,6 +209,54 @@ def _write_fp16(tmp: Path, entry: dict[str, Any]) -> dict[str, Any]:
     return file_entry(tmp, rel, **{**extra, "precision": "fp16"})
 
 
+def _write_int8w(tmp: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Store one FP32 ONNX entry's weights as per-channel int8 under int8w/; return its manifest entry."""
+    from edgeecg._lazy import require  # noqa: PLC0415
+    from edgeecg.export.int8w import quantize_weights_int8  # noqa: PLC0415
+
+    onnx = require("onnx")
+    rel = "int8w/" + Path(entry["file"]).name
+    (tmp / "int8w").mkdir(exist_ok=True)
+    onnx.save(quantize_weights_int8(onnx.load(str(tmp / entry["file"]))), str(tmp / rel))
+    extra = {k: v for k, v in entry.items() if k not in ("file", "sha256")}
+    return file_entry(tmp, rel, **{**extra, "precision": "int8w", "weights": "int8"})
+
+
+def _derived_variant(
+    tmp: Path, ref: dict[str, Any], write: Callable[[Path, dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """A variant whose files are `write` applied to each file of the FP32 variant `ref`."""
+    out: dict[str, Any] = {"members": [write(tmp, m) for m in ref["members"]]}
+    if ref.get("fused"):
+        out["fused"] = write(tmp, ref["fused"])
+    return out
+
+
+def _int8_detector(tmp: Path, rel: str, progress: Progress) -> dict[str, Any]:
+    """Quantize the exported detector's weights in place; return its parity figures against FP32."""
+    from edgeecg._lazy import require  # noqa: PLC0415
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.export.int8w import ORT_SESSION_CONFIG, quantize_weights_int8  # noqa: PLC0415
+
+    onnx = require("onnx")
+    path = tmp / rel
+    fp32 = tmp / f"{rel}.fp32.tmp"
+    path.replace(fp32)
+    onnx.save(quantize_weights_int8(onnx.load(str(fp32))), str(path))
+    with OnnxRuntimeRunner(fp32, providers=["CPUExecutionProvider"]) as ref_runner:
+        shape = [d or 640 for d in ref_runner.inputs[0].shape[1:]]  # a static export; 640 if dynamic
+        x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)  # the detector takes 0..1 RGB
+        want = ref_runner.infer(x)
+    got = _ort_run(path, x, ORT_SESSION_CONFIG)
+    fp32.unlink()
+    diff = max(float(np.abs(got[k] - want[k]).max()) for k in want)
+    scale = max(float(np.abs(want[k]).max()) for k in want)
+    progress(
+        f"      int8 detector vs FP32 (ONNX Runtime CPU): max abs output diff {diff:.2e} (outputs up to {scale:.1f})"
+    )
+    return {"max_abs_output_diff": diff, "max_abs_output": scale}
+
+
 def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
     """Build the bundle `cfg.out` from `cfg`; return its manifest.
 
@@ -190,8 +269,13 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
     from edgeecg.export.onnx_export import check_inputs, export_member  # noqa: PLC0415
     from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
 
-    if cfg.precision not in ("fp32", "fp16"):
-        raise UsageError(f"precision must be fp32 or fp16, not {cfg.precision!r}")
+    wanted = resolve_variants(cfg)
+    if cfg.detector_weights not in ("fp32", "int8"):
+        raise UsageError(f"detector weights must be fp32 or int8, not {cfg.detector_weights!r}")
+    if cfg.engines and not {"fp32", "fp16"} & set(wanted):
+        raise UsageError(
+            "TensorRT plans (--engines) are built from an fp16 or fp32 variant: add one to --variants"
+        )
     members = find_checkpoints(list(cfg.checkpoints))
     thresholds, threshold_method = read_thresholds(cfg.thresholds)
     side_thr = members[0].sidecar.get("thresholds")
@@ -214,7 +298,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             fp32_members.append(file_entry(tmp, rel, fold=fold, precision="fp32"))
             checks["members"].append({"fold": fold, "max_abs_logit_diff_vs_torch": diff})
             models.append(model)
-        variants: dict[str, Any] = {"fp32": {"members": fp32_members}}
+        ref32: dict[str, Any] = {"members": fp32_members}
 
         if cfg.fused:
             progress(f"fusing {len(models)} members into one graph")
@@ -223,7 +307,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
                 tmp / "fp32/ensemble.onnx", [tmp / m["file"] for m in fp32_members], check_inputs(input_cfg)
             )
             progress(f"      checked against separate members: max abs prob diff {diff:.1e}")
-            variants["fp32"]["fused"] = file_entry(
+            ref32["fused"] = file_entry(
                 tmp,
                 "fp32/ensemble.onnx",
                 precision="fp32",
@@ -232,25 +316,46 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             checks["fused_vs_members_max_abs_prob_diff"] = diff
         del models
 
-        if cfg.precision == "fp16":
-            progress("mixed FP16 ONNX (LayerNorm, reductions, sigmoid and head in FP32)")
-            fp16: dict[str, Any] = {"members": [_write_fp16(tmp, m) for m in fp32_members]}
-            if cfg.fused:
-                fp16["fused"] = _write_fp16(tmp, variants["fp32"]["fused"])
-            variants["fp16"] = fp16
-            batch, labels = sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
-            checks["fp16_vs_fp32_onnxruntime"] = {}
+        variants: dict[str, Any] = {"fp32": ref32} if "fp32" in wanted else {}
+        derived = [
+            (
+                "fp16",
+                "FP16",
+                "mixed FP16 ONNX (LayerNorm, reductions, sigmoid and head in FP32)",
+                _write_fp16,
+            ),
+            (
+                "int8w",
+                "int8w",
+                "int8-weight ONNX (per-channel int8 Conv/Gemm/MatMul weights, FP32 compute)",
+                _write_int8w,
+            ),
+        ]
+        batch = labels = None
+        for key, title, what_it_is, write in derived:
+            if key not in wanted:
+                continue
+            progress(what_it_is)
+            var = _derived_variant(tmp, ref32, write)
+            if key == "int8w":
+                var["weights"] = "int8"
+            variants[key] = var
+            if batch is None:
+                batch, labels = sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
+            checks[f"{key}_vs_fp32_onnxruntime"] = {}
             for use_fused in [False, True] if cfg.fused else [False]:
-                ref = variant_probs(tmp, variants["fp32"], batch, use_fused)
-                got = variant_probs(tmp, fp16, batch, use_fused)
+                ref = variant_probs(tmp, ref32, batch, use_fused)
+                got = variant_probs(tmp, var, batch, use_fused)
                 figures = prob_parity(ref, got, labels)
                 what = "fused" if use_fused else "members"
-                checks["fp16_vs_fp32_onnxruntime"][what] = figures
+                checks[f"{key}_vs_fp32_onnxruntime"][what] = figures
                 progress(
-                    f"      FP16 {what} vs FP32 (ONNX Runtime CPU): max abs prob diff "
+                    f"      {title} {what} vs FP32 (ONNX Runtime CPU): max abs prob diff "
                     f"{figures['max_abs_prob_diff']:.1e}, AUROC change {figures['auroc_change']}"
                 )
-                check_parity(figures, f"FP16 ONNX ({what})")
+                check_parity(figures, f"{title} ONNX ({what})")
+        if "fp32" not in wanted:
+            shutil.rmtree(tmp / "fp32")  # the reference only: the bundle ships the derived variants
 
         detector = None
         if cfg.detector:
@@ -258,6 +363,9 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
 
             progress(f"detector {Path(cfg.detector).name} → ONNX")
             fields = export_detector(cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz)
+            if cfg.detector_weights == "int8":
+                checks["detector_int8_vs_fp32_onnxruntime"] = _int8_detector(tmp, "detector.onnx", progress)
+                fields["weights"] = "int8"
             detector = file_entry(tmp, "detector.onnx", **fields)
 
         sam = None
@@ -353,14 +461,22 @@ def build_engines(
     `manifest["engines"]` is updated in place (plans of other GPUs / TensorRT versions are kept).
     """
     from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
-    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
     from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
     from edgeecg.export.tensorrt_build import PlanExecutor, build_plan, detect_target  # noqa: PLC0415
+    from edgeecg.pipeline import ort_session_config  # noqa: PLC0415
 
-    target = detect_target()
     clf = manifest["classifier"]
-    precision = "fp16" if "fp16" in clf["variants"] else "fp32"
-    variant, ref_variant = clf["variants"][precision], clf["variants"]["fp32"]
+    precision = next((p for p in ("fp16", "fp32") if p in clf["variants"]), None)
+    if precision is None:
+        raise BackendError(
+            "TensorRT plans are built from an fp16 or fp32 classifier variant; this bundle has only "
+            f"{', '.join(clf['variants'])}: export one with --variants fp16 (or fp32)"
+        )
+    target = detect_target()
+    # The parity reference: FP32 ONNX where the bundle has it, else its int8-weight variant (FP32 compute).
+    variant = clf["variants"][precision]
+    ref_variant = clf["variants"].get("fp32") or clf["variants"].get("int8w") or variant
+    ref_config = ort_session_config(ref_variant)
     use_fused = bool(variant.get("fused"))
     jobs: list[tuple[str, str]] = (
         [("fused", variant["fused"]["file"])]
@@ -387,12 +503,12 @@ def build_engines(
         out = PlanExecutor(bundle_dir / plan_rel).run(batch)
         if use_fused:
             got = out[OUTPUTS["mean"]].astype(np.float64)
-            ref = ort_run(bundle_dir / ref_variant["fused"]["file"], batch)[OUTPUTS["mean"]]
+            ref = _ort_run(bundle_dir / ref_variant["fused"]["file"], batch, ref_config)[OUTPUTS["mean"]]
         else:
             got = sigmoid(out["logits"])
             fold = int(name.split(":")[1])
             ref_file = next(m["file"] for m in ref_variant["members"] if m["fold"] == fold)
-            ref = sigmoid(ort_run(bundle_dir / ref_file, batch)["logits"])
+            ref = sigmoid(_ort_run(bundle_dir / ref_file, batch, ref_config)["logits"])
         plan_probs.append(got)
         figures = _json_safe(prob_parity(ref, got, labels))
         progress(
@@ -418,13 +534,19 @@ def build_engines(
     if det:
         plan_rel = f"plans/{target.key}/detector.fp32.plan"
         progress(f"  building {plan_rel} from {det['file']}")
-        info = build_plan(
-            bundle_dir / det["file"], bundle_dir / plan_rel, [1], cfg.workspace_mb, cfg.timing_cache, target
-        )
+        src = bundle_dir / det["file"]
+        if det.get("weights") == "int8":
+            # Plans take plain FP32 weights: fold the int8 storage back (same values as ONNX Runtime uses).
+            src = _dequantized_copy(src, bundle_dir / f"{plan_rel}.src.onnx")
+        try:
+            info = build_plan(src, bundle_dir / plan_rel, [1], cfg.workspace_mb, cfg.timing_cache, target)
+        finally:
+            if src != bundle_dir / det["file"]:
+                src.unlink(missing_ok=True)
         h, w = det["input_size"]
         x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)  # detector takes 0..1 RGB
         got = PlanExecutor(bundle_dir / plan_rel).run(x)
-        want = ort_run(bundle_dir / det["file"], x)
+        want = _ort_run(bundle_dir / det["file"], x, ort_session_config(det))
         diff = max(float(np.abs(got[k] - want[k]).max()) for k in got)
         progress(f"    parity vs ONNX Runtime: max abs output diff {diff:.2e}")
         new.append(
@@ -445,6 +567,17 @@ def build_engines(
         if (e["target"], e["gpu"], e["compute_capability"], e["tensorrt"], e["precision"]) not in keys
     ]
     manifest["engines"] = kept + new
+
+
+def _dequantized_copy(src: Path, dst: Path) -> Path:
+    """Write `src` with its int8-stored weights folded back into FP32 initializers to `dst`."""
+    from edgeecg._lazy import require  # noqa: PLC0415
+    from edgeecg.export.int8w import dequantize_weights  # noqa: PLC0415
+
+    onnx = require("onnx")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(dequantize_weights(onnx.load(str(src))), str(dst))
+    return dst
 
 
 def add_engines(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
@@ -495,10 +628,16 @@ def summary(bundle_dir: str | Path, manifest: dict[str, Any]) -> str:
         lines.append(
             f"  fused vs members: max abs prob diff {checks['fused_vs_members_max_abs_prob_diff']:.1e}"
         )
-    for what, fig in checks.get("fp16_vs_fp32_onnxruntime", {}).items():
+    for key, title in (("fp16", "FP16"), ("int8w", "int8w")):
+        for what, fig in checks.get(f"{key}_vs_fp32_onnxruntime", {}).items():
+            lines.append(
+                f"  {title} vs FP32 ({what}, ONNX Runtime): max abs prob diff {fig['max_abs_prob_diff']:.1e}, "
+                f"macro AUROC change {fig['auroc_change']} ({fig['samples']} samples, labels {fig['labels']})"
+            )
+    det = checks.get("detector_int8_vs_fp32_onnxruntime")
+    if det:
         lines.append(
-            f"  FP16 vs FP32 ({what}, ONNX Runtime): max abs prob diff {fig['max_abs_prob_diff']:.1e}, "
-            f"macro AUROC change {fig['auroc_change']} ({fig['samples']} samples, labels {fig['labels']})"
+            f"  int8 detector vs FP32 (ONNX Runtime): max abs output diff {det['max_abs_output_diff']:.2e}"
         )
     for e in manifest.get("engines", []):
         par = e.get("parity", {})

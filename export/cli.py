@@ -32,6 +32,16 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _variants(text: str) -> tuple[str, ...]:
+    from edgeecg.export.bundle_writer import VARIANTS  # noqa: PLC0415
+
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in names if x not in VARIANTS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"variants are a comma list of {', '.join(VARIANTS)}, not {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `edgeecg-export`."""
     p = _Parser(
@@ -60,11 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--sam-type", default="vit_t", help="SAM registry name: vit_t (MobileSAM), vit_b, vit_l, vit_h"
     )
     p.add_argument("--out", metavar="BUNDLE", help="bundle directory to write (replaced atomically)")
-    p.add_argument(
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--precision",
         choices=("fp32", "fp16"),
         default="fp16",
         help="fp16 (default) adds the mixed-precision FP16 ONNX that GPU plans are built from",
+    )
+    which.add_argument(
+        "--variants",
+        type=_variants,
+        metavar="fp32,fp16,int8w",
+        help="classifier variants to write instead of --precision: fp32, fp16 (mixed FP16 ONNX), int8w "
+        "(weights stored as per-channel int8, FP32 compute; about 4x smaller). Without fp32 the FP32 export "
+        "is still made and checked against, but left out of the bundle",
+    )
+    p.add_argument(
+        "--detector-weights",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="int8: store the detector's weights as per-channel int8 (FP32 compute; default fp32)",
     )
     p.add_argument("--fused", action="store_true", help="also write one fused ensemble graph")
     p.add_argument(
@@ -108,6 +133,8 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
         sam=args.sam,
         sam_type=args.sam_type,
         precision=args.precision,
+        variants=tuple(args.variants or ()),
+        detector_weights=args.detector_weights,
         fused=args.fused,
         engines=args.engines,
         batch_sizes=tuple(args.batch_sizes),

@@ -13,6 +13,11 @@ from edgeecg.errors import BackendError
 
 log = logging.getLogger(__name__)
 
+#: Session config for a model whose weights are stored as int8 + DequantizeLinear (bundle "weights": "int8"):
+#: ONNX Runtime then folds the constant DequantizeLinear nodes into FP32 weights at session creation instead
+#: of dequantizing on every call.
+INT8_WEIGHTS_SESSION_CONFIG: dict[str, str] = {"session.disable_quant_qdq": "1"}
+
 _ORT_TYPES = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(float16)": np.dtype(np.float16),
@@ -32,6 +37,8 @@ class OnnxRuntimeRunner(Runner):
         threads: intra-op threads on CPU (0 lets ONNX Runtime choose).
         providers: ONNX Runtime providers in order of preference; default CUDA when available, then CPU.
         name: a label for logs and timings.
+        session_config: session config entries (`SessionOptions.add_session_config_entry`), e.g.
+            {"session.disable_quant_qdq": "1"} so ORT folds the DequantizeLinear of int8-stored weights.
     """
 
     backend = "onnxruntime"
@@ -42,10 +49,12 @@ class OnnxRuntimeRunner(Runner):
         threads: int = 0,
         providers: list[str] | None = None,
         name: str | None = None,
+        session_config: dict[str, str] | None = None,
     ) -> None:
         super().__init__(path, name)
         self.threads = threads
         self.providers = providers
+        self.session_config = dict(session_config or {})
         self.session = None
 
     def _activate_impl(self) -> None:
@@ -54,6 +63,8 @@ class OnnxRuntimeRunner(Runner):
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # errors only: keep the CLI output clean
+        for key, value in self.session_config.items():
+            opts.add_session_config_entry(str(key), str(value))
         available = ort.get_available_providers()
         wanted = self.providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
