@@ -10,16 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
-# Two busy cores make torch stall ~30 ms per op without this (DESIGN.md section 7); set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[1] / "build" / "yolo-config"))
-
-import pytest  # noqa: E402
+# The environment (OMP_WAIT_POLICY etc.) is set by the root conftest.py before anything heavy loads.
+import pytest
 from benchsuite import (
     BenchModels,
     BenchSettings,
@@ -29,37 +22,7 @@ from benchsuite import (
     make_photo,
     plan_rounds,
     set_threads,
-)  # noqa: E402
-
-
-def _has_gpu() -> bool:
-    try:
-        import torch  # noqa: PLC0415
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
-def _has_trt() -> bool:
-    try:
-        import tensorrt  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return _has_gpu()
-
-
-def pytest_collection_modifyitems(config, items):
-    gpu = trt = None
-    for item in items:
-        if "gpu" in item.keywords:
-            gpu = _has_gpu() if gpu is None else gpu
-            if not gpu:
-                item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU"))
-        if "trt" in item.keywords:
-            trt = _has_trt() if trt is None else trt
-            if not trt:
-                item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU"))
+)
 
 
 @pytest.fixture(scope="session")

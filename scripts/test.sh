@@ -12,6 +12,6 @@ mkdir -p build
 .venv/bin/python -m pip install -q -e '.[train,dev]'
 # ultralytics pulls GUI opencv-python beside the headless build; put headless back on top.
 .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
-.venv/bin/ruff check edgeecg train export benchmarks tests
-.venv/bin/ruff format --check edgeecg train export benchmarks tests
+.venv/bin/ruff check edgeecg train export benchmarks tests scripts conftest.py
+.venv/bin/ruff format --check edgeecg train export benchmarks tests scripts conftest.py
 .venv/bin/python -m pytest "$@"
