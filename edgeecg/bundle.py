@@ -13,7 +13,9 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
         "thresholds": [0.5, 0.5, 0.5, 0.5, 0.5],
         "threshold_method": "youden-oof",   # how thresholds were chosen
         "variants": {                        # by precision; the runtime picks one
-          "fp32": {"members": [{"fold": 0, "file": "fold0.onnx", "sha256": "..."}, ...],
+          "fp32": {"members": [{"fold": 0, "file": "fold0.onnx", "sha256": "...",
+                                "checkpoint": {"file": ..., "sha256": ..., "sidecar": ...}},   # optional:
+                               ...],                                # the torch backend's weights
                    "fused": {"file": "ensemble.onnx", "sha256": "...",
                              "outputs": {"mean": "prob", "members": "member_probs"}}},   # fused optional
           "fp16": {...},
