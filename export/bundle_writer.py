@@ -88,6 +88,11 @@ class ExportConfig:
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "int8w")
 
 
+def _fmt(x: Any) -> str:
+    """A parity figure for people: 4 decimals, or as it is when not a number (None: not measurable)."""
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
 def _noop(_msg: str) -> None:
     pass
 
@@ -351,7 +356,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
                 checks[f"{key}_vs_fp32_onnxruntime"][what] = figures
                 progress(
                     f"      {title} {what} vs FP32 (ONNX Runtime CPU): max abs prob diff "
-                    f"{figures['max_abs_prob_diff']:.1e}, AUROC change {figures['auroc_change']}"
+                    f"{figures['max_abs_prob_diff']:.1e}, AUROC change {_fmt(figures['auroc_change'])}"
                 )
                 check_parity(figures, f"{title} ONNX ({what})")
         if "fp32" not in wanted:
@@ -513,7 +518,7 @@ def build_engines(
         figures = _json_safe(prob_parity(ref, got, labels))
         progress(
             f"    parity vs ONNX Runtime FP32: max abs prob diff {figures['max_abs_prob_diff']:.1e}, "
-            f"AUROC change {figures['auroc_change']}"
+            f"AUROC change {_fmt(figures['auroc_change'])}"
         )
         check_parity(figures, f"TensorRT plan {plan_rel}")
         new.append(
@@ -632,7 +637,7 @@ def summary(bundle_dir: str | Path, manifest: dict[str, Any]) -> str:
         for what, fig in checks.get(f"{key}_vs_fp32_onnxruntime", {}).items():
             lines.append(
                 f"  {title} vs FP32 ({what}, ONNX Runtime): max abs prob diff {fig['max_abs_prob_diff']:.1e}, "
-                f"macro AUROC change {fig['auroc_change']} ({fig['samples']} samples, labels {fig['labels']})"
+                f"macro AUROC change {_fmt(fig['auroc_change'])} ({fig['samples']} samples, labels {fig['labels']})"
             )
     det = checks.get("detector_int8_vs_fp32_onnxruntime")
     if det:
