@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
 
 from edgeecg import __version__
 from edgeecg.errors import EdgeECGError, UsageError
@@ -22,6 +23,30 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "camera": ("edgeecg.commands.camera", "capture-and-classify loop on a camera, video file or stream"),
     "eval": ("edgeecg.commands.eval", "evaluate a model bundle on a labelled dataset"),
 }
+
+
+def guarded(prog: str, fn: Callable[[], int | None], say: Callable[..., None] = print) -> int:
+    """Run a command's body with this project's exit codes: errors become one line on stderr, never a traceback.
+
+    Args:
+        prog: the name printed before the message (e.g. "edgeecg infer").
+        fn: the command's body; its return value is the exit code (None means 0).
+        say: how to print (the training CLI prints on DDP rank 0 only).
+
+    Returns:
+        0 fine (or fn's code), 1 EdgeECGError, 2 UsageError, 130 interrupted.
+    """
+    try:
+        return int(fn() or 0)
+    except UsageError as err:
+        say(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except EdgeECGError as err:
+        say(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        say(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,17 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     module = importlib.import_module(args._module)
-    try:
-        return int(module.run(args) or 0)
-    except UsageError as err:
-        print(f"edgeecg {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except EdgeECGError as err:
-        print(f"edgeecg {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"edgeecg {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return guarded(f"edgeecg {args.command}", lambda: module.run(args))
 
 
 if __name__ == "__main__":

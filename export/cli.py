@@ -14,7 +14,7 @@ import shlex
 import sys
 import time
 
-from edgeecg.errors import EdgeECGError, UsageError
+from edgeecg.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,17 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
-    try:
-        return run(args, argv)
-    except UsageError as err:
-        print(f"edgeecg-export: error: {err}", file=sys.stderr)
-        return 2
-    except EdgeECGError as err:
-        print(f"edgeecg-export: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("edgeecg-export: interrupted", file=sys.stderr)
-        return 130
+    from edgeecg.cli import guarded  # noqa: PLC0415
+
+    return guarded("edgeecg-export", lambda: run(args, argv))
 
 
 if __name__ == "__main__":

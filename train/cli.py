@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from edgeecg.errors import EdgeECGError, UsageError
+from edgeecg.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -190,17 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2), format="%(levelname)s %(name)s: %(message)s"
     )
-    try:
-        return _run(args)
-    except UsageError as err:
-        _say(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except EdgeECGError as err:
-        _say(f"edgeecg-train {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        _say(f"edgeecg-train {args.command}: interrupted", file=sys.stderr)
-        return 130
+    from edgeecg.cli import guarded  # noqa: PLC0415
+
+    return guarded(f"edgeecg-train {args.command}", lambda: _run(args), say=_say)
 
 
 if __name__ == "__main__":
