@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgeecg.commands import add_model_arguments, open_pipeline
 from edgeecg.errors import UsageError
 
 EPILOG = """\
@@ -41,15 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sharpness", type=float, default=60.0, metavar="T", help="blur gate (default 60)")
     parser.add_argument("--stats", type=float, default=5.0, metavar="SEC", help="seconds between FPS lines")
     parser.add_argument("--max-reconnects", type=int, default=None, metavar="N", help="give up after N tries")
-    parser.add_argument("--bundle", metavar="DIR", help="model bundle directory (default: the bundled model)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
-    parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads")
+    add_model_arguments(parser, batching=False)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the loop until the source ends or a stop signal arrives."""
     from edgeecg.camera import CameraConfig, CameraLoop, display_available  # noqa: PLC0415
-    from edgeecg.pipeline import Pipeline  # noqa: PLC0415
 
     cfg = CameraConfig(
         every=args.every,
@@ -63,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--display: no display available here (no DISPLAY, or OpenCV built without GUI)")
     out = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     try:
-        with Pipeline.from_bundle(
-            args.bundle, backend=args.backend, threads=args.threads, batch_size=1
-        ) as pipe:
+        with open_pipeline(args) as pipe:
             loop = CameraLoop(pipe, args.source, cfg, out=out, display=args.display)
             loop.install_signal_handlers()
             return loop.run()

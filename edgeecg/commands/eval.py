@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeecg import LABELS
+from edgeecg.commands import add_model_arguments, open_pipeline
 from edgeecg.errors import InputError, UsageError
 from edgeecg.metrics import classification_report, ensemble_votes
 
@@ -31,18 +32,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `edgeecg eval`."""
     parser.add_argument("dataset", metavar="DATASET", help="dataset dir (with labels.csv) or a labels CSV")
-    parser.add_argument("--bundle", metavar="DIR", help="model bundle directory (default: the bundled model)")
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
-        help="inference engine",
-    )
-    parser.add_argument("--precision", help="classifier variant from the bundle (fp32, fp16)")
-    parser.add_argument(
-        "--threads", type=int, default=0, metavar="N", help="CPU threads (default: library's)"
-    )
-    parser.add_argument("--batch", type=int, default=8, metavar="N", help="images per classifier call")
+    add_model_arguments(parser)
     parser.add_argument("--image-column", default="image", help="CSV column with image paths (default image)")
     parser.add_argument(
         "--label-columns",
@@ -123,7 +113,6 @@ def format_table(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run `edgeecg eval`."""
-    from edgeecg.pipeline import Pipeline  # noqa: PLC0415 (onnxruntime only when evaluating)
 
     label_columns = None
     if args.label_columns:
@@ -135,13 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         paths, y = paths[: args.limit], y[: args.limit]
     kept, mean, members, failed, rejected = [], [], [], 0, 0
-    with Pipeline.from_bundle(
-        args.bundle,
-        backend=args.backend,
-        threads=args.threads,
-        precision=args.precision,
-        batch_size=args.batch,
-    ) as pipe:
+    with open_pipeline(args) as pipe:
         thresholds = np.asarray(pipe.thresholds, dtype=np.float64)
         for i, r in enumerate(pipe.run_paths(paths)):
             if r.error is not None:

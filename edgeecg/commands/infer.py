@@ -7,6 +7,7 @@ import logging
 import sys
 
 from edgeecg import LABELS
+from edgeecg.commands import add_model_arguments, open_pipeline
 from edgeecg.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -37,25 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="IMAGE|DIR|GLOB", help="image files, directories or globs"
     )
-    parser.add_argument("--bundle", metavar="DIR", help="model bundle directory (default: the bundled model)")
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
-        help="inference engine; auto = TensorRT when a GPU and a matching plan exist, else ONNX Runtime",
-    )
-    parser.add_argument(
-        "--precision", help="classifier variant from the bundle (fp32, fp16; default by backend)"
-    )
+    add_model_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per image (JSONL) on stdout")
     parser.add_argument(
         "--save-debug", metavar="DIR", help="write a montage of the pre-processing stages per image"
-    )
-    parser.add_argument(
-        "--batch", type=int, default=8, metavar="N", help="images per classifier call (default 8)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=0, metavar="N", help="CPU threads (default: library's choice)"
     )
     parser.add_argument(
         "--max-pixels",
@@ -88,7 +74,6 @@ def _table_row(r) -> str:
 def run(args: argparse.Namespace) -> int:
     """Classify every input; print results as they finish. Returns the exit code."""
     from edgeecg.io import DEFAULT_MAX_PIXELS, iter_inputs  # noqa: PLC0415
-    from edgeecg.pipeline import Pipeline  # noqa: PLC0415
 
     if args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
@@ -101,13 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     failed = 0
-    with Pipeline.from_bundle(
-        args.bundle,
-        backend=args.backend,
-        threads=args.threads,
-        precision=args.precision,
-        batch_size=args.batch,
-    ) as pipe:
+    with open_pipeline(args) as pipe:
         bar = None
         if len(paths) > 1 and not args.no_progress:
             from tqdm import tqdm  # noqa: PLC0415
