@@ -118,6 +118,10 @@ class TrainConfig:
     preprocess: str = _f("crop_clahe", "crop_clahe (paper_box crop, then CLAHE), edgeecg (runtime), none")
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
+    cache: bool = _f(
+        False,
+        "pre-process every image once into OUT/cache (uint8 memmap, n*H*W*3 bytes); epochs and folds reuse it",
+    )
     augment: AugmentConfig = _f(AugmentConfig(), "augmentation settings")
     eval_batch_size: int = _f(32, "images per batch for validation and prediction")
     progress: bool = _f(True, "show tqdm progress bars")

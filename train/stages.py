@@ -31,14 +31,21 @@ from edgeecg.metrics import youden_thresholds
 from edgeecg.train.augment import build_augment
 from edgeecg.train.checkpoint import atomic_write_json, load_weights_file, save_weights
 from edgeecg.train.config import TrainConfig, dump_config
-from edgeecg.train.data import Subset, TrainDataset, make_preprocess, make_source
+from edgeecg.train.data import (
+    CachedSource,
+    Subset,
+    TrainDataset,
+    make_preprocess,
+    make_source,
+    preprocess_key,
+)
 from edgeecg.train.folds import fold_indices, iterative_stratified_folds
 from edgeecg.train.loop import Dist, FitResult, fit, predict
 from edgeecg.train.model import create_model, load_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_stage1", "run_stage2", "merge_oof", "load_trained", "datasets_for"]
+__all__ = ["run_stage1", "run_stage2", "merge_oof", "load_trained", "datasets_for", "open_source"]
 
 
 def datasets_for(cfg: TrainConfig, sources: list[Any], train_augment: bool = True) -> TrainDataset:
@@ -46,6 +53,17 @@ def datasets_for(cfg: TrainConfig, sources: list[Any], train_augment: bool = Tru
     size = (cfg.input_height, cfg.input_width)
     aug = build_augment(cfg.augment) if train_augment else None
     return TrainDataset(sources, make_preprocess(cfg), size, aug)
+
+
+def open_source(cfg: TrainConfig, data_cfg: Any, out_dir: str | Path) -> Any:
+    """The source `data_cfg` names, pre-processed once into OUT/cache when `cfg.cache` is on."""
+    src = make_source(data_cfg)
+    if not cfg.cache:
+        return src
+    size = (cfg.input_height, cfg.input_width)
+    return CachedSource(
+        src, make_preprocess(cfg), size, Path(out_dir) / "cache", preprocess_key(cfg), cfg.progress
+    )
 
 
 def run_stage1(cfg: TrainConfig, out_dir: str | Path, on_epoch_end: Any = None) -> FitResult:
@@ -57,11 +75,11 @@ def run_stage1(cfg: TrainConfig, out_dir: str | Path, on_epoch_end: Any = None) 
     if not cfg.sources:
         raise UsageError("stage1 needs at least one entry under `sources` in the config")
     out = Path(out_dir) / "stage1"
-    sources = [make_source(s) for s in cfg.sources]
+    sources = [open_source(cfg, s, out_dir) for s in cfg.sources]
     train_parts, val_parts = [], []
     if cfg.val is not None:
         train_parts = sources
-        val_parts = [make_source(cfg.val)]
+        val_parts = [open_source(cfg, cfg.val, out_dir)]
     else:
         if not 0 < cfg.val_fraction < 1:
             raise UsageError("val_fraction must be in (0, 1) when no `val` set is given")
@@ -93,10 +111,10 @@ def load_trained(weights: str | Path, device: Any = "cpu") -> Any:
     return model.to(device).eval()
 
 
-def _target_source(cfg: TrainConfig) -> Any:
+def _target_source(cfg: TrainConfig, out_dir: str | Path) -> Any:
     if cfg.target is None:
         raise UsageError("stage2 needs `target` (the dataset for k-fold cross-validation) in the config")
-    return make_source(cfg.target)
+    return open_source(cfg, cfg.target, out_dir)
 
 
 def run_stage2(
@@ -120,7 +138,7 @@ def run_stage2(
     """
     torch = require("torch")
     out = Path(out_dir) / "stage2"
-    target = _target_source(cfg)
+    target = _target_source(cfg, out_dir)
     k = cfg.folds
     if fold is not None and not 0 <= fold < k:
         raise UsageError(f"--fold must be in 0..{k - 1}, got {fold}")

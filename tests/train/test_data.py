@@ -117,3 +117,29 @@ def test_on_the_fly_synth_matches_edgeecg_synth_items(tmp_path):
     img, g = src.load(2)
     assert img.shape[:2] == (geo[2]["height"], geo[2]["width"])
     np.testing.assert_allclose(g["paper_box"], geo[2]["paper_box"], atol=1e-3)
+
+
+def test_cached_source_equals_uncached_and_rebuilds_on_change(tiny_dataset, tmp_path):
+    from edgeecg.train.data import CachedSource, Subset
+
+    src = make_source(DataConfig(path=str(tiny_dataset)))
+    pre = CropClahe((64, 128))
+    cached = CachedSource(src, pre, (64, 128), tmp_path / "c", "k1", progress=False)
+    assert cached.path.stat().st_size == 32 * 64 * 128 * 3
+    plain = TrainDataset([src], pre, (64, 128))
+    fast = TrainDataset([Subset(cached, range(32))], pre, (64, 128))
+    for i in (0, 7, 31):
+        np.testing.assert_array_equal(fast.image(i), plain.image(i))
+    assert cached.images == src.images
+    # Same source and key: the file is reused, not rebuilt.
+    mtime = cached.path.stat().st_mtime_ns
+    again = CachedSource(src, pre, (64, 128), tmp_path / "c", "k1", progress=False)
+    assert again.path == cached.path and again.path.stat().st_mtime_ns == mtime
+    # Another pre-processing key or a changed labels.csv gives another file.
+    assert CachedSource(src, pre, (64, 128), tmp_path / "c", "k2", progress=False).path != cached.path
+    csv = tiny_dataset / "labels.csv"
+    csv.write_text(csv.read_text() + "\n")
+    changed = CachedSource(
+        make_source(DataConfig(path=str(tiny_dataset))), pre, (64, 128), tmp_path / "c", "k1"
+    )
+    assert changed.path != cached.path

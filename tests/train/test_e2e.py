@@ -13,7 +13,7 @@ from edgeecg.train.cli import main
 pytest.importorskip("matplotlib")
 
 
-def _write_config(path, dataset, kwargs):
+def _write_config(path, dataset, kwargs, **extra):
     cfg = {
         "model": "convnext_atto",
         "model_kwargs": kwargs,
@@ -26,13 +26,15 @@ def _write_config(path, dataset, kwargs):
         "folds": 2,
         "sources": [{"path": str(dataset), "weight": 1.0}],
         "target": {"path": str(dataset)},
+        **extra,
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def test_stage1_stage2_evaluate(tiny_dataset, tiny_kwargs, tmp_path, capsys):
-    cfg = _write_config(tmp_path / "cfg.yaml", tiny_dataset, tiny_kwargs)
+@pytest.mark.parametrize("cache", [False, True])
+def test_stage1_stage2_evaluate(tiny_dataset, tiny_kwargs, tmp_path, capsys, cache):
+    cfg = _write_config(tmp_path / "cfg.yaml", tiny_dataset, tiny_kwargs, cache=cache)
     run = tmp_path / "run"
     assert main(["stage1", "--config", str(cfg), "--out", str(run)]) == 0
     s1 = run / "stage1"
@@ -68,6 +70,8 @@ def test_stage1_stage2_evaluate(tiny_dataset, tiny_kwargs, tmp_path, capsys):
     assert set(report["folds"]) == {"0", "1"} and report["pooled"]["n"] == 32
     assert list(s2.glob("roc_oof_*.png"))
 
+    # One pre-processed file per source, shared by stage I and both folds.
+    assert len(list((run / "cache").glob("*.u8"))) == (1 if cache else 0)
     assert main(["evaluate", "--config", str(cfg), "--out", str(run), "--test", str(tiny_dataset)]) == 0
     ev = json.loads((run / "eval" / "report.json").read_text())
     assert len(ev["members"]) == 2 and ev["ensemble_mean"]["n"] == 32
