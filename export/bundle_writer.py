@@ -159,6 +159,8 @@ def _preprocess(trained: Any) -> dict[str, Any]:
             section["clahe"]["tile_grid"] = [int(tile), int(tile)] if isinstance(tile, int) else list(tile)
         if trained.get("mode"):
             section["trained_with"] = str(trained["mode"])
+            if trained["mode"] == "warp_clahe":  # trained on flattened sheets: serve flattened sheets
+                section["mode"] = "warp"
     return section
 
 

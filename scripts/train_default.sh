@@ -12,8 +12,9 @@ S="$PY/edgeecg synth --workers 2 --size 1024x768 --no-progress"
 [ -f data/s1_scan/labels.csv ]  || $S --out data/s1_scan  --n 2500 --style scan  --seed 102
 [ -f data/s2_photo/labels.csv ] || $S --out data/s2_photo --n 2000 --style photo --seed 201
 [ -f data/test_photo/labels.csv ] || $S --out data/test_photo --n 1000 --style photo --seed 901  # held out
-# Stage I from random init: a higher peak lr than fine-tuning from ImageNet would use.
-$PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" --set lr=4e-4 --set epochs=2
-# Stage II: 5 folds from the stage I weights, the method's lr.
-$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --set lr=1.5e-4 --set epochs=1 --set samples_per_epoch=800
+# Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use.
+$PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN"
+# Stage II: 5 folds from the stage I weights, a lower peak lr, fewer epochs.
+$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/stage1/best.safetensors" \
+  --set lr=3e-4 --set epochs=4
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo

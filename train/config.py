@@ -115,7 +115,7 @@ class TrainConfig:
     val_fraction: float = _f(0.1, "stage I: share of dir sources held out for validation when `val` is unset")
     target: DataConfig | None = _f(None, "stage II: the target dataset for k-fold cross-validation")
     folds: int = _f(5, "stage II: number of folds")
-    preprocess: str = _f("crop_clahe", "crop_clahe (paper_box crop, then CLAHE), edgeecg (runtime), none")
+    preprocess: str = _f("crop_clahe", "crop_clahe (paper_box crop, then CLAHE), warp_clahe (paper_quad warp, then CLAHE), edgeecg, none")
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(
@@ -129,8 +129,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.amp not in ("auto", "on", "off"):
             raise UsageError(f"amp must be auto, on or off, not {self.amp!r}")
-        if self.preprocess not in ("crop_clahe", "edgeecg", "none"):
-            raise UsageError(f"preprocess must be crop_clahe, edgeecg or none, not {self.preprocess!r}")
+        if self.preprocess not in ("crop_clahe", "warp_clahe", "edgeecg", "none"):
+            raise UsageError(
+                f"preprocess must be crop_clahe, warp_clahe, edgeecg or none, not {self.preprocess!r}"
+            )
         for name in ("batch_size", "grad_accum", "epochs", "input_height", "input_width", "folds"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1")

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Preprocess",
     "CropClahe",
+    "WarpClahe",
     "ImageFolderSource",
     "SynthSource",
     "Subset",
@@ -74,6 +75,26 @@ class CropClahe:
         return apply_clahe(small, clip=self.clip, tiles=(self.tile, self.tile))
 
 
+class WarpClahe(CropClahe):
+    """Warp pre-processing: the ground-truth paper quadrilateral (if any) flattened to the input size, then CLAHE.
+
+    The runtime's `warp` mode does the same with the detector's (or the classical finder's) corners;
+    their error is what the perspective augmentation stands in for during training.
+    """
+
+    def __call__(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
+        from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
+        from edgeecg.preprocess.geometry import crop_resize, warp_to_size  # noqa: PLC0415
+
+        quad = (geometry or {}).get("paper_quad")
+        if quad is None:
+            h, w = img.shape[:2]
+            small = crop_resize(img, np.array([0, 0, w, h], np.float64), self.size_hw)
+        else:
+            small, _ = warp_to_size(img, np.asarray(quad, np.float32), self.size_hw)
+        return apply_clahe(small, clip=self.clip, tiles=(self.tile, self.tile))
+
+
 def _resize_only(size_hw: tuple[int, int]) -> Preprocess:
     def run(img: np.ndarray, geometry: dict | None) -> np.ndarray:
         return cv2.resize(img, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
@@ -86,6 +107,8 @@ def make_preprocess(cfg: TrainConfig) -> Preprocess:
     size = (cfg.input_height, cfg.input_width)
     if cfg.preprocess == "crop_clahe":
         return CropClahe(size, cfg.clahe_clip, cfg.clahe_tile)
+    if cfg.preprocess == "warp_clahe":
+        return WarpClahe(size, cfg.clahe_clip, cfg.clahe_tile)
     if cfg.preprocess == "none":
         return _resize_only(size)
     # "edgeecg": the runtime's full pipeline (paper detection etc.) once it offers a hook of this shape.

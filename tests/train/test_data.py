@@ -143,3 +143,27 @@ def test_cached_source_equals_uncached_and_rebuilds_on_change(tiny_dataset, tmp_
         make_source(DataConfig(path=str(tiny_dataset))), pre, (64, 128), tmp_path / "c", "k1"
     )
     assert changed.path != cached.path
+
+
+def test_warp_preprocess_flattens_the_ground_truth_quad(tiny_dataset):
+    import cv2
+
+    from edgeecg.train.config import config_from_dict
+    from edgeecg.train.data import WarpClahe, make_preprocess
+
+    assert isinstance(make_preprocess(config_from_dict({"preprocess": "warp_clahe"})), WarpClahe)
+    # A tilted sheet: a white quad with a black bar near its left edge, on grey.
+    img = np.full((300, 400, 3), 90, np.uint8)
+    quad = np.array([[60, 40], [340, 70], [330, 260], [50, 230]], np.float32)
+    cv2.fillPoly(img, [quad.astype(np.int32)], (235, 235, 235))
+    m = cv2.getPerspectiveTransform(np.float32([[0, 0], [1, 0], [1, 1], [0, 1]]), quad)
+    bar = cv2.perspectiveTransform(np.float32([[[0.1, 0.2], [0.15, 0.2], [0.15, 0.8], [0.1, 0.8]]]), m)
+    cv2.fillPoly(img, [bar[0].astype(np.int32)], (20, 20, 20))
+    out = WarpClahe((64, 128), clip=1.0, tile=2)(img, {"paper_quad": quad.tolist()})
+    assert out.shape == (64, 128, 3)
+    grey = out.mean(-1)
+    assert grey[2:-2, 2:-2].min() < 80  # the bar survives
+    assert grey[20:44, 13:19].mean() < 90 and grey[20:44, 40:120].mean() > 150  # at its flattened place
+    assert np.median(grey[:, -3:]) > 150  # no grey background: the sheet fills the frame
+    # Without a quad the whole image is used.
+    assert WarpClahe((64, 128))(img, None).shape == (64, 128, 3)
