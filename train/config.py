@@ -103,6 +103,7 @@ class TrainConfig:
     num_cycles: float = _f(0.5, "cosine cycles after warm-up (0.5 = one half-cosine from lr down to 0)")
     patience: int = _f(5, "early stopping: epochs without a better validation macro AUROC")
     amp: str = _f("auto", "mixed precision: auto (on with CUDA), on, off")
+    channels_last: bool = _f(True, "NHWC memory format for model and batches (ConvNeXt trains ~1.5-2x faster on CPU)")
     seed: int = _f(0, "seed for weights, data order, augmentation and folds")
     workers: int = _f(0, "DataLoader worker processes")
     threads: int = _f(2, "torch CPU threads")

@@ -254,6 +254,8 @@ def fit(
         checkpoint=(init or cfg.init_checkpoint) or None,
         **cfg.model_kwargs,
     ).to(device)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     pw = pos_weight(train_ds.labels)
     criterion = weighted_bce(pw).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -319,7 +321,8 @@ def fit(
             dynamic_ncols=True,
         )
         for i, (x, y) in enumerate(bar):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+            y = y.to(device, non_blocking=True)
             last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
             sync = train_model.no_sync() if dist.world > 1 and not last_micro else _Null()
             with sync, torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
