@@ -103,7 +103,9 @@ class TrainConfig:
     num_cycles: float = _f(0.5, "cosine cycles after warm-up (0.5 = one half-cosine from lr down to 0)")
     patience: int = _f(5, "early stopping: epochs without a better validation macro AUROC")
     amp: str = _f("auto", "mixed precision: auto (on with CUDA), on, off")
-    channels_last: bool = _f(True, "NHWC memory format for model and batches (ConvNeXt trains ~1.5-2x faster on CPU)")
+    channels_last: bool = _f(
+        True, "NHWC memory format for model and batches (ConvNeXt trains ~1.5-2x faster on CPU)"
+    )
     seed: int = _f(0, "seed for weights, data order, augmentation and folds")
     workers: int = _f(0, "DataLoader worker processes")
     threads: int = _f(2, "torch CPU threads")
@@ -116,7 +118,10 @@ class TrainConfig:
     val_fraction: float = _f(0.1, "stage I: share of dir sources held out for validation when `val` is unset")
     target: DataConfig | None = _f(None, "stage II: the target dataset for k-fold cross-validation")
     folds: int = _f(5, "stage II: number of folds")
-    preprocess: str = _f("crop_clahe", "crop_clahe (paper_box crop, then CLAHE), warp_clahe (paper_quad warp, then CLAHE), edgeecg, none")
+    preprocess: str = _f(
+        "crop_clahe",
+        "crop_clahe (paper_box crop, then CLAHE), warp_clahe (paper_quad warp, then CLAHE), edgeecg, none",
+    )
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(
