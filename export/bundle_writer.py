@@ -161,6 +161,9 @@ def _preprocess(trained: Any) -> dict[str, Any]:
             section["trained_with"] = str(trained["mode"])
             if trained["mode"] == "warp_clahe":  # trained on flattened sheets: serve flattened sheets
                 section["mode"] = "warp"
+            if trained["mode"] == "edgeecg":  # trained through the runtime chain: serve the same chain
+                section["mode"] = str(trained.get("runtime_mode") or section["mode"])
+                section["corners"] = str(trained.get("runtime_corners") or section["corners"])
     return section
 
 

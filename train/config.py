@@ -122,6 +122,11 @@ class TrainConfig:
         "crop_clahe",
         "crop_clahe (paper_box crop, then CLAHE), warp_clahe (paper_quad warp, then CLAHE), edgeecg, none",
     )
+    runtime_detector: str = _f(
+        "", "preprocess=edgeecg: detector ONNX (detector.json beside it) the runtime will use"
+    )
+    runtime_mode: str = _f("warp", "preprocess=edgeecg: the runtime mode (crop, warp, none)")
+    runtime_corners: str = _f("classical", "preprocess=edgeecg, warp: corner source (keypoints, classical)")
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(

@@ -124,7 +124,14 @@ def make_preprocess(cfg: TrainConfig) -> Preprocess:
 
 def preprocess_key(cfg: TrainConfig) -> str:
     """What determines a pre-processed image besides its source (for cache keys)."""
-    return f"{cfg.preprocess}/clip{cfg.clahe_clip}/tile{cfg.clahe_tile}/{cfg.input_height}x{cfg.input_width}"
+    key = f"{cfg.preprocess}/clip{cfg.clahe_clip}/tile{cfg.clahe_tile}/{cfg.input_height}x{cfg.input_width}"
+    if cfg.preprocess == "edgeecg":  # the detector file's content, not just its name
+        from edgeecg.bundle import sha256_file  # noqa: PLC0415
+
+        det = Path(cfg.runtime_detector)
+        digest = sha256_file(det) if det.is_file() else "missing"
+        key += f"/{cfg.runtime_mode}/{cfg.runtime_corners}/{digest}"
+    return key
 
 
 def _source_identity(source: Any) -> dict:

@@ -137,7 +137,16 @@ def _sidecar(cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None) -> d
         "model": cfg.model,
         "model_kwargs": dict(cfg.model_kwargs),
         "input": input_spec(cfg),
-        "preprocess": {"mode": cfg.preprocess, "clahe_clip": cfg.clahe_clip, "clahe_tile": cfg.clahe_tile},
+        "preprocess": {
+            "mode": cfg.preprocess,
+            "clahe_clip": cfg.clahe_clip,
+            "clahe_tile": cfg.clahe_tile,
+            **(
+                {"runtime_mode": cfg.runtime_mode, "runtime_corners": cfg.runtime_corners}
+                if cfg.preprocess == "edgeecg"
+                else {}
+            ),
+        },
         "fold": fold,
         "epoch": epoch,
         "metrics": metrics,

@@ -15,6 +15,7 @@ from edgeecg.preprocess.preprocess import (
     to_model_input,
 )
 from edgeecg.preprocess.sam import SamCorners
+from edgeecg.preprocess.training import RuntimeHook, training_hook
 
 __all__ = [
     "Detection",
@@ -22,6 +23,7 @@ __all__ = [
     "PreprocessConfig",
     "Prepared",
     "Preprocessor",
+    "RuntimeHook",
     "SamCorners",
     "apply_clahe",
     "classical_corners",
@@ -34,6 +36,7 @@ __all__ = [
     "quad_from_mask",
     "save_debug_montage",
     "to_model_input",
+    "training_hook",
     "warp_matrix",
     "warp_to_size",
 ]

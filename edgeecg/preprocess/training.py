@@ -1,0 +1,90 @@
+"""The runtime's pre-processing as a training hook, so a model learns from what serving will feed it.
+
+`edgeecg-train ... --set preprocess=edgeecg --set runtime_detector=DET.onnx` runs every training image
+through `Preprocessor` with that detector (its `detector.json` beside it, as detector training writes
+it) and the configured mode and corner source: the model then learns the detector's and the corner
+finder's errors instead of meeting them first at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg.errors import UsageError
+from edgeecg.preprocess.clahe import apply_clahe
+from edgeecg.preprocess.detector import Detector
+from edgeecg.preprocess.geometry import crop_resize
+from edgeecg.preprocess.preprocess import PreprocessConfig, Preprocessor
+
+__all__ = ["RuntimeHook", "training_hook"]
+
+
+class RuntimeHook:
+    """`(img_bgr, geometry) -> img_bgr` through the runtime chain; ground-truth geometry is ignored.
+
+    Args:
+        detector_onnx: the paper detector (ONNX); its `detector.json` sits beside it.
+        size_hw: model input (height, width).
+        mode: crop | warp | none.
+        corners: keypoints | classical (for warp).
+        clahe_clip, clahe_tile: CLAHE settings (tile x tile).
+        threads: ONNX Runtime threads for the detector.
+    """
+
+    def __init__(
+        self,
+        detector_onnx: str | Path,
+        size_hw: tuple[int, int],
+        mode: str = "warp",
+        corners: str = "classical",
+        clahe_clip: float = 2.0,
+        clahe_tile: int = 8,
+        threads: int = 1,
+    ) -> None:
+        from edgeecg.backends import runner_class  # noqa: PLC0415
+
+        path = Path(detector_onnx)
+        meta_path = path.with_name("detector.json")
+        if not path.is_file() or not meta_path.is_file():
+            raise UsageError(f"runtime_detector needs {path} and {meta_path} (written by detector training)")
+        section = json.loads(meta_path.read_text())
+        runner = runner_class("onnxruntime")(path, threads=threads, name="detector")
+        self.detector = Detector.from_manifest(runner, section)
+        # Never reject a training image: a missed sheet falls back to the whole image below.
+        cfg = PreprocessConfig(
+            mode=mode, corners=corners, clahe_clip=clahe_clip, clahe_tiles=(clahe_tile,) * 2
+        )
+        self.cfg = replace(cfg, conf_threshold=0.0)
+        self.size_hw = (int(size_hw[0]), int(size_hw[1]))
+        self.pre = Preprocessor(self.cfg, self.detector, self.size_hw)
+        self.fallbacks = 0
+
+    def __call__(self, img: np.ndarray, geometry: dict | None = None) -> np.ndarray:
+        prep = self.pre(img)
+        if prep.image is not None:
+            return prep.image
+        self.fallbacks += 1
+        h, w = img.shape[:2]
+        small = crop_resize(img, np.array([0, 0, w, h], np.float64), self.size_hw)
+        return apply_clahe(small, self.cfg.clahe_clip, self.cfg.clahe_tiles, self.cfg.clahe_space)
+
+
+def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:
+    """The hook `edgeecg.train.data.make_preprocess` uses for `preprocess: edgeecg`."""
+    if not cfg.runtime_detector:
+        raise UsageError(
+            "preprocess: edgeecg needs runtime_detector (a detector .onnx from detector training)"
+        )
+    return RuntimeHook(
+        cfg.runtime_detector,
+        size_hw,
+        mode=cfg.runtime_mode,
+        corners=cfg.runtime_corners,
+        clahe_clip=cfg.clahe_clip,
+        clahe_tile=cfg.clahe_tile,
+    )

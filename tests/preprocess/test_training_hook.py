@@ -1,0 +1,48 @@
+"""The runtime chain as a training hook: same output as the Preprocessor serving uses, never rejects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures.sheets import scene
+
+from edgeecg.errors import UsageError
+from edgeecg.preprocess import PreprocessConfig, Preprocessor, RuntimeHook
+
+BUNDLE = Path(__file__).resolve().parents[1] / "fixtures" / "bundle_tiny"
+
+
+@pytest.fixture()
+def detector(tmp_path):
+    section = json.loads((BUNDLE / "manifest.json").read_text())["detector"]
+    shutil.copy(BUNDLE / section["file"], tmp_path / "detector.onnx")
+    (tmp_path / "detector.json").write_text(json.dumps(section))
+    return tmp_path / "detector.onnx"
+
+
+def test_hook_equals_the_serving_chain(detector):
+    hook = RuntimeHook(detector, (64, 128), mode="warp", corners="classical", clahe_clip=2.0, clahe_tile=8)
+    img = scene()
+    serve = Preprocessor(
+        PreprocessConfig(mode="warp", corners="classical", conf_threshold=0.0), hook.detector, (64, 128)
+    )
+    out = hook(img, {"paper_quad": [[0, 0], [1, 0], [1, 1], [0, 1]]})  # ground truth is ignored
+    np.testing.assert_array_equal(out, serve(img).image)
+    assert out.shape == (64, 128, 3) and out.dtype == np.uint8
+
+
+def test_hook_never_rejects(detector):
+    hook = RuntimeHook(detector, (64, 128))
+    hook.cfg = hook.pre.cfg = PreprocessConfig(mode="warp", conf_threshold=2.0)  # nothing can pass
+    out = hook(np.full((120, 160, 3), 128, np.uint8))
+    assert out.shape == (64, 128, 3) and hook.fallbacks == 1
+
+
+def test_missing_detector_json_is_a_usage_error(tmp_path):
+    (tmp_path / "detector.onnx").write_bytes(b"x")
+    with pytest.raises(UsageError, match="detector.json"):
+        RuntimeHook(tmp_path / "detector.onnx", (64, 128))
