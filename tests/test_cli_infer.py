@@ -16,7 +16,6 @@ from fixtures.sheets import scene
 from test_io import png_bytes
 
 from edgeecg import LABELS
-from edgeecg.bundle import default_bundle_dir
 from edgeecg.cli import main
 
 BUNDLE = Path(__file__).resolve().parent / "fixtures" / "bundle_tiny"
@@ -181,10 +180,8 @@ def test_results_stream_before_the_run_ends(tmp_path):
     assert len(rest.splitlines()) == 39 and proc.returncode == 0
 
 
-@pytest.mark.skipif(
-    (default_bundle_dir() / "manifest.json").is_file(), reason="the default bundle is installed"
-)
-def test_missing_default_bundle_message(inputs, capsys):
+def test_missing_default_bundle_message(inputs, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("edgeecg.pipeline.default_bundle_dir", lambda: tmp_path / "no-bundle")
     assert _main_exit(["infer", str(inputs / "a_good.png")]) == 1
     err = capsys.readouterr().err
     assert "default model bundle is not installed" in err and "--bundle" in err
