@@ -2,17 +2,18 @@
 # The bundled default model, part 2: export scripts/train_default.sh's members (plus the paper detector of
 # scripts/train_detector.sh) into edgeecg/assets/default, evaluate the installed bundle through the runtime
 # (detector, corners and warp: no ground-truth geometry) on the held-out photo set, and write that table
-# into the manifest. Assets stay <= 40 MB: int8-stored weights (FP32 compute), parity-checked on pages.
+# into the manifest. Assets stay <= 40 MB: members with int8-stored weights (FP32 compute, parity-checked
+# on pages); the detector is the very ONNX file stage II pre-processed its photos with (FP32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
 export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
 PY=.venv/bin
 RUN=${RUN:-runs/default}
-DET=${DET:-runs/detector/weights/best.pt}
+DET=${DET_ONNX:-runs/detector/detector.onnx}
 OUT=${OUT:-edgeecg/assets/default}
-$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" --detector-imgsz 320 \
-  --variants int8w --fused --detector-weights int8 --parity-data data/test_photo --out "$OUT"
+$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" \
+  --variants int8w --fused --parity-data data/test_photo --out "$OUT"
 $PY/edgeecg eval data/test_photo --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"
 $PY/python scripts/record_bundle_metrics.py "$OUT" "$RUN/eval_runtime.json" \
   --recipe "scripts/train_default.sh && scripts/export_default.sh" --test-data data/test_photo

@@ -1,0 +1,60 @@
+"""The bundled default model: present in the package, within the asset budget, verified, and the README's
+main job (`edgeecg infer examples/<photo>`) works with no flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeecg import LABELS
+from edgeecg.bundle import default_bundle_dir, load_manifest, verify
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = default_bundle_dir()
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT / "manifest.json").is_file(), reason="no default bundle in this checkout"
+)
+
+ASSET_BUDGET_MB = 40.0
+
+
+def test_assets_fit_the_budget():
+    assets = DEFAULT.parent
+    total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
+    assert total / 2**20 <= ASSET_BUDGET_MB, f"edgeecg/assets holds {total / 2**20:.1f} MB"
+
+
+def test_manifest_is_verified_and_says_where_it_came_from():
+    manifest = load_manifest(DEFAULT)
+    verify(DEFAULT, manifest)  # every file against its sha256
+    assert manifest["labels"] == list(LABELS)
+    assert manifest["detector"] is not None, "the default bundle must be able to say 'no ECG found'"
+    members = manifest["classifier"]["variants"]
+    assert members and all(len(v["members"]) == 5 for v in members.values())
+    prov = manifest["provenance"]
+    assert "train_default.sh" in json.dumps(prov) and "synthetic" in json.dumps(prov).lower()
+    test = manifest["metrics"]["held_out_test"]
+    assert test["n"] >= 1000 and set(test["auroc"]) == set(LABELS)
+
+
+def test_main_job_on_a_bundled_example():
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeecg.cli", "infer", "examples/photo_mi.jpg", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    res = json.loads(line)
+    assert not res.get("rejected"), res
+    assert list(res["probabilities"]) == list(LABELS)
+    assert all(0.0 <= p <= 1.0 for p in res["probabilities"].values())
