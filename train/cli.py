@@ -152,13 +152,14 @@ def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
     _say(f"out-of-fold macro AUROC {rep['pooled']['macro_auroc']:.4f} (report {s2 / 'report.json'})")
     if args.test:
         from edgeecg.train.config import DataConfig  # noqa: PLC0415
-        from edgeecg.train.data import make_source  # noqa: PLC0415
+        from edgeecg.train.stages import open_source  # noqa: PLC0415
 
         base = cfg.target or DataConfig()
         test_cfg = dataclasses.replace(
             base, path=str(Path(args.test).resolve()), kind="dir", root="", geometry=""
         )
-        ds = datasets_for(cfg, [make_source(test_cfg)], train_augment=False)
+        # With cache on, the test set is pre-processed once, not once per member.
+        ds = datasets_for(cfg, [open_source(cfg, test_cfg, out)], train_augment=False)
         members = sorted((s2 / "ensemble").glob("fold*.safetensors"))
         report_dir = Path(args.report) if args.report else out / "eval"
         r = ensemble_report(
