@@ -66,13 +66,18 @@ class CropClahe:
 
     def __call__(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
         from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
+
+        # Resize first: CLAHE on the small image is cheap.
+        return apply_clahe(self.flatten(img, geometry), clip=self.clip, tiles=(self.tile, self.tile))
+
+    def flatten(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
+        """The paper at the input size, before CLAHE: its ground-truth box (else the whole image), resized."""
         from edgeecg.preprocess.geometry import crop_resize  # noqa: PLC0415
 
         box = (geometry or {}).get("paper_box")
         h, w = img.shape[:2]
         box = np.asarray(box if box is not None else (0, 0, w, h), dtype=np.float64)
-        small = crop_resize(img, box, self.size_hw)  # resize first: CLAHE on the small image is cheap
-        return apply_clahe(small, clip=self.clip, tiles=(self.tile, self.tile))
+        return crop_resize(img, box, self.size_hw)
 
 
 class WarpClahe(CropClahe):
@@ -82,17 +87,14 @@ class WarpClahe(CropClahe):
     their error is what the perspective augmentation stands in for during training.
     """
 
-    def __call__(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
-        from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
-        from edgeecg.preprocess.geometry import crop_resize, warp_to_size  # noqa: PLC0415
+    def flatten(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
+        """The ground-truth quad warped to the input size; without one, the whole image resized."""
+        from edgeecg.preprocess.geometry import warp_to_size  # noqa: PLC0415
 
         quad = (geometry or {}).get("paper_quad")
         if quad is None:
-            h, w = img.shape[:2]
-            small = crop_resize(img, np.array([0, 0, w, h], np.float64), self.size_hw)
-        else:
-            small, _ = warp_to_size(img, np.asarray(quad, np.float32), self.size_hw)
-        return apply_clahe(small, clip=self.clip, tiles=(self.tile, self.tile))
+            return super().flatten(img, None)
+        return warp_to_size(img, np.asarray(quad, np.float32), self.size_hw)[0]
 
 
 def _resize_only(size_hw: tuple[int, int]) -> Preprocess:
@@ -120,6 +122,12 @@ def make_preprocess(cfg: TrainConfig) -> Preprocess:
             "preprocess: edgeecg needs edgeecg.preprocess.training_hook, which this version lacks"
         )
     return fn(size, cfg)
+
+
+def _fit_size(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """`img` at (height, width), resized only where a hook returned another size."""
+    h, w = size_hw
+    return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def preprocess_key(cfg: TrainConfig) -> str:
@@ -201,10 +209,7 @@ class CachedSource:
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         arr = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(len(self.source), h, w, 3))
         for i in tqdm(range(len(self.source)), desc=f"cache {self.path.name}", disable=not progress):
-            img, geo = self.source.load(i)
-            out = preprocess(img, geo)
-            if out.shape[:2] != (h, w):
-                out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+            out = _fit_size(preprocess(*self.source.load(i)), size_hw)
             arr[i] = out if out.ndim == 3 else out[:, :, None]
         arr.flush()
         del arr
@@ -411,9 +416,7 @@ class TrainDataset:
         k = int(np.searchsorted(self.offsets, i, side="right") - 1)
         img, geo = self.sources[k].load(i - int(self.offsets[k]))
         out = img if getattr(self.sources[k], "preprocessed", False) else self.preprocess(img, geo)
-        h, w = self.size_hw
-        if out.shape[:2] != (h, w):
-            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+        out = _fit_size(out, self.size_hw)
         if self.augment is not None:
             from edgeecg.train.augment import seed_transform  # noqa: PLC0415
 

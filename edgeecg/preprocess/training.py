@@ -16,9 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeecg.errors import UsageError
-from edgeecg.preprocess.clahe import apply_clahe
 from edgeecg.preprocess.detector import Detector
-from edgeecg.preprocess.geometry import crop_resize
 from edgeecg.preprocess.preprocess import PreprocessConfig, Preprocessor
 
 __all__ = ["RuntimeHook", "training_hook"]
@@ -55,13 +53,17 @@ class RuntimeHook:
         section = json.loads(meta_path.read_text())
         runner = runner_class("onnxruntime")(path, threads=threads, name="detector")
         self.detector = Detector.from_manifest(runner, section)
-        # Never reject a training image: a missed sheet falls back to the whole image below.
-        cfg = PreprocessConfig(
-            mode=mode, corners=corners, clahe_clip=clahe_clip, clahe_tiles=(clahe_tile,) * 2
+        # Never reject a training image: a missed sheet falls back to the whole image (mode none).
+        self.cfg = PreprocessConfig(
+            mode=mode,
+            corners=corners,
+            clahe_clip=clahe_clip,
+            clahe_tiles=(clahe_tile, clahe_tile),
+            conf_threshold=0.0,
         )
-        self.cfg = replace(cfg, conf_threshold=0.0)
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
         self.pre = Preprocessor(self.cfg, self.detector, self.size_hw)
+        self.whole = Preprocessor(replace(self.cfg, mode="none"), None, self.size_hw)
         self.fallbacks = 0
 
     def __call__(self, img: np.ndarray, geometry: dict | None = None) -> np.ndarray:
@@ -69,9 +71,7 @@ class RuntimeHook:
         if prep.image is not None:
             return prep.image
         self.fallbacks += 1
-        h, w = img.shape[:2]
-        small = crop_resize(img, np.array([0, 0, w, h], np.float64), self.size_hw)
-        return apply_clahe(small, self.cfg.clahe_clip, self.cfg.clahe_tiles, self.cfg.clahe_space)
+        return self.whole(img).image
 
 
 def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:
