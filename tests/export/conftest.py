@@ -19,8 +19,19 @@ INPUT = {
 }
 
 
-def write_checkpoint(directory: Path, fold: int, seed: int | None = None) -> Path:
-    """A random-init tiny ConvNeXt written by training's own `save_weights`: foldK.safetensors + foldK.json."""
+def write_checkpoint(
+    directory: Path,
+    fold: int,
+    seed: int | None = None,
+    head_scale: float = 50.0,
+    layer_scale: float | None = None,
+) -> Path:
+    """A random-init tiny ConvNeXt written by training's own `save_weights`: foldK.safetensors + foldK.json.
+
+    Args:
+        head_scale: factor on the classifier weights.
+        layer_scale: set every block's layer scale (gamma) to this; None keeps timm's init (1e-6: inert blocks).
+    """
     import timm
     import torch
 
@@ -30,7 +41,11 @@ def write_checkpoint(directory: Path, fold: int, seed: int | None = None) -> Pat
     model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(LABELS), **TINY_KWARGS)
     # Random init leaves the head near zero; scale it so probabilities spread and comparisons mean something.
     with torch.no_grad():
-        model.head.fc.weight.mul_(50.0)
+        model.head.fc.weight.mul_(head_scale)
+        if layer_scale is not None:
+            for name, p in model.named_parameters():
+                if name.endswith(".gamma"):
+                    p.fill_(layer_scale)
     weights = directory / f"fold{fold}.safetensors"
     sidecar = {
         "model": "convnext_atto",
@@ -92,7 +107,7 @@ def bundle(tmp_path_factory, ckpt_dir, detector_pt) -> tuple[Path, dict]:
     return out, export_bundle(cfg)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_checkpoint():
-    """`write_checkpoint(directory, fold, seed=None)` for tests that need their own checkpoints."""
+    """`write_checkpoint(directory, fold, ...)` for tests that need their own checkpoints."""
     return write_checkpoint

@@ -11,7 +11,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeecg import LABELS
 from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG, OnnxRuntimeRunner
 from edgeecg.bundle import load_manifest, verify
 from edgeecg.errors import BackendError, EdgeECGError, UsageError
@@ -44,41 +43,13 @@ def _axis(node: onnx.NodeProto) -> int:
     return next(a.i for a in node.attribute if a.name == "axis")
 
 
-def _active_checkpoint(directory: Path, fold: int) -> None:
-    """A tiny ConvNeXt whose blocks contribute (layer scale 0.1, not timm's 1e-6 init), head scaled 10x.
-
-    The shared fixture (blocks inert at layer scale 1e-6, head 50x) is a worst case for weight rounding:
-    its logits are 50x two random downsample convs, and int8w members land at ~1.0e-2 there.
-    """
-    import timm
-    import torch
-
-    from edgeecg.train.checkpoint import save_weights
-
-    torch.manual_seed(fold)
-    kwargs = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64]}
-    model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(LABELS), **kwargs)
-    state = model.state_dict()
-    for k, v in state.items():
-        if k.endswith(".gamma"):
-            v.fill_(0.1)
-    state["head.fc.weight"].mul_(10.0)
-    sidecar = {
-        "model": "convnext_atto",
-        "model_kwargs": kwargs,
-        "input": {"height": 64, "width": 128, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-        | {"channel_order": "RGB"},
-        "fold": fold,
-        "output": "logits",
-    }
-    save_weights(directory / f"fold{fold}.safetensors", state, sidecar)
-
-
 @pytest.fixture(scope="module")
-def active_ckpts(tmp_path_factory) -> Path:
+def active_ckpts(tmp_path_factory, make_checkpoint) -> Path:
     d = tmp_path_factory.mktemp("active")
+    # Blocks that contribute (layer scale 0.1) and a 10x head: the shared fixture (inert blocks, 50x head) is
+    # a worst case for weight rounding, its logits 50x two random downsample convs (int8w lands at ~1.0e-2).
     for fold in (0, 1):
-        _active_checkpoint(d, fold)
+        make_checkpoint(d, fold, head_scale=10.0, layer_scale=0.1)
     return d
 
 
