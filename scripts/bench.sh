@@ -10,9 +10,7 @@
 # cached in build/bench-models/. Run it on an idle machine: other work on the cores skews every figure.
 # Exit status: pytest's (the report is written whenever the JSON exists).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+source "$(dirname "$0")/env.sh"
 export OMP_NUM_THREADS="${EDGEECG_BENCH_THREADS:-2}"
 EDGEECG_BENCH_COMMAND="scripts/bench.sh"
 [ $# -gt 0 ] && EDGEECG_BENCH_COMMAND+="$(printf ' %q' "$@")"

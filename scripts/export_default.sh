@@ -5,9 +5,7 @@
 # into the manifest. Assets stay <= 40 MB: members with int8-stored weights (FP32 compute, parity-checked
 # on pages); the detector is the very ONNX file stage II pre-processed its photos with (FP32).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+source "$(dirname "$0")/env.sh"
 PY=.venv/bin
 RUN=${RUN:-runs/default}
 DET=${DET_ONNX:-runs/detector/detector.onnx}

@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Install edgeecg with every extra the tests need into .venv, then run lint and the default test suite.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+source "$(dirname "$0")/env.sh"
 mkdir -p build
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -2,9 +2,7 @@
 # The bundled default model, end to end, on CPU (2 cores) or a GPU where present. Every step resumes.
 # Data: our own simulator only. Figures and timings: README "Bundled default model".
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+source "$(dirname "$0")/env.sh"
 PY=.venv/bin
 RUN=${RUN:-runs/default}
 S="$PY/edgeecg synth --workers 2 --size 1024x768 --no-progress"

@@ -9,9 +9,7 @@
 #   N_TRAIN=800 EPOCHS=6 scripts/train_detector.sh # a quicker, weaker detector
 #   BUNDLE=build/bundle CHECKPOINTS=runs/stage2 scripts/train_detector.sh   # also write a model bundle
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
-export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+source "$(dirname "$0")/env.sh"
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-build/detector}
 RUN=${RUN:-runs/detector}

@@ -1,0 +1,6 @@
+# Sourced by the scripts here: run from the repository root, with the environment every tool needs on these
+# machines (torch's thread waits, no network for Albumentations and ultralytics, ultralytics' settings file
+# kept inside build/). The tests get the same from the root conftest.py.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
+export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
