@@ -245,8 +245,8 @@ def _derived_variant(
 def _int8_detector(tmp: Path, rel: str, progress: Progress) -> dict[str, Any]:
     """Quantize the exported detector's weights in place; return its parity figures against FP32."""
     from edgeecg._lazy import require  # noqa: PLC0415
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
-    from edgeecg.export.int8w import ORT_SESSION_CONFIG, quantize_weights_int8  # noqa: PLC0415
+    from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG, OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.export.int8w import quantize_weights_int8  # noqa: PLC0415
 
     onnx = require("onnx")
     path = tmp / rel
@@ -257,7 +257,7 @@ def _int8_detector(tmp: Path, rel: str, progress: Progress) -> dict[str, Any]:
         shape = [d or 640 for d in ref_runner.inputs[0].shape[1:]]  # a static export; 640 if dynamic
         x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)  # the detector takes 0..1 RGB
         want = ref_runner.infer(x)
-    got = _ort_run(path, x, ORT_SESSION_CONFIG)
+    got = _ort_run(path, x, INT8_WEIGHTS_SESSION_CONFIG)
     fp32.unlink()
     diff = max(float(np.abs(got[k] - want[k]).max()) for k in want)
     scale = max(float(np.abs(want[k]).max()) for k in want)

@@ -19,13 +19,9 @@ from typing import Any
 import numpy as np
 
 from edgeecg._lazy import require
-from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG
 from edgeecg.errors import EdgeECGError
 
 log = logging.getLogger(__name__)
-
-#: Session config entry that lets ONNX Runtime fold constant DequantizeLinear nodes into FP32 weights.
-ORT_SESSION_CONFIG: dict[str, str] = INT8_WEIGHTS_SESSION_CONFIG
 
 #: Per-axis DequantizeLinear needs opset 13.
 MIN_OPSET = 13
