@@ -29,7 +29,7 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
                    "strides": [8, 16, 32], "keypoints": 4, "classes": ["ecg"], "conf_threshold": 0.25,
                    "iou_threshold": 0.5, "weights": "int8"},   # or null; "weights" as above
       "sam": {"encoder": {"file": ..., "sha256": ...}, "decoder": {...}},   # or null
-      "preprocess": {"mode": "crop", "corners": "keypoints", "margin": 0.02,
+      "preprocess": {"mode": "crop", "corners": "keypoints", "refine": true, "margin": 0.02,
                      "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"}},
       "engines": [{"file": "plans/fold0.fp16.plan", "sha256": "...", "target": "member:0" | "fused" | "detector",
                    "gpu": "Tesla T4", "compute_capability": "7.5", "tensorrt": "10.3.0", "precision": "fp16",
@@ -66,6 +66,7 @@ WEIGHT_STORAGE: tuple[str, ...] = ("int8",)
 DEFAULT_PREPROCESS: dict[str, Any] = {
     "mode": "crop",
     "corners": "keypoints",
+    "refine": True,
     "margin": 0.02,
     "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"},
 }

@@ -164,6 +164,8 @@ def _preprocess(trained: Any) -> dict[str, Any]:
             if trained["mode"] == "edgeecg":  # trained through the runtime chain: serve the same chain
                 section["mode"] = str(trained.get("runtime_mode") or section["mode"])
                 section["corners"] = str(trained.get("runtime_corners") or section["corners"])
+                # checkpoints from before corner refinement existed were trained without it
+                section["refine"] = bool(trained.get("runtime_refine", False))
     return section
 
 

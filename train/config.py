@@ -127,6 +127,7 @@ class TrainConfig:
     )
     runtime_mode: str = _f("warp", "preprocess=edgeecg: the runtime mode (crop, warp, none)")
     runtime_corners: str = _f("classical", "preprocess=edgeecg, warp: corner source (keypoints, classical)")
+    runtime_refine: bool = _f(True, "preprocess=edgeecg, warp: snap the corners onto the paper's edges")
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(

@@ -138,7 +138,7 @@ def preprocess_key(cfg: TrainConfig) -> str:
 
         det = Path(cfg.runtime_detector)
         digest = sha256_file(det) if det.is_file() else "missing"
-        key += f"/{cfg.runtime_mode}/{cfg.runtime_corners}/{digest}"
+        key += f"/{cfg.runtime_mode}/{cfg.runtime_corners}/refine{int(cfg.runtime_refine)}/{digest}"
     return key
 
 

@@ -142,7 +142,11 @@ def _sidecar(cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None) -> d
             "clahe_clip": cfg.clahe_clip,
             "clahe_tile": cfg.clahe_tile,
             **(
-                {"runtime_mode": cfg.runtime_mode, "runtime_corners": cfg.runtime_corners}
+                {
+                    "runtime_mode": cfg.runtime_mode,
+                    "runtime_corners": cfg.runtime_corners,
+                    "runtime_refine": cfg.runtime_refine,
+                }
                 if cfg.preprocess == "edgeecg"
                 else {}
             ),

@@ -142,3 +142,207 @@ def classical_corners(
     quad[:, 0] = np.where(quad[:, 0] < tol, 0, np.where(quad[:, 0] > w - tol, w, quad[:, 0]))
     quad[:, 1] = np.where(quad[:, 1] < tol, 0, np.where(quad[:, 1] > h - tol, h, quad[:, 1]))
     return quad if is_valid_quad(quad) else None
+
+
+MIN_STEP = 6.0  # weakest colour step (Lab units) a sample may vote with; RANSAC rejects lone noise peaks
+BORDER_FLAT = 6.0  # the most lightness spread (std) plain background beyond that edge may show
+BORDER_CREDIT = 1.0  # support of a side on the frame's edge with no edge inside it: the paper runs off there
+
+
+def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Robustly fit off = a + b t (RANSAC over every pair of samples, then least squares on the inliers).
+
+    Returns (a, b) and the inlier mask; the pair whose inliers carry the largest summed weight wins.
+    """
+    i, j = np.triu_indices(len(t), 1)
+    keep = np.abs(t[j] - t[i]) > 1e-6
+    i, j = i[keep], j[keep]
+    b = (off[j] - off[i]) / (t[j] - t[i])
+    a = off[i] - b * t[i]
+    resid = np.abs(off[None, :] - (a[:, None] + b[:, None] * t[None, :]))  # [pairs, samples]
+    support = ((resid <= tol) * w[None, :]).sum(1)
+    best = int(np.argmax(support))
+    inl = resid[best] <= tol
+    coef = (
+        np.polyfit(t[inl], off[inl], 1, w=np.sqrt(w[inl])) if inl.sum() >= 2 else np.array([b[best], a[best]])
+    )
+    return np.array([coef[1], coef[0]]), inl
+
+
+def refine_corners(
+    img_bgr: np.ndarray,
+    candidates: np.ndarray | list[np.ndarray],
+    work_size: int = 640,
+    band: float = 0.09,
+    samples: int = 32,
+    half_window: int = 3,
+    min_support: float = 0.4,
+    return_index: bool = False,
+) -> np.ndarray | tuple[np.ndarray, int]:
+    """Snap rough quadrilaterals (keypoints, classical, SAM) onto the paper's straight edges; keep the best.
+
+    For each side, the colour step across the side is measured at `samples` points within +-`band` of the
+    paper diagonal along its normal: the difference of the mean Lab colour `half_window` px inside and
+    outside each position, so a step (paper to desk) scores and a thin line (grid, trace) does not; a step
+    that is darker inside than outside (a grid area's edge on its white margin) does not count. A line is
+    fitted through the strongest step of every sample with RANSAC; the corners are the intersections of
+    adjacent lines. A side whose best line is supported by fewer than `min_support` of its samples (shadow,
+    clutter, the side lies outside the frame) keeps its rough position. With several candidates, the refined
+    quad whose sides found the most support wins.
+
+    Args:
+        img_bgr: uint8 HxWx3 BGR image.
+        candidates: one float32 [4, 2] ordered quad (see `order_corners`) in image pixels, or a list of them.
+        work_size: longest side of the working copy (the search cost does not depend on the input size).
+        band: search half-width as a fraction of the quad's diagonal (covers the rough corners' error).
+        samples: points per side.
+        half_window: px of the working copy averaged on each side of a candidate edge.
+        min_support: fraction of a side's samples that must agree on its line.
+        return_index: also return the index of the candidate that won.
+
+    Returns:
+        float32 [4, 2] refined corners (a candidate unchanged when refining it would make it invalid), and
+        with `return_index` the winning candidate's index.
+    """
+    if isinstance(candidates, np.ndarray):
+        candidates = [candidates]
+    h, w = img_bgr.shape[:2]
+    s = min(1.0, work_size / max(h, w))
+    small = shrink(img_bgr, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img_bgr
+    scale = np.array([small.shape[1] / w, small.shape[0] / h], np.float32)
+    best, best_i, best_score = None, 0, -1.0
+    for i, quad in enumerate(candidates):
+        quad = np.asarray(quad, np.float32).reshape(4, 2)
+        q, score = _refine_quad(small, quad * scale - 0.5, band, samples, half_window, min_support)
+        # a second, narrow pass: each side now spans the corners found by its neighbours
+        q, score = _refine_quad(small, q, band / 3, samples, half_window, min_support)
+        refined = (q + 0.5) / scale  # working-copy pixel centres -> edge coordinates
+        diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
+        # a corner moved further than the search reaches means two sides snapped to different things
+        if not is_valid_quad(refined) or np.linalg.norm(refined - quad, axis=1).max() > 3 * band * diag:
+            refined, score = quad, 0.0
+        if score > best_score:
+            best, best_i, best_score = refined.astype(np.float32), i, score
+    return (best, best_i) if return_index else best
+
+
+def match_order(quad: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`quad` cyclically shifted so that its corners lie closest to `reference`'s (same orientation).
+
+    Geometric ordering cannot tell a sheet turned by 90 degrees from an upright portrait one; the detector's
+    keypoints know which corner is the paper's top-left, so they fix the order of a more precise quad.
+    """
+    shifts = [np.roll(quad, -r, axis=0) for r in range(4)]
+    return min(shifts, key=lambda q: float(np.linalg.norm(q - reference, axis=1).sum()))
+
+
+def _step_response(small: np.ndarray, q: np.ndarray, reach: int, samples: int, k: int):
+    """Colour-step strength across each side of `q` (working-copy pixels) at `samples` points per side.
+
+    Returns (offsets of the candidate edge positions [C], sample parameters along the side [S], outward normals
+    [4, 2], response [4, S, C], whether each side lies on the frame's edge [4], lightness from the first
+    candidate position outwards [4, S, C + 2k]).
+    """
+    sh, sw = small.shape[:2]
+    offs = np.arange(-reach - 2 * k, reach + 2 * k + 1, dtype=np.float32)
+    ts = np.linspace(0.08, 0.92, samples, dtype=np.float32)
+    p0, p1 = q, np.roll(q, -1, axis=0)  # side i runs from corner i to corner i+1
+    d = p1 - p0
+    t_dir = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
+    normals = np.stack([t_dir[:, 1], -t_dir[:, 0]], 1)  # outward for clockwise corners (y down)
+    pts = p0[:, None, :] + ts[None, :, None] * d[:, None, :]  # [4, S, 2]
+    xy = pts[:, :, None, :] + offs[None, None, :, None] * normals[:, None, None, :]  # [4, S, O, 2]
+    xy = xy.reshape(4 * samples, len(offs), 2)
+    prof = cv2.remap(small, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    lab = cv2.cvtColor(prof, cv2.COLOR_BGR2LAB).astype(np.float32).reshape(4, samples, len(offs), 3)
+    lab[..., 1:] *= 2.0  # chroma steps (pink sheet on a grey desk) count as much as brightness steps
+    in_img = (
+        (xy[..., 0] >= 0) & (xy[..., 0] <= sw - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= sh - 1)
+    ).reshape(4, samples, len(offs))
+    cs = np.concatenate([np.zeros((4, samples, 1, 3), np.float32), np.cumsum(lab, 2)], 2)  # [4, S, O+1, 3]
+    c = np.arange(2 * k, len(offs) - 2 * k)  # candidate edge positions (index into offs)
+
+    def mean(lo: int, hi: int) -> np.ndarray:  # mean colour over offs[c+lo .. c+hi-1]: [4, S, C, 3]
+        return (cs[:, :, c + hi] - cs[:, :, c + lo]) / (hi - lo)
+
+    inner, far_in = mean(-k, 0), mean(-2 * k, -k)
+    outer, far_out = mean(1, k + 1), mean(k + 1, 2 * k + 1)
+    # a step keeps its colour on each side; a thin line (grid, trace) inside one window does not, so the
+    # weakest of the near/far pairings scores
+    resp = np.minimum(
+        np.linalg.norm(inner - outer, axis=3),
+        np.minimum(np.linalg.norm(inner - far_out, axis=3), np.linalg.norm(far_in - outer, axis=3)),
+    )
+    # paper is not darker than what lies outside it, near or far (a grid area's edge on its white margin)
+    li, lfi, lo_, lfo = inner[..., 0], far_in[..., 0], outer[..., 0], far_out[..., 0]
+    resp *= (li > lo_ - 4.0) & (li > lfo - 4.0) & (lfi > lo_ - 4.0)
+    resp *= in_img[:, :, c - 2 * k] & in_img[:, :, c + 2 * k]  # every window inside the frame
+    border = np.array([-0.5, -0.5, sw - 0.5, sh - 0.5], np.float32)
+    on_border = np.zeros(4, bool)
+    for j, e in zip((0, 1, 0, 1), border, strict=True):
+        on_border |= (np.abs(p0[:, j] - e) < 1.5) & (np.abs(p1[:, j] - e) < 1.5)
+    return offs[c], ts, normals, resp, on_border, lab[:, :, c[0] :, 0]
+
+
+def _refine_quad(
+    small: np.ndarray, q: np.ndarray, band: float, samples: int, k: int, min_support: float
+) -> tuple[np.ndarray, float]:
+    """refine_corners on the working copy: (refined quad, summed support of its sides, 0-4)."""
+    diag = (np.linalg.norm(q[2] - q[0]) + np.linalg.norm(q[3] - q[1])) / 2
+    reach = max(int(np.ceil(band * diag)), 4)
+    offs, ts, normals, resp, on_border, light = _step_response(small, q, reach, samples, k)
+    rows = np.arange(samples)
+    lines: list[tuple[np.ndarray, np.ndarray] | None] = []
+    score = 0.0
+    for i in range(4):
+        r = resp[i]
+        top = r.argmax(1)
+        strength = r[rows, top]
+        off = offs[top].astype(np.float64)
+        # sub-sample peak position: the vertex of a parabola through the peak and its neighbours
+        r0, r2 = r[rows, np.clip(top - 1, 0, len(offs) - 1)], r[rows, np.clip(top + 1, 0, len(offs) - 1)]
+        den = r0 - 2 * strength + r2
+        peak = (top > 0) & (top < len(offs) - 1) & (den < 0)
+        off += np.where(peak, 0.5 * (r0 - r2) / np.where(peak, den, -1.0), 0.0)
+        ok = strength > MIN_STEP
+        need = max(min_support * samples, 3)
+        found = np.linalg.norm(q[(i + 1) % 4] - q[i]) >= 4 * k and ok.sum() >= need
+        if found:
+            (a, b), inl = _fit_offsets(
+                ts[ok].astype(np.float64), off[ok], strength[ok].astype(np.float64), 1.0
+            )
+            found = inl.sum() >= need
+            if found and on_border[i]:
+                # a side on the frame's edge moves inwards only onto an edge with plain background beyond it
+                # (a scanner lid, a desk), not onto more of the sheet (a rhythm strip's baseline, a grid line)
+                idx = np.flatnonzero(ok)[inl]
+                outside = np.stack([light[i, j, top[j] + 1 : top[j] + 1 + 2 * k] for j in idx])
+                found = np.median(outside.std(1)) <= BORDER_FLAT
+        if not found:
+            score += BORDER_CREDIT * on_border[i]
+            lines.append(None)
+            continue
+        score += inl.sum() / samples
+        n = normals[i]
+        lines.append((q[i] + a * n, q[(i + 1) % 4] + (a + b) * n))  # two points on the refined side
+    out = q.copy()
+    for i in range(4):
+        prev, cur = lines[(i - 1) % 4], lines[i]
+        if prev is None and cur is None:
+            continue
+        a0, a1 = prev if prev is not None else (q[(i - 1) % 4], q[i])
+        b0, b1 = cur if cur is not None else (q[i], q[(i + 1) % 4])
+        p = _intersect(a0, a1, b0, b1)
+        if p is not None:
+            out[i] = p
+    return out, float(score)
+
+
+def _intersect(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> np.ndarray | None:
+    """Intersection of the lines a0-a1 and b0-b1, or None when they are (nearly) parallel."""
+    da, db = a1 - a0, b1 - b0
+    den = da[0] * db[1] - da[1] * db[0]
+    if abs(den) < 1e-9:
+        return None
+    u = ((b0[0] - a0[0]) * db[1] - (b0[1] - a0[1]) * db[0]) / den
+    return (a0 + u * da).astype(np.float32)

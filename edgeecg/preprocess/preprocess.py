@@ -23,7 +23,14 @@ import numpy as np
 
 from edgeecg.errors import InputError, UsageError
 from edgeecg.preprocess.clahe import SPACES, apply_clahe
-from edgeecg.preprocess.corners import box_corners, classical_corners, is_valid_quad
+from edgeecg.preprocess.corners import (
+    box_corners,
+    classical_corners,
+    is_valid_quad,
+    match_order,
+    order_corners,
+    refine_corners,
+)
 from edgeecg.preprocess.detector import Detection, Detector
 from edgeecg.preprocess.geometry import crop_resize, expand_box, paper_format, shrink, warp_to_size
 from edgeecg.preprocess.sam import SamCorners
@@ -42,6 +49,8 @@ class PreprocessConfig:
     Attributes:
         mode: none (resize the whole image) | crop (detector box plus margin) | warp (corners, perspective).
         corners: where warp gets the corners: keypoints (detector pose head) | sam | classical (OpenCV).
+        refine: warp: snap the corners onto the paper's straight edges (`refine_corners`), choosing among the
+            configured source and the other rough quads at hand (classical, keypoints) by edge support.
         margin: crop margin on each side, as a fraction of the box width/height.
         clahe_clip: CLAHE clip limit.
         clahe_tiles: CLAHE tile grid (columns, rows).
@@ -51,6 +60,7 @@ class PreprocessConfig:
 
     mode: str = "crop"
     corners: str = "keypoints"
+    refine: bool = True
     margin: float = 0.02
     clahe_clip: float = 2.0
     clahe_tiles: tuple[int, int] = (8, 8)
@@ -74,8 +84,8 @@ class PreprocessConfig:
     def from_manifest(
         cls, section: dict[str, Any] | None, detector: dict[str, Any] | None = None
     ) -> PreprocessConfig:
-        """Build from the manifest's "preprocess" section ({"mode", "corners", "margin", "clahe": {"clip_limit",
-        "tile_grid", "space"}}); flat field names are accepted too. `detector` (the manifest's "detector"
+        """Build from the manifest's "preprocess" section ({"mode", "corners", "refine", "margin", "clahe":
+        {"clip_limit", "tile_grid", "space"}}); flat field names are accepted too; no "refine" means False. `detector` (the manifest's "detector"
         section) supplies conf_threshold when the preprocess section does not."""
         section = dict(section or {})
         kw: dict[str, Any] = {}
@@ -89,6 +99,8 @@ class PreprocessConfig:
                 kw[dst] = clahe[src]
         if detector and "conf_threshold" in detector:
             kw["conf_threshold"] = float(detector["conf_threshold"])
+        # a manifest from before corner refinement existed describes a chain without it
+        kw["refine"] = bool(section.pop("refine", False))
         names = {f.name for f in fields(cls)}
         kw.update({k: v for k, v in section.items() if k in names})
         if "clahe_tiles" in kw:
@@ -100,6 +112,7 @@ class PreprocessConfig:
         return {
             "mode": self.mode,
             "corners": self.corners,
+            "refine": self.refine,
             "margin": self.margin,
             "conf_threshold": self.conf_threshold,
             "clahe": {
@@ -122,7 +135,8 @@ class Prepared:
         rejected: why there is no image, e.g. "no ECG found (confidence 0.07 < 0.25)"; None when accepted.
         timings: seconds per stage (detect, crop / warp / resize, clahe, total).
         stages: debug images by stage name (only with debug=True).
-        corner_source: where the warp's corners came from (keypoints, sam, classical, box), else None.
+        corner_source: where the warp's corners came from (keypoints, sam, classical, box; "+refined" when
+            `refine_corners` moved them onto the paper's edges), else None.
         paper: closest paper format of the warped quad (letter, a4), else None.
     """
 
@@ -241,23 +255,45 @@ class Preprocessor:
         return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper)
 
     def _corners(self, img: np.ndarray, det: Detection | None, box: np.ndarray) -> tuple[np.ndarray, str]:
-        """Corners for warp from the configured source, falling back to classical, then to the box."""
+        """Corners for warp from the configured source, falling back to classical, then to the box.
+
+        With `refine`, every rough quad at hand (the configured source first, then classical and the
+        keypoints) is snapped onto the paper's edges and the best-supported one wins; the keypoints, which
+        know the paper's top-left, then fix the corner order of a sheet turned by 90 or 180 degrees.
+        """
         cfg = self.cfg
-        if cfg.corners == "keypoints" and det is not None and det.corners is not None:
+        rough: list[tuple[str, np.ndarray]] = []
+        keypoints = None
+        if det is not None and det.corners is not None and is_valid_quad(det.corners, min_area=16.0):
+            keypoints = det.corners.astype(np.float32)
             conf = det.corner_conf if det.corner_conf is not None else np.ones(4, np.float32)
-            if np.all(conf >= KEYPOINT_MIN_CONF) and is_valid_quad(det.corners, min_area=16.0):
-                return det.corners.astype(np.float32), "keypoints"
-            log.debug("keypoint corners unusable (conf %s); trying the classical finder", np.round(conf, 2))
+            if cfg.corners == "keypoints" and np.all(conf >= KEYPOINT_MIN_CONF):
+                rough.append(("keypoints", keypoints))
+            else:
+                log.debug("keypoint corners unsure (conf %s)", np.round(conf, 2))
         if cfg.corners == "sam" and self.sam is not None:
             quad = self.sam.corners(img, box)
             if quad is not None and is_valid_quad(quad, min_area=16.0):
-                return quad, "sam"
-            log.debug("SAM gave no usable quadrilateral; trying the classical finder")
-        search = expand_box(box, max(cfg.margin, 0.05), img.shape[:2])
-        quad = classical_corners(img, search)
-        if quad is not None:
-            return quad, "classical"
-        return box_corners(box), "box"
+                rough.append(("sam", quad))
+            else:
+                log.debug("SAM gave no usable quadrilateral")
+        if not rough or cfg.refine:
+            quad = classical_corners(img, expand_box(box, max(cfg.margin, 0.05), img.shape[:2]))
+            if quad is not None:
+                rough.append(("classical", quad))
+        if cfg.refine and keypoints is not None and cfg.corners != "keypoints":
+            rough.append(("keypoints", keypoints))  # unsure keypoints still make a rough quad to refine
+        if not rough:
+            return box_corners(box), "box"
+        if not cfg.refine:
+            return rough[0][1], rough[0][0]
+        # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
+        quad, i = refine_corners(img, [order_corners(q) for _, q in rough], return_index=True)
+        if keypoints is not None:
+            quad = match_order(quad, keypoints)
+        name = rough[i][0]
+        moved = not np.allclose(order_corners(quad), order_corners(rough[i][1]), atol=0.5)
+        return quad, name + ("+refined" if moved else "")
 
 
 def to_model_input(

@@ -30,6 +30,7 @@ class RuntimeHook:
         size_hw: model input (height, width).
         mode: crop | warp | none.
         corners: keypoints | classical (for warp).
+        refine: snap the warp's corners onto the paper's edges.
         clahe_clip, clahe_tile: CLAHE settings (tile x tile).
         threads: ONNX Runtime threads for the detector.
     """
@@ -40,6 +41,7 @@ class RuntimeHook:
         size_hw: tuple[int, int],
         mode: str = "warp",
         corners: str = "classical",
+        refine: bool = True,
         clahe_clip: float = 2.0,
         clahe_tile: int = 8,
         threads: int = 1,
@@ -57,6 +59,7 @@ class RuntimeHook:
         self.cfg = PreprocessConfig(
             mode=mode,
             corners=corners,
+            refine=refine,
             clahe_clip=clahe_clip,
             clahe_tiles=(clahe_tile, clahe_tile),
             conf_threshold=0.0,
@@ -85,6 +88,7 @@ def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:
         size_hw,
         mode=cfg.runtime_mode,
         corners=cfg.runtime_corners,
+        refine=cfg.runtime_refine,
         clahe_clip=cfg.clahe_clip,
         clahe_tile=cfg.clahe_tile,
     )

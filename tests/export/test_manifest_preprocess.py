@@ -12,3 +12,5 @@ def test_preprocess_section_follows_training():
         {"mode": "edgeecg", "runtime_mode": "warp", "runtime_corners": "classical", "clahe_clip": 3.0}
     )
     assert (rt["mode"], rt["corners"], rt["clahe"]["clip_limit"]) == ("warp", "classical", 3.0)
+    assert rt["refine"] is False, "checkpoints from before corner refinement were trained without it"
+    assert _preprocess({"mode": "edgeecg", "runtime_mode": "warp", "runtime_refine": True})["refine"] is True

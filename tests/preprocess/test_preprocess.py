@@ -66,12 +66,28 @@ def test_warp_uses_keypoints_and_falls_back_when_unsure(tmp_path):
     box = [*(q.min(0) + q.max(0)) / 2, *(q.max(0) - q.min(0))]
     sure = [*box, 0.9, *np.column_stack([q, np.full(4, 0.95)]).ravel()]
     unsure = [*box, 0.9, *np.column_stack([q, np.full(4, 0.1)]).ravel()]
-    cfg = PreprocessConfig(mode="warp", corners="keypoints")
+    cfg = PreprocessConfig(mode="warp", corners="keypoints", refine=False)
     p1 = Preprocessor(cfg, _detector(tmp_path, [sure], "a.onnx"), OUT)(scene.image)
     p2 = Preprocessor(cfg, _detector(tmp_path, [unsure], "b.onnx"), OUT)(scene.image)
     assert p1.corner_source == "keypoints" and p2.corner_source == "classical"
     np.testing.assert_allclose(p1.corners, scene.quad, atol=0.5)
     assert np.linalg.norm(p2.corners - scene.quad, axis=1).max() < 0.015 * np.hypot(640, 480)
+
+
+def test_warp_refines_rough_keypoints_onto_the_sheet(tmp_path):
+    scene = make_hand_scene((640, 480), seed=5)
+    q = scene.quad + np.array([[12, -9], [-14, 10], [9, 13], [-10, -12]], np.float32)  # ~2% of the diagonal
+    q = q * (64 / 640)
+    q[:, 1] += 8
+    box = [*(q.min(0) + q.max(0)) / 2, *(q.max(0) - q.min(0))]
+    det = _detector(tmp_path, [[*box, 0.9, *np.column_stack([q, np.full(4, 0.95)]).ravel()]])
+    rough = Preprocessor(PreprocessConfig(mode="warp", refine=False), det, OUT)(scene.image)
+    fine = Preprocessor(PreprocessConfig(mode="warp"), det, OUT)(scene.image)
+    diag = np.hypot(640, 480)
+    assert rough.corner_source == "keypoints"
+    assert np.linalg.norm(rough.corners - scene.quad, axis=1).mean() > 0.015 * diag
+    assert fine.corner_source in ("keypoints+refined", "classical+refined", "classical")
+    assert np.linalg.norm(fine.corners - scene.quad, axis=1).max() < 0.003 * diag
 
 
 def test_without_detector_crop_uses_the_whole_image():
@@ -120,6 +136,7 @@ def test_config_from_manifest_and_validation():
             "clahe": {"clip_limit": 3.0, "tile_grid": [4, 4], "space": "gray"},
         }
     )
+    assert not custom.refine, "a manifest without 'refine' predates corner refinement"
     assert (custom.mode, custom.clahe_clip, custom.clahe_tiles, custom.clahe_space) == (
         "warp",
         3.0,
