@@ -60,6 +60,11 @@ RATIOS: list[tuple[str, str, str, float]] = [
 #: (what, case, at most this many ms at p50)
 LIMITS: list[tuple[str, str, float]] = [
     ("Pre-processing chain on the photo (detect, crop, CLAHE; decode excluded)", "stage/preprocess", 40.0),
+    (
+        "Pre-processing chain on the photo (detect, classical corners, refinement, warp, CLAHE; decode excluded)",
+        "stage/preprocess-warp-refined",
+        40.0,
+    ),
     ("End to end, default bundle, photo file (decode included)", "e2e/default/file", 300.0),
     ("End to end, benchmark bundle, photo file (decode included)", "e2e/bench/file", 300.0),
     ("Process start (import, bundle check, sessions), default bundle", "startup/default", 1500.0),

@@ -7,6 +7,8 @@ Run: `scripts/bench.sh` (everything, with the report) or `pytest benchmarks/test
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from edgeecg.preprocess import (
     to_model_input,
     warp_to_size,
 )
+from edgeecg.preprocess.corners import classical_corners, refine_corners
 from edgeecg.preprocess.geometry import expand_box
 
 CPU = ["CPUExecutionProvider"]
@@ -96,6 +99,22 @@ def test_warp(bench, photo, photo_image, out_size):
 
 
 @pytest.mark.benchmark(group="stages (photo)")
+def test_corners_classical(bench, photo, photo_image):
+    box = expand_box(photo.box, 0.05, photo_image.shape[:2])
+    quad = bench(lambda: classical_corners(photo_image, box), case="stage/corners-classical")
+    assert quad is not None
+
+
+@pytest.mark.benchmark(group="stages (photo)")
+def test_corners_refine(bench, photo, photo_image):
+    """Snapping two rough quads (as keypoints and the classical finder give) onto the paper's edges."""
+    diag = float(np.linalg.norm(photo.quad[2] - photo.quad[0]))
+    rough = [photo.quad + 0.02 * diag, photo.quad - 0.01 * diag]
+    quad = bench(lambda: refine_corners(photo_image, rough), case="stage/corners-refine")
+    assert np.linalg.norm(quad - photo.quad, axis=1).max() < 0.01 * diag
+
+
+@pytest.mark.benchmark(group="stages (photo)")
 def test_resize_whole(bench, photo_image, out_size):
     """Mode "none": the whole frame resized to the model input."""
     h, w = photo_image.shape[:2]
@@ -124,6 +143,16 @@ def test_preprocess_chain(bench, detector, photo_image, manifest, out_size):
     cfg = PreprocessConfig.from_manifest(manifest["preprocess"], manifest["detector"])
     pre = Preprocessor(cfg, detector, out_size)
     p = bench(lambda: pre(photo_image), case="stage/preprocess", mode=cfg.mode)
+    assert p.rejected is None and p.image.shape[:2] == out_size
+
+
+@pytest.mark.benchmark(group="stages (photo)")
+def test_preprocess_chain_warp_refined(bench, detector, photo_image, manifest, out_size):
+    """The chain with warp: detect, classical corners, refinement onto the paper's edges, warp, CLAHE."""
+    cfg = PreprocessConfig.from_manifest(manifest["preprocess"], manifest["detector"])
+    cfg = replace(cfg, mode="warp", corners="classical", refine=True, conf_threshold=0.0)
+    pre = Preprocessor(cfg, detector, out_size)
+    p = bench(lambda: pre(photo_image), case="stage/preprocess-warp-refined", mode="warp")
     assert p.rejected is None and p.image.shape[:2] == out_size
 
 
