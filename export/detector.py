@@ -10,6 +10,7 @@ Loading a `.pt` needs ultralytics, which unpickles the file: only do that for ch
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import shutil
 import tempfile
@@ -149,4 +150,13 @@ def export_detector(src: str | Path, out: str | Path, imgsz: int = DEFAULT_IMGSZ
     else:
         raise UsageError(f"detector {src.name}: expected a .pt checkpoint or an .onnx model")
     fields.update({"conf_threshold": 0.25, "iou_threshold": 0.5})
+    # an ONNX from our detector training may carry a calibrated threshold in the .json beside it
+    sidecar = src.with_suffix(".json")
+    if src.suffix == ".onnx" and sidecar.is_file():
+        try:
+            known = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known.get("conf_threshold"), (int, float)):
+            fields["conf_threshold"] = float(known["conf_threshold"])
     return fields

@@ -9,6 +9,7 @@ Usage (see scripts/train_detector.sh for the full, timed sequence)::
 
     python -m edgeecg.train.detector train --data build/det/train --val build/det/val --out runs/detector
     python -m edgeecg.train.detector export --weights runs/detector/weights/best.pt --out runs/detector/detector.onnx
+    python -m edgeecg.train.detector calibrate --data build/det/tune --model runs/detector/detector.onnx
     python -m edgeecg.train.detector evaluate --data build/det/test --model runs/detector/detector.onnx
 
 `edgeecg-train detector ...` should call `main_detector(argv)` with the arguments after "detector".
@@ -290,6 +291,67 @@ def evaluate(
     return res
 
 
+def _sidecar_threshold(model: str | Path, default: float = 0.25) -> float:
+    """The conf_threshold in the `.json` beside a detector ONNX (see `calibrate`), else `default`."""
+    sidecar = Path(model).with_suffix(".json")
+    if sidecar.is_file():
+        return float(json.loads(sidecar.read_text(encoding="utf-8")).get("conf_threshold", default))
+    return default
+
+
+def calibrate(
+    data: str | Path, model: str | Path, max_ecg_rejected: float = 0.01, limit: int | None = None
+) -> dict[str, Any]:
+    """Choose the "no ECG found" threshold on a tuning set (a seed used neither for training nor testing).
+
+    The threshold is the highest one that rejects at most `max_ecg_rejected` of the set's ECG images (a
+    missed ECG costs more than a desk photo let through); the fraction of negatives it rejects is reported.
+    The result is written into the `.json` beside the model, from which the bundle's manifest takes it.
+    """
+    import cv2  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.preprocess.detector import Detector  # noqa: PLC0415
+
+    data, model = Path(data), Path(model)
+    geo_path = data / "geometry.jsonl"
+    if not geo_path.is_file():
+        raise UsageError(f"{data} has no geometry.jsonl: not an `edgeecg synth` dataset")
+    if not 0 <= max_ecg_rejected < 0.5:
+        raise UsageError(f"--max-ecg-rejected must be in [0, 0.5), got {max_ecg_rejected}")
+    rows = [json.loads(line) for line in geo_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = rows[:limit] if limit else rows
+    pos, neg = [], []
+    with OnnxRuntimeRunner(model) as runner:
+        det = Detector(runner, keypoints=4)
+        for row in tqdm(rows, desc="calibrate", unit="img", disable=None):
+            img = cv2.imread(str(data / row["image"]), cv2.IMREAD_COLOR)
+            if img is None:
+                raise InputError(f"cannot read {data / row['image']}")
+            d = det.detect(img, conf_threshold=0.0)
+            (neg if row.get("paper_quad") is None else pos).append(d.confidence if d is not None else 0.0)
+    if not pos or not neg:
+        raise UsageError(f"{data} needs both ECG images and no-ECG negatives (synth --negatives)")
+    pos_a, neg_a = np.sort(pos), np.asarray(neg)
+    k = int(np.floor(max_ecg_rejected * len(pos_a)))  # this many ECG images may fall below the threshold
+    thr = float(np.clip(pos_a[k] - 1e-4, 0.05, 0.95))  # just below the (k+1)-th lowest ECG confidence
+    res = {
+        "conf_threshold": round(thr, 4),
+        "ecg_images": len(pos_a),
+        "negatives": len(neg_a),
+        "ecg_rejected": float((pos_a < thr).mean()),
+        "negatives_rejected": float((neg_a < thr).mean()),
+        "data": str(data),
+    }
+    sidecar = model.with_suffix(".json")
+    fields = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+    fields["conf_threshold"] = res["conf_threshold"]
+    fields["conf_threshold_calibration"] = {k: v for k, v in res.items() if k != "conf_threshold"}
+    sidecar.write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
+    return res
+
+
 # -- command line -------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeecg-train detector", description=__doc__.split("\n\n")[0])
@@ -328,7 +390,11 @@ def _parser() -> argparse.ArgumentParser:
         "--data", required=True, help="synth dataset dir (new seed, >= 500 images, with negatives)"
     )
     v.add_argument("--model", required=True, help="detector .onnx")
-    v.add_argument("--conf", type=float, default=0.25, help="rejection threshold (default 0.25)")
+    v.add_argument(
+        "--conf",
+        type=float,
+        help="rejection threshold (default: the calibrated one in MODEL.json, else 0.25)",
+    )
     v.add_argument("--limit", type=int, help="score only the first N images")
     v.add_argument(
         "--corners",
@@ -343,6 +409,16 @@ def _parser() -> argparse.ArgumentParser:
         help="snap the corners onto the paper's edges, as the runtime does by default (--no-refine: the raw source)",
     )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
+    c = sub.add_parser("calibrate", help="choose the no-ECG threshold on a tuning set (writes MODEL.json)")
+    c.add_argument("--data", required=True, help="synth dataset dir with negatives, a seed kept for tuning")
+    c.add_argument("--model", required=True, help="detector .onnx")
+    c.add_argument(
+        "--max-ecg-rejected",
+        type=float,
+        default=0.01,
+        help="highest share of ECG images the threshold may reject (default 0.01)",
+    )
+    c.add_argument("--limit", type=int, help="use only the first N images")
     return p
 
 
@@ -370,13 +446,20 @@ def main_detector(argv: list[str] | None = None) -> int:
             fields = export(best, Path(cfg.out) / "detector.onnx", cfg.imgsz)
             print(f"onnx: {Path(cfg.out) / 'detector.onnx'} ({fields['kind']}, input {fields['input_size']})")
         return 0
+    if args.command == "calibrate":
+        res = calibrate(args.data, args.model, args.max_ecg_rejected, args.limit)
+        print(
+            f"conf_threshold {res['conf_threshold']}: rejects {res['ecg_rejected']:.1%} of {res['ecg_images']} ECG "
+            f"images and {res['negatives_rejected']:.1%} of {res['negatives']} negatives "
+            f"(written to {Path(args.model).with_suffix('.json')})"
+        )
+        return 0
     if args.command == "export":
         fields = export(args.weights, args.out, args.imgsz)
         print(f"onnx: {args.out} ({fields['kind']}, input {fields['input_size']})")
         return 0
-    res = evaluate(
-        args.data, args.model, args.conf, limit=args.limit, corners=args.corners, refine=args.refine
-    )
+    conf = args.conf if args.conf is not None else _sidecar_threshold(args.model)
+    res = evaluate(args.data, args.model, conf, limit=args.limit, corners=args.corners, refine=args.refine)
     if args.json:
         print(json.dumps(res))
     else:

@@ -29,6 +29,15 @@ def test_existing_onnx_is_described_from_its_metadata(bundle, tmp_path):
     for key in ("kind", "input_size", "strides", "keypoints", "classes"):
         assert fields[key] == manifest["detector"][key], key
     assert describe_onnx(tmp_path / "d.onnx")["source"] == "onnx"
+    assert fields["conf_threshold"] == 0.25  # no calibration beside it
+
+
+def test_calibrated_threshold_beside_the_onnx_is_kept(bundle, tmp_path):
+    out, manifest = bundle
+    src = tmp_path / "det.onnx"
+    src.write_bytes((out / manifest["detector"]["file"]).read_bytes())
+    src.with_suffix(".json").write_text('{"conf_threshold": 0.61}')  # as `detector calibrate` writes it
+    assert export_detector(src, tmp_path / "out.onnx")["conf_threshold"] == 0.61
 
 
 def test_engine_files_and_bad_sizes_are_refused(detector_pt, tmp_path):

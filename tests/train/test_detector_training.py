@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -110,6 +111,12 @@ def test_smoke_train_export_evaluate(synth_sets, tmp_path):
     with OnnxRuntimeRunner(onnx_path) as runner:
         d = Detector(runner, keypoints=4).detect(cv2.imread(str(next((val_dir / "images").iterdir()))))
     assert d is None or d.corners.shape == (4, 2)
+    cal = det_train.calibrate(train_dir, onnx_path, max_ecg_rejected=0.1)
+    assert cal["negatives"] > 0 and 0.05 <= cal["conf_threshold"] <= 0.95
+    assert cal["ecg_rejected"] <= 0.1 or cal["conf_threshold"] == 0.05  # the floor may reject more
+    side = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert side["conf_threshold"] == cal["conf_threshold"] and side["kind"] == "yolov8-pose"
+    assert det_train._sidecar_threshold(onnx_path) == cal["conf_threshold"]
     shutil.rmtree(tmp_path / "run", ignore_errors=True)
 
 
