@@ -28,6 +28,9 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
       "detector": {"file": "detector.onnx", "sha256": "...", "kind": "yolov8-pose", "input_size": [640, 640],
                    "strides": [8, 16, 32], "keypoints": 4, "classes": ["ecg"], "conf_threshold": 0.25,
                    "iou_threshold": 0.5, "weights": "int8"},   # or null; "weights" as above
+      "verifier": {"file": "verifier.onnx", "sha256": "...", "kind": "ecg-verifier", "input_size": [96, 192],
+                   "threshold": 0.2},   # or null/absent: the ECG check on the pre-processed page (BGR / 255 in,
+                                        # one logit out); pages below the threshold are "no ECG found"
       "sam": {"encoder": {"file": ..., "sha256": ...}, "decoder": {...}},   # or null
       "preprocess": {"mode": "crop", "corners": "keypoints", "refine": true, "margin": 0.02,
                      "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"}},

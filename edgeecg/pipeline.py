@@ -28,7 +28,15 @@ from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG
 from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, sha256_file, verify
 from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
-from edgeecg.preprocess import Detector, Prepared, PreprocessConfig, Preprocessor, SamCorners, to_model_input
+from edgeecg.preprocess import (
+    Detector,
+    Prepared,
+    PreprocessConfig,
+    Preprocessor,
+    SamCorners,
+    Verifier,
+    to_model_input,
+)
 from edgeecg.preprocess import save_debug_montage as _save_montage
 
 log = logging.getLogger(__name__)
@@ -67,6 +75,7 @@ class Result:
         box: paper box [x0, y0, x1, y1] in image pixels, when a detector ran and found it.
         corners: paper corners [[x, y] * 4] clockwise from top-left, when known.
         confidence: the detector's score for the paper.
+        ecg_score: the bundle's ECG check (verifier) on the pre-processed page, when it has one.
         rejected: True when no ECG was found (then `reason` says why and there are no probabilities).
         reason: why it was rejected.
         error: a one-line error when the image could not be used at all (unreadable file, ...).
@@ -83,6 +92,7 @@ class Result:
     box: list[float] | None = None
     corners: list[list[float]] | None = None
     confidence: float | None = None
+    ecg_score: float | None = None
     rejected: bool = False
     reason: str | None = None
     error: str | None = None
@@ -109,6 +119,7 @@ class Result:
             "box": self.box,
             "corners": self.corners,
             "confidence": self.confidence,
+            "ecg_score": self.ecg_score,
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
             "backend": self.backend,
         }
@@ -312,10 +323,19 @@ class Pipeline:
             ]
             extra += sam_runners
             sam = SamCorners(*sam_runners)
+        verifier = None
+        ver_section = manifest.get("verifier")
+        if ver_section:
+            ver_runner = runner_class("onnxruntime")(
+                bundle / ver_section["file"], threads=threads, name="verifier"
+            )
+            files.append(ver_section["file"])
+            extra.append(ver_runner)
+            verifier = Verifier.from_manifest(ver_runner, ver_section)
         if verify:
             _verify_files(bundle, manifest, files)
         inp = manifest["classifier"]["input"]
-        pre = Preprocessor(cfg, detector, (int(inp["height"]), int(inp["width"])), sam=sam)
+        pre = Preprocessor(cfg, detector, (int(inp["height"]), int(inp["width"])), sam=sam, verifier=verifier)
         ensemble = Ensemble(runners, fused_outputs, manifest["classifier"].get("output", "logits"))
         return cls(manifest, pre, ensemble, backend, batch_size, extra)
 
@@ -450,6 +470,7 @@ class Pipeline:
             box=None if p.box is None else [round(float(v), 2) for v in p.box],
             corners=None if p.corners is None else [[round(float(a), 2) for a in c] for c in p.corners],
             confidence=round(float(p.confidence), 4),
+            ecg_score=None if p.ecg_score is None else round(float(p.ecg_score), 4),
             rejected=p.rejected is not None,
             reason=p.rejected,
             timings=timings,

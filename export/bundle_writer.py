@@ -53,6 +53,8 @@ class ExportConfig:
     """Detector: a .pt from our own detector training, or an .onnx."""
     detector_imgsz: int = 640
     """Detector input size when exporting from a .pt."""
+    verifier: str | None = None
+    """ECG check: the verifier.onnx of `edgeecg-train verifier` (its verifier.json beside it)."""
     sam: str | None = None
     """SAM / MobileSAM checkpoint (optional)."""
     sam_type: str = "vit_t"
@@ -146,6 +148,28 @@ def _parse_thresholds(data: Any, path: str) -> tuple[list[float], str]:
     if not all(0.0 <= v <= 1.0 for v in values):
         raise UsageError(f"thresholds {path} must lie in [0, 1]")
     return values, method
+
+
+def _verifier_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
+    """Copy the verifier ONNX into the bundle; its manifest entry from the verifier.json beside it."""
+    meta_path = src.with_suffix(".json")
+    if src.suffix != ".onnx" or not src.is_file() or not meta_path.is_file():
+        raise UsageError(
+            f"--verifier {src}: needs a verifier .onnx with its .json beside it (edgeecg-train verifier)"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        fields = {
+            "kind": str(meta.get("kind", "ecg-verifier")),
+            "input_size": [int(v) for v in meta["input_size"]],
+            "threshold": float(meta["threshold"]),
+            "calibration": meta.get("calibration"),
+            "preprocess": meta.get("preprocess"),
+        }
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{meta_path} lacks input_size or threshold") from None
+    shutil.copyfile(src, bundle_dir / "verifier.onnx")
+    return file_entry(bundle_dir, "verifier.onnx", **fields)
 
 
 def _preprocess(trained: Any) -> dict[str, Any]:
@@ -380,6 +404,11 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
                 fields["weights"] = "int8"
             detector = file_entry(tmp, "detector.onnx", **fields)
 
+        verifier = None
+        if cfg.verifier:
+            progress(f"ECG check {Path(cfg.verifier).name}")
+            verifier = _verifier_entry(Path(cfg.verifier), tmp)
+
         sam = None
         if cfg.sam:
             from edgeecg.export.sam import export_sam  # noqa: PLC0415
@@ -402,7 +431,12 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             "seed": (members[0].sidecar.get("config") or {}).get("seed", members[0].sidecar.get("seed")),
             "data": (members[0].sidecar.get("config") or {}).get("sources", members[0].sidecar.get("data")),
         }
-        for key, src in (("detector", cfg.detector), ("sam", cfg.sam), ("thresholds", cfg.thresholds)):
+        for key, src in (
+            ("detector", cfg.detector),
+            ("verifier", cfg.verifier),
+            ("sam", cfg.sam),
+            ("thresholds", cfg.thresholds),
+        ):
             if src:
                 provenance[key] = {"file": str(Path(src).resolve()), "sha256": sha256_file(src)}
         manifest: dict[str, Any] = {
@@ -418,6 +452,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
                 "model": {"arch": members[0].arch, "params": params},
             },
             "detector": detector,
+            "verifier": verifier,
             "sam": sam,
             "preprocess": _preprocess(members[0].sidecar.get("preprocess")),
             "engines": [],

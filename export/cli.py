@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detector-imgsz", type=int, default=640, help="detector input size for a .pt (default 640)"
     )
+    p.add_argument(
+        "--verifier",
+        metavar="FILE",
+        help="ECG check: verifier.onnx from `edgeecg-train verifier` (verifier.json beside it)",
+    )
     p.add_argument("--sam", metavar="FILE", help="optional SAM/MobileSAM checkpoint (needs the 'sam' extra)")
     p.add_argument(
         "--sam-type", default="vit_t", help="SAM registry name: vit_t (MobileSAM), vit_b, vit_l, vit_h"
@@ -130,6 +135,7 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
         out=args.out or args.bundle or "",
         detector=args.detector,
         detector_imgsz=args.detector_imgsz,
+        verifier=args.verifier,
         sam=args.sam,
         sam_type=args.sam_type,
         precision=args.precision,

@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # Train the paper detector (YOLOv8n-pose, 1 class, 4 corner keypoints) on synthetic scenes, export it to
-# ONNX at 320 px, score it on a held-out set and (optionally) put it in a bundle. Offline throughout.
+# ONNX at 320 px, choose its "no ECG found" threshold on a tuning set, score it on a held-out set and
+# (optionally) put it in a bundle. Offline throughout. This is how the bundled detector was made.
 #
-# Budget on the project's 2-core CPUs: about 1 hour with the defaults (synth ~5 min, training the rest).
-# Shrink N_TRAIN or EPOCHS when the machine is shared; every step is resumable by hand (see each command).
+# Two phases: (1) from random init on photo and scan scenes (12% no-ECG negatives), (2) fine-tuning from
+# phase 1's best.pt on new scenes with 30% negatives (negatives were what phase 1 got wrongest), lower lr.
+# On the project's 2-core CPUs: synth ~3 min, phase 1 ~67 min (8 epochs), phase 2 ~36 min (5 epochs),
+# calibration, the ECG check (verifier) and evaluation ~10 min. Every step keeps what exists (delete a
+# directory to redo it).
 #
-#   scripts/train_detector.sh                      # build/detector/{train,val,test}, runs/detector
-#   N_TRAIN=800 EPOCHS=6 scripts/train_detector.sh # a quicker, weaker detector
+#   scripts/train_detector.sh                      # build/detector/*, runs/detector{,_ft}, runs/verifier
+#   N_TRAIN=800 EPOCHS=6 FT_EPOCHS=0 scripts/train_detector.sh   # a quicker, weaker detector (no phase 2)
 #   BUNDLE=build/bundle CHECKPOINTS=runs/stage2 scripts/train_detector.sh   # also write a model bundle
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-PY=${PY:-.venv/bin/python}
 DATA=${DATA:-build/detector}
 RUN=${RUN:-runs/detector}
-N_TRAIN=${N_TRAIN:-2000}   # photo 60%, scan 40%; ~12% of each are no-ECG negatives
+N_TRAIN=${N_TRAIN:-2000}   # phase 1: photo 60%, scan 40%; 12% of each are no-ECG negatives
+N_FT=${N_FT:-1500}         # phase 2: photo 60%, scan 40%; 30% negatives
 N_VAL=${N_VAL:-200}
+N_TUNE=${N_TUNE:-400}      # threshold calibration (a seed of its own)
 N_TEST=${N_TEST:-600}      # held-out, new seed, >= 500 as the issue asks
-EPOCHS=${EPOCHS:-12}
+EPOCHS=${EPOCHS:-8}
+FT_EPOCHS=${FT_EPOCHS:-5}
 IMGSZ=${IMGSZ:-320}
 SIZE=${SIZE:-800x600}      # scene size; the detector sees it letterboxed to IMGSZ
 WORKERS=${WORKERS:-2}
+VERIFIER=${VERIFIER:-runs/verifier}
+CLS_INPUT=${CLS_INPUT:-96x192}   # the classifier input of the bundle the ECG check goes into
 
 synth() {  # name n seed style negatives
   [ -f "$DATA/$1/geometry.jsonl" ] && { echo "keep $DATA/$1"; return; }
@@ -28,15 +36,31 @@ synth() {  # name n seed style negatives
 }
 synth train_photo $((N_TRAIN * 6 / 10)) 101 photo 0.12
 synth train_scan $((N_TRAIN * 4 / 10)) 102 scan 0.12
+synth ft_photo $((N_FT * 6 / 10)) 111 photo 0.3
+synth ft_scan $((N_FT * 4 / 10)) 112 scan 0.3
 synth val "$N_VAL" 201 mix 0.12
-synth test "$N_TEST" 301 mix 0.15
+synth tune "$N_TUNE" 401 mix 0.15
+synth test "$N_TEST" 303 mix 0.15
 
-.venv/bin/edgeecg-train detector train --data "$DATA/train_photo" "$DATA/train_scan" --val "$DATA/val" \
-  --out "$RUN" --imgsz "$IMGSZ" --epochs "$EPOCHS" --workers "$WORKERS" --export
-.venv/bin/edgeecg-train detector evaluate --data "$DATA/test" --model "$RUN/detector.onnx" || \
+T=(.venv/bin/edgeecg-train detector train --val "$DATA/val" --imgsz "$IMGSZ" --workers "$WORKERS" --export)
+[ -f "$RUN/detector.onnx" ] || "${T[@]}" --data "$DATA/train_photo" "$DATA/train_scan" --out "$RUN" --epochs "$EPOCHS"
+FINAL=$RUN
+if [ "$FT_EPOCHS" -gt 0 ]; then
+  FINAL=${RUN}_ft
+  [ -f "$FINAL/detector.onnx" ] || "${T[@]}" --data "$DATA/ft_photo" "$DATA/ft_scan" "$DATA/train_scan" \
+    --out "$FINAL" --epochs "$FT_EPOCHS" --init "$RUN/weights/best.pt" --lr0 0.003 --warmup-epochs 0.3
+fi
+.venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$FINAL/detector.onnx"
+# The ECG check sees what the classifier sees: the bundle's input size and pre-processing (warp, classical
+# corners, refinement for the bundled model); ~3 min of pages through the chain, ~5 min of training.
+[ -f "$VERIFIER/verifier.onnx" ] || .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
+  --tune "$DATA/tune" --detector "$FINAL/detector.onnx" --out "$VERIFIER" --input-size "$CLS_INPUT" \
+  --mode warp --corners classical
+.venv/bin/edgeecg-train detector evaluate --data "$DATA/test" --model "$FINAL/detector.onnx" \
+  --corners classical --verifier "$VERIFIER/verifier.onnx" || \
   echo "held-out targets not met (see above): train longer or on more scenes before shipping"
 
 if [ -n "${BUNDLE:-}" ]; then
   .venv/bin/edgeecg-export --checkpoints "${CHECKPOINTS:?set CHECKPOINTS to the stage II run}" \
-    --detector "$RUN/weights/best.pt" --detector-imgsz "$IMGSZ" --out "$BUNDLE"
+    --detector "$FINAL/detector.onnx" --verifier "$VERIFIER/verifier.onnx" --out "$BUNDLE"
 fi

@@ -4,7 +4,8 @@
     edgeecg-train stage2 --config X.yaml --init DIR/stage1/best.safetensors --out DIR [--fold K]
     edgeecg-train evaluate --out DIR [--test DATASET]
     edgeecg-train show-config [--config X.yaml]
-    edgeecg-train detector train|export|evaluate ...   (the paper detector; see train/detector.py)
+    edgeecg-train detector train|export|calibrate|evaluate ...   (the paper detector; see train/detector.py)
+    edgeecg-train verifier --data ... --tune ... --detector ...  (the ECG check; see train/verifier.py)
 
 `--set key=value` (repeatable, dotted keys for nested settings, values parsed as YAML) overrides the
 config file. Under torchrun (WORLD_SIZE > 1) the same commands train with DDP. Exit codes: 0 fine,
@@ -92,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p4.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
     # Parsed by train/detector.py itself; listed here so --help shows it.
     sub.add_parser(
-        "detector", help="train, export or evaluate the paper detector (train|export|evaluate ...)"
+        "detector",
+        help="train, export, calibrate or evaluate the paper detector (train|export|calibrate|evaluate ...)",
+    )
+    sub.add_parser(
+        "verifier", help="train the ECG check on pages flattened by the runtime chain (see --help)"
     )
     return parser
 
@@ -183,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         from edgeecg.train.detector import main_detector  # noqa: PLC0415
 
         return main_detector(argv[1:])
+    if argv[:1] == ["verifier"]:
+        from edgeecg.cli import guarded  # noqa: PLC0415
+        from edgeecg.train.verifier import main_verifier  # noqa: PLC0415
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        return guarded("edgeecg-train verifier", lambda: main_verifier(argv[1:]), say=_say)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -220,6 +220,8 @@ def evaluate(
     limit: int | None = None,
     corners: str = "keypoints",
     refine: bool = True,
+    verifier: str | Path | None = None,
+    input_size_cls: tuple[int, int] = (96, 192),
 ) -> dict[str, Any]:
     """Score the paper finder on a synth dataset dir against the issue's three held-out targets.
 
@@ -234,6 +236,8 @@ def evaluate(
         limit: score only the first N images.
         corners: the warp's corner source (keypoints, classical).
         refine: snap the corners onto the paper's edges, as `PreprocessConfig.refine`.
+        verifier: an ECG check ONNX (verifier.json beside it) run on each page, as a bundle with one does.
+        input_size_cls: the classifier input the pages are made at (what the ECG check sees).
 
     Returns:
         Counts, the three fractions, whether each meets its target, and the corner fraction per style.
@@ -253,9 +257,19 @@ def evaluate(
     rows = rows[:limit] if limit else rows
     cfg = PreprocessConfig(mode="warp", corners=corners, refine=refine, conf_threshold=conf_threshold)
     ious, errs, styles, rejected = [], [], [], []
+    check = None
+    if verifier is not None:
+        from edgeecg.preprocess import Verifier  # noqa: PLC0415
+
+        meta_path = Path(verifier).with_suffix(".json")
+        if not meta_path.is_file():
+            raise UsageError(f"--verifier {verifier}: no {meta_path.name} beside it")
+        check = Verifier.from_manifest(
+            OnnxRuntimeRunner(verifier, name="verifier"), json.loads(meta_path.read_text(encoding="utf-8"))
+        )
     with OnnxRuntimeRunner(model) as runner:
         det = Detector(runner, input_size=input_size, keypoints=4)
-        pre = Preprocessor(cfg, det, (64, 64))
+        pre = Preprocessor(cfg, det, input_size_cls, verifier=check)
         for row in tqdm(rows, desc="evaluate", unit="img", disable=None):
             img = cv2.imread(str(data / row["image"]), cv2.IMREAD_COLOR)
             if img is None:
@@ -278,6 +292,7 @@ def evaluate(
         "negatives": len(rejected),
         "corners": corners,
         "refine": refine,
+        "verifier": str(verifier) if verifier else None,
         "iou_ge_0.90": float((ious_a >= 0.9).mean()) if len(ious) else float("nan"),
         "corner_err_le_1.5pct": float((errs_a <= 0.015).mean()) if len(errs) else float("nan"),
         "negatives_rejected": float(np.mean(rejected)) if rejected else float("nan"),
@@ -304,8 +319,9 @@ def calibrate(
 ) -> dict[str, Any]:
     """Choose the "no ECG found" threshold on a tuning set (a seed used neither for training nor testing).
 
-    The threshold is the highest one that rejects at most `max_ecg_rejected` of the set's ECG images (a
-    missed ECG costs more than a desk photo let through); the fraction of negatives it rejects is reported.
+    At most `max_ecg_rejected` of the set's ECG images may fall below the threshold (a missed ECG costs more
+    than a desk photo let through); within that, it rejects as many negatives as it can, with a margin
+    (`edgeecg.train.verifier.choose_threshold`). The fraction of negatives it rejects is reported.
     The result is written into the `.json` beside the model, from which the bundle's manifest takes it.
     """
     import cv2  # noqa: PLC0415
@@ -333,15 +349,15 @@ def calibrate(
             (neg if row.get("paper_quad") is None else pos).append(d.confidence if d is not None else 0.0)
     if not pos or not neg:
         raise UsageError(f"{data} needs both ECG images and no-ECG negatives (synth --negatives)")
-    pos_a, neg_a = np.sort(pos), np.asarray(neg)
-    k = int(np.floor(max_ecg_rejected * len(pos_a)))  # this many ECG images may fall below the threshold
-    thr = float(np.clip(pos_a[k] - 1e-4, 0.05, 0.95))  # just below the (k+1)-th lowest ECG confidence
+    from edgeecg.train.verifier import choose_threshold  # noqa: PLC0415
+
+    cal = choose_threshold(np.asarray(pos), np.asarray(neg), max_ecg_rejected, lo=0.05, hi=0.95)
     res = {
-        "conf_threshold": round(thr, 4),
-        "ecg_images": len(pos_a),
-        "negatives": len(neg_a),
-        "ecg_rejected": float((pos_a < thr).mean()),
-        "negatives_rejected": float((neg_a < thr).mean()),
+        "conf_threshold": round(cal["threshold"], 4),
+        "ecg_images": len(pos),
+        "negatives": len(neg),
+        "ecg_rejected": cal["ecg_rejected"],
+        "negatives_rejected": cal["negatives_rejected"],
         "data": str(data),
     }
     sidecar = model.with_suffix(".json")
@@ -408,6 +424,9 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="snap the corners onto the paper's edges, as the runtime does by default (--no-refine: the raw source)",
     )
+    v.add_argument(
+        "--verifier", help="also run this ECG check (verifier .onnx) on every page, as a bundle does"
+    )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     c = sub.add_parser("calibrate", help="choose the no-ECG threshold on a tuning set (writes MODEL.json)")
     c.add_argument("--data", required=True, help="synth dataset dir with negatives, a seed kept for tuning")
@@ -459,11 +478,20 @@ def main_detector(argv: list[str] | None = None) -> int:
         print(f"onnx: {args.out} ({fields['kind']}, input {fields['input_size']})")
         return 0
     conf = args.conf if args.conf is not None else _sidecar_threshold(args.model)
-    res = evaluate(args.data, args.model, conf, limit=args.limit, corners=args.corners, refine=args.refine)
+    res = evaluate(
+        args.data,
+        args.model,
+        conf,
+        limit=args.limit,
+        corners=args.corners,
+        refine=args.refine,
+        verifier=args.verifier,
+    )
     if args.json:
         print(json.dumps(res))
     else:
         how = f"corners: {res['corners']}" + (", refined" if res["refine"] else "")
+        how += ", with the ECG check" if res["verifier"] else ""
         print(f"{res['images']} images: {res['ecg_images']} ECG, {res['negatives']} negatives ({how})")
         for key, target in TARGETS.items():
             mark = "ok" if res["meets"][key] else "MISSED"

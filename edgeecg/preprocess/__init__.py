@@ -16,6 +16,7 @@ from edgeecg.preprocess.preprocess import (
 )
 from edgeecg.preprocess.sam import SamCorners
 from edgeecg.preprocess.training import RuntimeHook, training_hook
+from edgeecg.preprocess.verifier import Verifier
 
 __all__ = [
     "Detection",
@@ -25,6 +26,7 @@ __all__ = [
     "Preprocessor",
     "RuntimeHook",
     "SamCorners",
+    "Verifier",
     "apply_clahe",
     "classical_corners",
     "crop_resize",

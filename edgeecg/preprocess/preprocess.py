@@ -34,6 +34,7 @@ from edgeecg.preprocess.corners import (
 from edgeecg.preprocess.detector import Detection, Detector
 from edgeecg.preprocess.geometry import crop_resize, expand_box, paper_format, shrink, warp_to_size
 from edgeecg.preprocess.sam import SamCorners
+from edgeecg.preprocess.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class Prepared:
         corner_source: where the warp's corners came from (keypoints, sam, classical, box; "+refined" when
             `refine_corners` moved them onto the paper's edges), else None.
         paper: closest paper format of the warped quad (letter, a4), else None.
+        ecg_score: the verifier's probability that the page is an ECG, when a verifier ran.
     """
 
     image: np.ndarray | None
@@ -149,6 +151,7 @@ class Prepared:
     stages: dict[str, np.ndarray] = field(default_factory=dict)
     corner_source: str | None = None
     paper: str | None = None
+    ecg_score: float | None = None
 
 
 def as_bgr(img: np.ndarray) -> np.ndarray:
@@ -172,6 +175,7 @@ class Preprocessor:
         detector: the paper detector, or None to take the whole image as the paper (see module doc).
         out_size: model input (h, w).
         sam: SAM corner finder, needed when cfg.mode is warp and cfg.corners is sam.
+        verifier: ECG check on the pre-processed page; pages it scores below its threshold are rejected.
     """
 
     def __init__(
@@ -180,6 +184,7 @@ class Preprocessor:
         detector: Detector | None,
         out_size: tuple[int, int],
         sam: SamCorners | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         if cfg.mode == "warp" and cfg.corners == "sam" and sam is None:
             raise UsageError(
@@ -189,6 +194,7 @@ class Preprocessor:
         self.detector = detector
         self.out_size = (int(out_size[0]), int(out_size[1]))
         self.sam = sam
+        self.verifier = verifier
 
     def __call__(self, img_bgr: np.ndarray, debug: bool = False) -> Prepared:
         """Pre-process one image.
@@ -246,13 +252,23 @@ class Preprocessor:
         t0 = time.perf_counter()
         eq = apply_clahe(out, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
         timings["clahe"] = time.perf_counter() - t0
+        ecg_score = reason = None
+        if self.verifier is not None:
+            t0 = time.perf_counter()
+            ecg_score = self.verifier.score(eq)
+            timings["verify"] = time.perf_counter() - t0
+            if ecg_score < self.verifier.threshold:
+                reason = f"no ECG found (ECG check {ecg_score:.2f} < {self.verifier.threshold:.2f})"
         timings["total"] = time.perf_counter() - t_start
         if debug:
             label = f"conf {confidence:.2f}" + (f", corners: {source}" if source else "")
+            label += f", ECG check {ecg_score:.2f}" if ecg_score is not None else ""
             stages["input"] = _draw(img, box, corners, label)
             stages[stage] = out
             stages["clahe"] = eq
-        return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper)
+        if reason is not None:
+            return Prepared(None, box, corners, confidence, reason, timings, stages, source, paper, ecg_score)
+        return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper, ecg_score)
 
     def _corners(self, img: np.ndarray, det: Detection | None, box: np.ndarray) -> tuple[np.ndarray, str]:
         """Corners for warp from the configured source, falling back to classical, then to the box.

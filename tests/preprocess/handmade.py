@@ -100,3 +100,32 @@ def raw_rows(rows: list[list[float]], n_anchors: int = 84) -> np.ndarray:
     for i, r in enumerate(rows):
         out[0, : len(r), i] = r
     return out
+
+
+def brightness_verifier_onnx(path: Path, size: tuple[int, int] = (32, 64), gain: float = 20.0) -> Path:
+    """A real verifier ONNX (input `page` [N, 3, h, w], output `logit` [N, 1]): logit = gain * (mean - 0.5).
+
+    A bright page scores near 1, a dark one near 0: enough to drive the accept / reject paths.
+    """
+    h, w = size
+    nodes = [
+        helper.make_node("ReduceMean", ["page"], ["m"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["m", "shape"], ["m2"]),
+        helper.make_node("Sub", ["m2", "half"], ["d"]),
+        helper.make_node("Mul", ["d", "gain"], ["logit"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "brightness_verifier",
+        [helper.make_tensor_value_info("page", TensorProto.FLOAT, ["N", 3, h, w])],
+        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1])],
+        initializer=[
+            numpy_helper.from_array(np.array([-1, 1], np.int64), "shape"),
+            numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+            numpy_helper.from_array(np.array(gain, np.float32), "gain"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path

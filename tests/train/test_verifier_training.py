@@ -1,0 +1,84 @@
+"""ECG check training: pages through the runtime chain, a real torch CNN, ONNX export, threshold rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
+from edgeecg.preprocess import Verifier
+from edgeecg.train import verifier as V
+
+BUNDLE = Path(__file__).resolve().parents[1] / "fixtures" / "bundle_tiny"
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_threshold_rule_keeps_the_ecgs():
+    pos = np.array([0.05, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995])
+    neg = np.array([0.01, 0.02, 0.3, 0.65])
+    strict = V.choose_threshold(pos, neg, 0.0)  # no ECG may be lost: between 0.02 (neg) and 0.05 (pos)
+    assert strict["threshold"] == pytest.approx(_sigmoid((_logit(0.02) + _logit(0.05)) / 2))
+    assert strict["ecg_rejected"] == 0.0 and strict["negatives_rejected"] == 0.5
+    loose = V.choose_threshold(pos, neg, 0.1)  # one of ten may go: between 0.3 (neg) and 0.6 (pos)
+    assert loose["threshold"] == pytest.approx(_sigmoid((_logit(0.3) + _logit(0.6)) / 2))
+    assert loose["ecg_rejected"] == 0.1 and loose["negatives_rejected"] == 0.75
+    clean = V.choose_threshold(np.array([0.9, 0.95]), np.array([0.1, 0.2]), 0.01)  # separable: a margin
+    assert (
+        0.2 < clean["threshold"] < 0.9 and clean["ecg_rejected"] == 0.0 and clean["negatives_rejected"] == 1.0
+    )
+    none_below = V.choose_threshold(np.array([0.3, 0.9]), np.array([0.5]), 0.0)  # nothing to reject
+    assert none_below["threshold"] == pytest.approx(0.3, abs=1e-5) and none_below["ecg_rejected"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    from edgeecg.synth.dataset import SynthConfig, write_dataset
+
+    root = tmp_path_factory.mktemp("verifier")
+    out = []
+    for name, n, seed in (("train", 16, 3), ("tune", 12, 4)):
+        cfg = SynthConfig(out=str(root / name), n=n, seed=seed, style="mix", size=(256, 192), negatives=0.4)
+        write_dataset(cfg, progress=False)
+        out.append(root / name)
+    det = root / "det"
+    det.mkdir()
+    section = json.loads((BUNDLE / "manifest.json").read_text())["detector"]
+    shutil.copy(BUNDLE / section["file"], det / "detector.onnx")
+    (det / "detector.json").write_text(json.dumps(section))
+    return out[0], out[1], det / "detector.onnx"
+
+
+def test_tiny_training_exports_a_working_check(sets, tmp_path):
+    train_dir, tune_dir, detector = sets
+    cfg = V.VerifierConfig(
+        data=(str(train_dir),), tune=str(tune_dir), detector=str(detector), out=str(tmp_path / "v"),
+        input_size=(32, 64), epochs=1, batch=8, threads=1,
+    )  # fmt: skip
+    res = V.train(cfg)
+    out = tmp_path / "v"
+    fields = json.loads((out / "verifier.json").read_text())
+    assert fields["input_size"] == [32, 64] and 0.0 <= fields["threshold"] < 1.0
+    assert fields["onnx_vs_torch_max_abs"] < 1e-3 and res["calibration"]["epoch"] == 1
+    assert (out / "weights.safetensors").is_file() and len(list((out / "cache").glob("*.npz"))) == 2
+    with OnnxRuntimeRunner(out / "verifier.onnx", threads=1) as r:
+        v = Verifier.from_manifest(r, fields)
+        assert 0.0 <= v.score(np.full((32, 64, 3), 200, np.uint8)) <= 1.0
+
+
+def test_missing_inputs_are_refused(sets, tmp_path):
+    from edgeecg.errors import UsageError
+
+    train_dir, _, detector = sets
+    with pytest.raises(UsageError, match="--tune"):
+        V.train(V.VerifierConfig(data=(str(train_dir),), detector=str(detector), out=str(tmp_path)))

@@ -1,0 +1,320 @@
+"""The ECG check (`edgeecg.preprocess.Verifier`): a tiny CNN trained on pages flattened by the runtime chain.
+
+Positives and negatives come from `edgeecg synth` scenes (null paper_quad = a no-ECG sheet or desk). Every
+image goes through the runtime's own pre-processing (detector, corners, warp, CLAHE, never rejecting:
+`edgeecg.preprocess.RuntimeHook`), so the verifier learns on exactly what it sees when served. The
+threshold is chosen on a tuning set (a seed of its own): it may reject at most `max_ecg_rejected` of its
+ECG images and otherwise as many negatives as it can, with a margin (`choose_threshold`).
+
+Usage::
+
+    edgeecg-train verifier --data build/detector/ft_photo build/detector/ft_scan --tune build/detector/tune \\
+        --detector runs/detector_ft/detector.onnx --out runs/verifier
+
+writes OUT/verifier.onnx, OUT/verifier.json (manifest fields) and OUT/weights.safetensors (+ .json sidecar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeecg.errors import EdgeECGError, InputError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Verifier training settings (saved as OUT/verifier_config.json).
+
+    Attributes:
+        data: synth dataset dirs to train on (with negatives).
+        tune: synth dataset dir (another seed) for model selection and the threshold.
+        detector: the detector ONNX the runtime chain uses (detector.json beside it).
+        out: output directory.
+        input_size: (h, w): the classifier's input, which is what the verifier sees at run time.
+        mode, corners, refine: the runtime pre-processing (the bundle manifest's preprocess section).
+        epochs, batch, lr, weight_decay: optimisation (AdamW, cosine schedule).
+        max_ecg_rejected: the threshold may reject at most this share of the tuning set's ECG images.
+        seed: everything random (init, order, flips).
+        threads: torch threads.
+    """
+
+    data: tuple[str, ...] = ()
+    tune: str = ""
+    detector: str = ""
+    out: str = "runs/verifier"
+    input_size: tuple[int, int] = (96, 192)
+    mode: str = "warp"
+    corners: str = "classical"
+    refine: bool = True
+    epochs: int = 12
+    batch: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    max_ecg_rejected: float = 0.01
+    seed: int = 0
+    threads: int = 2
+
+
+def build_net(width: int = 16):
+    """Four conv-BN-ReLU-pool blocks, global average pool, one logit (~45 k parameters)."""
+    import torch.nn as nn  # noqa: PLC0415
+
+    def block(i: int, o: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)
+        )
+
+    w = width
+    return nn.Sequential(
+        block(3, w),
+        block(w, 2 * w),
+        block(2 * w, 3 * w),
+        block(3 * w, 4 * w),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(4 * w, 1),
+    )
+
+
+def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(pages uint8 [N, H, W, 3] BGR, labels float32 [N]: 1 = ECG) through the runtime chain, cached."""
+    import cv2  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from edgeecg.bundle import sha256_file  # noqa: PLC0415
+    from edgeecg.preprocess.training import RuntimeHook  # noqa: PLC0415
+
+    data_dir = Path(data_dir)
+    geo = data_dir / "geometry.jsonl"
+    if not geo.is_file():
+        raise UsageError(f"{data_dir} has no geometry.jsonl: not an `edgeecg synth` dataset")
+    rows = [json.loads(line) for line in geo.read_text(encoding="utf-8").splitlines() if line.strip()]
+    key = json.dumps(
+        [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), sha256_file(cfg.detector)[:16],
+         list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine]
+    )  # fmt: skip
+    import hashlib  # noqa: PLC0415
+
+    cache = cache_dir / f"{data_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        return z["pages"], z["labels"]
+    hook = RuntimeHook(
+        cfg.detector,
+        cfg.input_size,
+        mode=cfg.mode,
+        corners=cfg.corners,
+        refine=cfg.refine,
+        threads=cfg.threads,
+    )
+    h, w = cfg.input_size
+    pages = np.zeros((len(rows), h, w, 3), np.uint8)
+    labels = np.zeros(len(rows), np.float32)
+    for i, row in enumerate(tqdm(rows, desc=f"pages {data_dir.name}", unit="img", disable=None)):
+        img = cv2.imread(str(data_dir / row["image"]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"cannot read {data_dir / row['image']}")
+        pages[i] = hook(img)
+        labels[i] = row.get("paper_quad") is not None
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, pages=pages, labels=labels)
+    tmp.replace(cache)
+    return pages, labels
+
+
+def choose_threshold(
+    pos: np.ndarray, neg: np.ndarray, max_pos_rejected: float, lo: float = 0.0, hi: float = 0.99
+) -> dict[str, float]:
+    """A score threshold that keeps positives (ECGs) and rejects as many negatives as it can.
+
+    At most `max_pos_rejected` of `pos` may fall below it; among the thresholds that reject the most
+    negatives under that rule, the one halfway (in logit space) between the highest such negative and the
+    lowest kept positive, so a clean separation keeps a margin on both sides. Clipped to [lo, hi].
+
+    Returns:
+        threshold, and the shares of `pos` and `neg` it rejects.
+    """
+    pos, neg = np.sort(np.asarray(pos, np.float64)), np.sort(np.asarray(neg, np.float64))
+    if not len(pos):
+        raise UsageError("choosing a threshold needs positive (ECG) examples")
+    top = pos[int(np.floor(max_pos_rejected * len(pos)))]  # the lowest score that must stay accepted
+    below = neg[neg < top]
+    if below.size:
+        logit = lambda p: np.log(np.clip(p, 1e-7, 1 - 1e-7) / (1 - np.clip(p, 1e-7, 1 - 1e-7)))  # noqa: E731
+        mid = (logit(below[-1]) + logit(top)) / 2
+        thr = float(1 / (1 + np.exp(-mid)))
+    else:
+        thr = float(top - 1e-6)
+    thr = float(np.clip(thr, lo, hi))
+    return {
+        "threshold": thr,
+        "ecg_rejected": float((pos < thr).mean()),
+        "negatives_rejected": float((neg < thr).mean()) if len(neg) else float("nan"),
+    }
+
+
+def _probs(net, pages: np.ndarray, batch: int = 256) -> np.ndarray:
+    import torch  # noqa: PLC0415
+
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(pages), batch):
+            x = torch.from_numpy(pages[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0  # NHWC -> NCHW
+            out.append(torch.sigmoid(net(x)).squeeze(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def train(cfg: VerifierConfig) -> dict[str, Any]:
+    """Train, select on the tuning set, export ONNX and write the manifest fields; returns the summary."""
+    import torch  # noqa: PLC0415
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
+    from edgeecg.train.checkpoint import atomic_write_json, save_weights  # noqa: PLC0415
+
+    if not cfg.data or not cfg.tune or not cfg.detector:
+        raise UsageError("verifier training needs --data, --tune and --detector")
+    if not Path(cfg.detector).is_file():
+        raise UsageError(f"--detector {cfg.detector}: no such file")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "verifier_config.json", asdict(cfg))
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    parts = [page_set(cfg, d, out / "cache") for d in cfg.data]
+    x_tr = np.concatenate([p for p, _ in parts])
+    y_tr = np.concatenate([y for _, y in parts])
+    x_tu, y_tu = page_set(cfg, cfg.tune, out / "cache")
+    for name, y in (("training", y_tr), ("tuning", y_tu)):
+        if y.min() == y.max():
+            raise UsageError(f"the {name} data needs ECG images and no-ECG negatives (synth --negatives)")
+    net = build_net()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * int(np.ceil(len(x_tr) / cfg.batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    yt = torch.from_numpy(y_tr)
+    best: dict[str, Any] | None = None
+    history = []
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        net.train()
+        order = torch.randperm(len(x_tr), generator=gen)
+        bar = tqdm(range(0, len(x_tr), cfg.batch), desc=f"verifier epoch {epoch + 1}", disable=None)
+        for i in bar:
+            idx = order[i : i + cfg.batch]
+            xb = torch.from_numpy(x_tr[idx.numpy()]).permute(0, 3, 1, 2).float() / 255.0
+            if torch.rand(1, generator=gen).item() < 0.5:  # a page upside down is still (not) an ECG
+                xb = xb.flip(2).flip(3)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        p = _probs(net, x_tu)
+        cal = choose_threshold(p[y_tu == 1], p[y_tu == 0], cfg.max_ecg_rejected)
+        row = {"epoch": epoch + 1, "auroc": float(roc_auc_score(y_tu, p)), **cal}
+        history.append(row)
+        log.info("epoch %d: %s", epoch + 1, row)
+        rank = (row["negatives_rejected"], row["auroc"])
+        if best is None or rank > (best["negatives_rejected"], best["auroc"]):
+            best = {**row, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+    assert best is not None
+    net.load_state_dict(best.pop("state"))
+    net.eval()
+    h, w = cfg.input_size
+    fields = {
+        "kind": "ecg-verifier",
+        "input_size": [h, w],
+        "input": "page",
+        "channel_order": "BGR",
+        "scale": 255.0,
+        "threshold": round(best["threshold"], 6),
+        "calibration": {
+            "data": cfg.tune,
+            "max_ecg_rejected": cfg.max_ecg_rejected,
+            "ecg_rejected": best["ecg_rejected"],
+            "negatives_rejected": best["negatives_rejected"],
+            "auroc": best["auroc"],
+            "epoch": best["epoch"],
+        },
+        "preprocess": {"mode": cfg.mode, "corners": cfg.corners, "refine": cfg.refine},
+    }
+    save_weights(
+        out / "weights.safetensors",
+        net.state_dict(),
+        {**fields, "labels": ["ECG"], "num_classes": 1, "history": history},
+    )
+    onnx_path = out / "verifier.onnx"
+    dummy = torch.zeros(2, 3, h, w)
+    torch.onnx.export(
+        net, (dummy,), str(onnx_path), input_names=["page"], output_names=["logit"],
+        dynamic_axes={"page": {0: "batch"}, "logit": {0: "batch"}}, opset_version=17, dynamo=False,
+    )  # fmt: skip
+    x = torch.from_numpy(x_tu[:16]).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        ref = net(x).numpy()
+    got = ort_run(onnx_path, x.numpy())["logit"]
+    diff = float(np.abs(got - ref).max())
+    if diff > 1e-3:
+        raise EdgeECGError(f"verifier ONNX differs from torch by {diff:.2e}")
+    fields["onnx_vs_torch_max_abs"] = diff
+    atomic_write_json(out / "verifier.json", fields)
+    log.info("verifier trained in %.0f s", time.perf_counter() - t0)
+    return {**fields, "history": history}
+
+
+def main_verifier(argv: list[str] | None = None) -> int:
+    """`edgeecg-train verifier ...`."""
+    d = VerifierConfig()
+    p = argparse.ArgumentParser(prog="edgeecg-train verifier", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", required=True, help="synth dataset dirs with negatives to train on")
+    p.add_argument(
+        "--tune", required=True, help="synth dataset dir (another seed) for selection and threshold"
+    )
+    p.add_argument("--detector", required=True, help="the detector ONNX the runtime chain uses")
+    p.add_argument("--out", default=d.out, help=f"output dir (default {d.out})")
+    p.add_argument("--input-size", default="96x192", help="HxW the verifier sees: the classifier's input")
+    p.add_argument("--mode", default=d.mode, choices=("crop", "warp", "none"), help="runtime mode")
+    p.add_argument("--corners", default=d.corners, choices=("keypoints", "classical"), help="warp corners")
+    p.add_argument(
+        "--refine", action=argparse.BooleanOptionalAction, default=d.refine, help="corner refinement"
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
+    p.add_argument(
+        "--max-ecg-rejected", type=float, default=d.max_ecg_rejected, help="threshold rule (default 0.01)"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="seed")
+    args = p.parse_args(argv)
+    try:
+        h, w = (int(v) for v in args.input_size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input-size must look like 96x192, got {args.input_size!r}") from None
+    cfg = VerifierConfig(
+        data=tuple(args.data), tune=args.tune, detector=args.detector, out=args.out, input_size=(h, w),
+        mode=args.mode, corners=args.corners, refine=args.refine, epochs=args.epochs,
+        max_ecg_rejected=args.max_ecg_rejected, seed=args.seed,
+    )  # fmt: skip
+    res = train(cfg)
+    cal = res["calibration"]
+    print(
+        f"verifier: {Path(cfg.out) / 'verifier.onnx'}; threshold {res['threshold']:.3f} rejects "
+        f"{cal['ecg_rejected']:.1%} of the tuning ECGs and {cal['negatives_rejected']:.1%} of its negatives "
+        f"(AUROC {cal['auroc']:.4f}, epoch {cal['epoch']})"
+    )
+    return 0
