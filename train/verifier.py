@@ -139,9 +139,9 @@ def choose_threshold(
 ) -> dict[str, float]:
     """A score threshold that keeps positives (ECGs) and rejects as many negatives as it can.
 
-    At most `max_pos_rejected` of `pos` may fall below it; among the thresholds that reject the most
-    negatives under that rule, the one halfway (in logit space) between the highest such negative and the
-    lowest kept positive, so a clean separation keeps a margin on both sides. Clipped to [lo, hi].
+    At most `max_pos_rejected` of `pos` may fall below it; under that rule it rejects as many negatives as it
+    can and then as few positives as it must: halfway (in logit space) between the highest rejected negative
+    and the lowest positive above it, so a clean separation keeps a margin on both sides. Clipped to [lo, hi].
 
     Returns:
         threshold, and the shares of `pos` and `neg` it rejects.
@@ -152,11 +152,13 @@ def choose_threshold(
     top = pos[int(np.floor(max_pos_rejected * len(pos)))]  # the lowest score that must stay accepted
     below = neg[neg < top]
     if below.size:
+        # reject every negative under `top`, then keep every positive above the highest of them
+        a = below[-1]
+        b = pos[pos > a][0]
         logit = lambda p: np.log(np.clip(p, 1e-7, 1 - 1e-7) / (1 - np.clip(p, 1e-7, 1 - 1e-7)))  # noqa: E731
-        mid = (logit(below[-1]) + logit(top)) / 2
-        thr = float(1 / (1 + np.exp(-mid)))
+        thr = float(1 / (1 + np.exp(-(logit(a) + logit(b)) / 2)))
     else:
-        thr = float(top - 1e-6)
+        thr = float(pos[0] - 1e-6)
     thr = float(np.clip(thr, lo, hi))
     return {
         "threshold": thr,

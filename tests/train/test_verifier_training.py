@@ -37,6 +37,10 @@ def test_threshold_rule_keeps_the_ecgs():
     assert (
         0.2 < clean["threshold"] < 0.9 and clean["ecg_rejected"] == 0.0 and clean["negatives_rejected"] == 1.0
     )
+    mixed = V.choose_threshold(np.array([0.1, 0.5, 0.9, 0.95]), np.array([0.2]), 0.25)  # 0.1 must go
+    assert (
+        0.2 < mixed["threshold"] < 0.5 and mixed["ecg_rejected"] == 0.25 and mixed["negatives_rejected"] == 1
+    )
     none_below = V.choose_threshold(np.array([0.3, 0.9]), np.array([0.5]), 0.0)  # nothing to reject
     assert none_below["threshold"] == pytest.approx(0.3, abs=1e-5) and none_below["ecg_rejected"] == 0.0
 
