@@ -185,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `edgeecg-train`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["detector"]:
+        from edgeecg.cli import guarded  # noqa: PLC0415
         from edgeecg.train.detector import main_detector  # noqa: PLC0415
 
-        return main_detector(argv[1:])
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        return guarded("edgeecg-train detector", lambda: main_detector(argv[1:]), say=_say)
     if argv[:1] == ["verifier"]:
         from edgeecg.cli import guarded  # noqa: PLC0415
         from edgeecg.train.verifier import main_verifier  # noqa: PLC0415

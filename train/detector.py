@@ -264,9 +264,9 @@ def evaluate(
         meta_path = Path(verifier).with_suffix(".json")
         if not meta_path.is_file():
             raise UsageError(f"--verifier {verifier}: no {meta_path.name} beside it")
-        check = Verifier.from_manifest(
-            OnnxRuntimeRunner(verifier, name="verifier"), json.loads(meta_path.read_text(encoding="utf-8"))
-        )
+        check_runner = OnnxRuntimeRunner(verifier, name="verifier")
+        check_runner.activate()
+        check = Verifier.from_manifest(check_runner, json.loads(meta_path.read_text(encoding="utf-8")))
     with OnnxRuntimeRunner(model) as runner:
         det = Detector(runner, input_size=input_size, keypoints=4)
         pre = Preprocessor(cfg, det, input_size_cls, verifier=check)
@@ -285,6 +285,8 @@ def evaluate(
             ious.append(_iou(prep.box, gt) if found else 0.0)
             errs.append(corner_error(prep.corners if found else None, quad, (h, w)))
             styles.append(row.get("style", "?"))
+    if check is not None:
+        check.runner.deactivate()
     ious_a, errs_a, styles_a = np.asarray(ious), np.asarray(errs), np.asarray(styles)
     res: dict[str, Any] = {
         "images": len(rows),
