@@ -226,6 +226,7 @@ class Pipeline:
         verify: bool = True,
         batch_size: int = 8,
         cuda_graph: bool = False,
+        ecg_check: bool = True,
     ) -> Pipeline:
         """Load a bundle: check its manifest and the sha256 of the files it will load, then build runners.
 
@@ -239,6 +240,7 @@ class Pipeline:
             verify: check sha256 values before loading (leave on outside tests of this very check).
             batch_size: images per classifier call.
             cuda_graph: TensorRT only: replay a CUDA graph for batch-1 calls.
+            ecg_check: run the bundle's ECG check (manifest "verifier") when it has one.
         """
         bundle = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir()
         if bundle_dir is None and not (bundle / "manifest.json").is_file():
@@ -325,7 +327,7 @@ class Pipeline:
             sam = SamCorners(*sam_runners)
         verifier = None
         ver_section = manifest.get("verifier")
-        if ver_section:
+        if ver_section and ecg_check:
             ver_runner = runner_class("onnxruntime")(
                 bundle / ver_section["file"], threads=threads, name="verifier"
             )

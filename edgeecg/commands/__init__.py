@@ -20,6 +20,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, batching: bool = True) 
     parser.add_argument(
         "--threads", type=int, default=0, metavar="N", help="CPU threads (default: library's choice)"
     )
+    parser.add_argument(
+        "--no-ecg-check",
+        dest="ecg_check",
+        action="store_false",
+        help="skip the bundle's ECG check (verifier) on the flattened page: only the detector can reject",
+    )
     if batching:
         parser.add_argument(
             "--precision", help="classifier variant from the bundle (fp32, int8w, fp16; default by backend)"
@@ -39,4 +45,5 @@ def open_pipeline(args: argparse.Namespace) -> Any:
         threads=args.threads,
         precision=getattr(args, "precision", None),
         batch_size=getattr(args, "batch", 1),
+        ecg_check=getattr(args, "ecg_check", True),
     )

@@ -83,3 +83,23 @@ def test_a_bundle_with_a_verifier_checks_every_page(tmp_path):
         f.write(b"\0")
     with pytest.raises(BundleError, match="verifier.onnx does not match"):
         Pipeline.from_bundle(bundle, backend="onnxruntime")
+
+
+def test_the_check_can_be_switched_off(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from fixtures.sheets import scene
+
+    from edgeecg.bundle import file_entry
+    from edgeecg.pipeline import Pipeline
+
+    bundle = Path(shutil.copytree(Path(__file__).parents[1] / "fixtures" / "bundle_tiny", tmp_path / "b"))
+    brightness_verifier_onnx(bundle / "verifier.onnx", OUT)
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["verifier"] = file_entry(bundle, "verifier.onnx", input_size=list(OUT), threshold=0.9999)
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    with Pipeline.from_bundle(bundle, backend="onnxruntime", threads=1, ecg_check=False) as pipe:
+        (r,) = pipe.run([scene(box=(60, 50, 420, 300))])
+    assert r.ok and r.ecg_score is None
