@@ -34,6 +34,8 @@ def test_manifest_is_verified_and_says_where_it_came_from():
     verify(DEFAULT, manifest)  # every file against its sha256
     assert manifest["labels"] == list(LABELS)
     assert manifest["detector"] is not None, "the default bundle must be able to say 'no ECG found'"
+    assert manifest["verifier"]["threshold"] > 0, "the ECG check turns away sheets that are no ECG"
+    assert manifest["preprocess"]["refine"] is True
     members = manifest["classifier"]["variants"]
     assert members and all(len(v["members"]) == 5 for v in members.values())
     prov = manifest["provenance"]
@@ -42,10 +44,10 @@ def test_manifest_is_verified_and_says_where_it_came_from():
     assert test["n"] >= 1000 and set(test["auroc"]) == set(LABELS)
 
 
-def test_main_job_on_a_bundled_example():
+def _infer(*args: str) -> list[dict]:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "edgeecg.cli", "infer", "examples/photo_mi.jpg", "--json"],
+        [sys.executable, "-m", "edgeecg.cli", "infer", *args, "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -53,8 +55,20 @@ def test_main_job_on_a_bundled_example():
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
-    (line,) = proc.stdout.splitlines()
-    res = json.loads(line)
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_main_job_on_a_bundled_example():
+    (res,) = _infer("examples/photo_mi.jpg")
     assert not res.get("rejected"), res
+    assert res["ecg_score"] is not None and res["ecg_score"] > 0.5
     assert list(res["probabilities"]) == list(LABELS)
     assert all(0.0 <= p <= 1.0 for p in res["probabilities"].values())
+
+
+def test_every_bundled_example_passes_the_ecg_check_and_it_can_be_skipped(tmp_path):
+    examples = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.jpg"))
+    results = _infer(*examples)
+    assert len(results) == len(examples) and not any(r["rejected"] for r in results), results
+    (off,) = _infer(examples[0], "--no-ecg-check")
+    assert off["ecg_score"] is None and off["probabilities"] is not None

@@ -60,3 +60,43 @@ def test_full_frame_scans_keep_the_page(realdata, name):
     assert crop.box is None and crop.image.shape == (*OUT, 3)  # no detector: the whole frame, by design
     ref = cv2.resize(img, OUT[::-1], interpolation=cv2.INTER_AREA)
     assert np.abs(crop.image.astype(int) - ref).mean() < 40  # only CLAHE differs
+
+
+@pytest.fixture(scope="module")
+def bundled_chain():
+    from edgeecg.bundle import default_bundle_dir
+    from edgeecg.pipeline import Pipeline
+
+    if not (default_bundle_dir() / "manifest.json").is_file():
+        pytest.skip("no default bundle in this checkout")
+    with Pipeline.from_bundle(backend="onnxruntime", threads=2) as pipe:
+        yield pipe.preprocessor
+
+
+def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
+    """The shipped detector, corners, refinement and ECG check on real photos and scans (README figures).
+
+    Known misses (see the README's pre-processing section): ecg00015 (detector confidence 0.08) and four
+    photos the ECG check scores under its threshold; no more may appear.
+    """
+    rejected = []
+    for path in _photos(realdata):
+        prep = bundled_chain(cv2.imread(str(path), cv2.IMREAD_COLOR))
+        if prep.rejected is not None:
+            rejected.append(path.name)
+            continue
+        assert prep.image.std() > 5 and cv2.contourArea(prep.corners.astype(np.float32)) > 0, path.name
+    assert len(rejected) <= 5, f"the bundled chain turns away {len(rejected)} real ECG images: {rejected}"
+
+
+def test_the_bundled_detector_keeps_full_frame_scans(realdata, bundled_chain):
+    kept = {}
+    for name in FULL_FRAME:
+        img = cv2.imread(str(realdata / "photos" / name), cv2.IMREAD_COLOR)
+        prep = bundled_chain(img)
+        h, w = img.shape[:2]
+        box = prep.box
+        kept[name] = 0.0 if box is None else float((box[2] - box[0]) * (box[3] - box[1]) / (h * w))
+    good = [n for n, k in kept.items() if k >= 0.9]
+    # 12 of 14 keep >= 90% of the frame; ecg00015 is rejected and ecg00017 boxed at 60% (README)
+    assert len(good) >= len(FULL_FRAME) - 2, kept
