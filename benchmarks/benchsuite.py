@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Bump when the builder changes what it writes, so stale caches are not reused.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: fused graphs are grouped where the architecture allows
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 #: The tiny model the CI smoke run uses: the real architecture's code path at a fraction of the cost.

@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fused", action="store_true", help="also write one fused ensemble graph")
     p.add_argument(
+        "--fusion",
+        choices=("grouped", "parallel"),
+        default="grouped",
+        help="grouped: the members as one network of K-fold width with grouped convolutions, where the "
+        "architecture allows (BatchNorm conv-MLP ConvNeXt), else parallel; parallel: the members side by "
+        "side in one graph (default grouped)",
+    )
+    p.add_argument(
         "--engines",
         action="store_true",
         help="build TensorRT plans (needs tensorrt and an NVIDIA GPU; skipped with a message otherwise)",
@@ -142,6 +150,7 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
         variants=tuple(args.variants or ()),
         detector_weights=args.detector_weights,
         fused=args.fused,
+        grouped=args.fusion == "grouped",
         engines=args.engines,
         batch_sizes=tuple(args.batch_sizes),
         workspace_mb=args.workspace_mb,

@@ -25,12 +25,14 @@ def write_checkpoint(
     seed: int | None = None,
     head_scale: float = 50.0,
     layer_scale: float | None = None,
+    model_kwargs: dict | None = None,
 ) -> Path:
     """A random-init tiny ConvNeXt written by training's own `save_weights`: foldK.safetensors + foldK.json.
 
     Args:
         head_scale: factor on the classifier weights.
         layer_scale: set every block's layer scale (gamma) to this; None keeps timm's init (1e-6: inert blocks).
+        model_kwargs: timm ConvNeXt arguments (default TINY_KWARGS); BatchNorm statistics are randomised.
     """
     import timm
     import torch
@@ -38,7 +40,8 @@ def write_checkpoint(
     from edgeecg.train.checkpoint import save_weights
 
     torch.manual_seed(fold if seed is None else seed)
-    model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(LABELS), **TINY_KWARGS)
+    kwargs = TINY_KWARGS if model_kwargs is None else model_kwargs
+    model = timm.create_model("convnext_atto", pretrained=False, num_classes=len(LABELS), **kwargs)
     # Random init leaves the head near zero; scale it so probabilities spread and comparisons mean something.
     with torch.no_grad():
         model.head.fc.weight.mul_(head_scale)
@@ -46,10 +49,16 @@ def write_checkpoint(
             for name, p in model.named_parameters():
                 if name.endswith(".gamma"):
                     p.fill_(layer_scale)
+        for m in model.modules():  # trained-looking statistics, so that a mixed-up channel shows
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
     weights = directory / f"fold{fold}.safetensors"
     sidecar = {
         "model": "convnext_atto",
-        "model_kwargs": TINY_KWARGS,
+        "model_kwargs": kwargs,
         "input": INPUT,
         "preprocess": {"mode": "crop_clahe", "clahe_clip": 2.0, "clahe_tile": 8},
         "fold": fold,
