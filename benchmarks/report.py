@@ -61,8 +61,9 @@ RATIOS: list[tuple[str, str, str, float]] = [
 LIMITS: list[tuple[str, str, float]] = [
     ("Pre-processing chain on the photo (detect, crop, CLAHE; decode excluded)", "stage/preprocess", 40.0),
     (
-        "Pre-processing chain on the photo (detect, classical corners, refinement, warp, CLAHE; decode excluded)",
-        "stage/preprocess-warp-refined",
+        "Pre-processing of the default bundle on the photo (detect, classical corners, refinement, warp, CLAHE, "
+        "ECG check; decode excluded)",
+        "preprocess/default",
         40.0,
     ),
     ("End to end, default bundle, photo file (decode included)", "e2e/default/file", 300.0),

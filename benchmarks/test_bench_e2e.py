@@ -91,6 +91,16 @@ def pipeline(request, models, settings):
         yield request.param, bundle, pipe
 
 
+@pytest.mark.benchmark(group="pre-processing as each bundle configures it (photo, decode excluded)")
+def test_preprocessing(bench, pipeline, photo_image):
+    """The bundle's whole chain before the classifier: detector, crop or corners + refinement + warp, CLAHE,
+    and the ECG check where the bundle has one (the default bundle: warp, classical corners, refinement)."""
+    which, _, pipe = pipeline
+    pre = pipe.preprocessor
+    p = bench(lambda: pre(photo_image), case=f"preprocess/{which}", bundle=which, mode=pre.cfg.mode)
+    assert p.rejected is None, p.rejected
+
+
 @pytest.mark.benchmark(group="end to end (photo, ONNX Runtime, batch 1)")
 @pytest.mark.parametrize("source", ["file", "array"])
 def test_end_to_end(bench, benchmark, pipeline, settings, photo, photo_image, source):

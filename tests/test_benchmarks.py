@@ -70,6 +70,7 @@ def test_suite_runs_every_cpu_group(tiny_run):
         for s in ("decode", "detect", "detect-model", "crop", "warp", "resize", "clahe", "normalise")
     }
     want |= {"stage/corners-classical", "stage/corners-refine", "stage/preprocess-warp-refined"}
+    want |= {"preprocess/bench"}
     want |= {
         "stage/preprocess",
         "member/onnxruntime/0",

@@ -155,7 +155,8 @@ def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> t
     Returns (a, b) and the inlier mask; the pair whose inliers carry the largest summed weight wins.
     """
     i, j = np.triu_indices(len(t), 1)
-    keep = np.abs(t[j] - t[i]) > 1e-6
+    keep = j - i >= max(len(t) // 3, 1)  # hypotheses from well-separated samples: fewer, steadier lines
+    keep &= np.abs(t[j] - t[i]) > 1e-6
     i, j = i[keep], j[keep]
     b = (off[j] - off[i]) / (t[j] - t[i])
     a = off[i] - b * t[i]
@@ -163,10 +164,13 @@ def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> t
     support = ((resid <= tol) * w[None, :]).sum(1)
     best = int(np.argmax(support))
     inl = resid[best] <= tol
-    coef = (
-        np.polyfit(t[inl], off[inl], 1, w=np.sqrt(w[inl])) if inl.sum() >= 2 else np.array([b[best], a[best]])
-    )
-    return np.array([coef[1], coef[0]]), inl
+    ti, oi, wi = t[inl], off[inl], w[inl]
+    tm, om = np.average(ti, weights=wi), np.average(oi, weights=wi)
+    var = float(np.sum(wi * (ti - tm) ** 2))
+    if inl.sum() < 2 or var <= 1e-12:
+        return np.array([a[best], b[best]]), inl
+    slope = float(np.sum(wi * (ti - tm) * (oi - om))) / var  # weighted least squares line through the inliers
+    return np.array([om - slope * tm, slope]), inl
 
 
 def refine_corners(
@@ -210,19 +214,25 @@ def refine_corners(
     s = min(1.0, work_size / max(h, w))
     small = shrink(img_bgr, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img_bgr
     scale = np.array([small.shape[1] / w, small.shape[0] / h], np.float32)
-    best, best_i, best_score = None, 0, -1.0
-    for i, quad in enumerate(candidates):
-        quad = np.asarray(quad, np.float32).reshape(4, 2)
-        q, score = _refine_quad(small, quad * scale - 0.5, band, samples, half_window, min_support)
-        # a second, narrow pass: each side now spans the corners found by its neighbours
-        q, score = _refine_quad(small, q, band / 3, samples, half_window, min_support)
+
+    def accept(quad: np.ndarray, q: np.ndarray, score: float) -> tuple[np.ndarray, float]:
         refined = (q + 0.5) / scale  # working-copy pixel centres -> edge coordinates
         diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
         # a corner moved further than the search reaches means two sides snapped to different things
         if not is_valid_quad(refined) or np.linalg.norm(refined - quad, axis=1).max() > 3 * band * diag:
-            refined, score = quad, 0.0
+            return quad, 0.0
+        return refined.astype(np.float32), score
+
+    best, best_i, best_score = None, 0, -1.0
+    for i, quad in enumerate(candidates):
+        quad = np.asarray(quad, np.float32).reshape(4, 2)
+        q, score = _refine_quad(small, quad * scale - 0.5, band, samples, half_window, min_support)
+        refined, score = accept(quad, q, score)
         if score > best_score:
-            best, best_i, best_score = refined.astype(np.float32), i, score
+            best, best_i, best_score = refined, i, score
+    # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
+    q, score = _refine_quad(small, best * scale - 0.5, band / 3, samples, half_window, min_support)
+    best = accept(best, q, score)[0]
     return (best, best_i) if return_index else best
 
 
@@ -260,28 +270,29 @@ def _step_response(small: np.ndarray, q: np.ndarray, reach: int, samples: int, k
         (xy[..., 0] >= 0) & (xy[..., 0] <= sw - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= sh - 1)
     ).reshape(4, samples, len(offs))
     cs = np.concatenate([np.zeros((4, samples, 1, 3), np.float32), np.cumsum(lab, 2)], 2)  # [4, S, O+1, 3]
-    c = np.arange(2 * k, len(offs) - 2 * k)  # candidate edge positions (index into offs)
+    c0, c1 = 2 * k, len(offs) - 2 * k  # candidate edge positions: offs[c0:c1]
 
-    def mean(lo: int, hi: int) -> np.ndarray:  # mean colour over offs[c+lo .. c+hi-1]: [4, S, C, 3]
-        return (cs[:, :, c + hi] - cs[:, :, c + lo]) / (hi - lo)
+    def mean(lo: int, hi: int) -> np.ndarray:  # mean colour over offs[c+lo .. c+hi-1]: [4, S, C, 3] (views)
+        return (cs[:, :, c0 + hi : c1 + hi] - cs[:, :, c0 + lo : c1 + lo]) * np.float32(1.0 / (hi - lo))
+
+    def dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = a - b
+        return np.sqrt(np.einsum("...i,...i->...", d, d))
 
     inner, far_in = mean(-k, 0), mean(-2 * k, -k)
     outer, far_out = mean(1, k + 1), mean(k + 1, 2 * k + 1)
     # a step keeps its colour on each side; a thin line (grid, trace) inside one window does not, so the
     # weakest of the near/far pairings scores
-    resp = np.minimum(
-        np.linalg.norm(inner - outer, axis=3),
-        np.minimum(np.linalg.norm(inner - far_out, axis=3), np.linalg.norm(far_in - outer, axis=3)),
-    )
+    resp = np.minimum(dist(inner, outer), np.minimum(dist(inner, far_out), dist(far_in, outer)))
     # paper is not darker than what lies outside it, near or far (a grid area's edge on its white margin)
     li, lfi, lo_, lfo = inner[..., 0], far_in[..., 0], outer[..., 0], far_out[..., 0]
     resp *= (li > lo_ - 4.0) & (li > lfo - 4.0) & (lfi > lo_ - 4.0)
-    resp *= in_img[:, :, c - 2 * k] & in_img[:, :, c + 2 * k]  # every window inside the frame
+    resp *= in_img[:, :, : c1 - c0] & in_img[:, :, 2 * c0 :]  # every window inside the frame
     border = np.array([-0.5, -0.5, sw - 0.5, sh - 0.5], np.float32)
     on_border = np.zeros(4, bool)
     for j, e in zip((0, 1, 0, 1), border, strict=True):
         on_border |= (np.abs(p0[:, j] - e) < 1.5) & (np.abs(p1[:, j] - e) < 1.5)
-    return offs[c], ts, normals, resp, on_border, lab[:, :, c[0] :, 0]
+    return offs[c0:c1], ts, normals, resp, on_border, lab[:, :, c0:, 0]
 
 
 def _refine_quad(

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MODES = ("none", "crop", "warp")
 CORNER_SOURCES = ("keypoints", "sam", "classical")
 KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (e.g. outside the frame)
+REFINE_WORK_SIZE = 640  # longest side of the copy corners are found and refined on
 
 
 @dataclass(frozen=True)
@@ -293,10 +294,16 @@ class Preprocessor:
                 rough.append(("sam", quad))
             else:
                 log.debug("SAM gave no usable quadrilateral")
+        # refinement and the classical finder share one small working copy (one shrink of a 12 MP photo)
+        h, w = img.shape[:2]
+        s = min(1.0, REFINE_WORK_SIZE / max(h, w)) if cfg.refine else 1.0
+        work = shrink(img, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img
+        scale = np.array([work.shape[1] / w, work.shape[0] / h], np.float32)
         if not rough or cfg.refine:
-            quad = classical_corners(img, expand_box(box, max(cfg.margin, 0.05), img.shape[:2]))
+            search = expand_box(box, max(cfg.margin, 0.05), img.shape[:2]) * np.tile(scale, 2)
+            quad = classical_corners(work, search)
             if quad is not None:
-                rough.append(("classical", quad))
+                rough.append(("classical", quad / scale))
         if cfg.refine and keypoints is not None and cfg.corners != "keypoints":
             rough.append(("keypoints", keypoints))  # unsure keypoints still make a rough quad to refine
         if not rough:
@@ -304,7 +311,10 @@ class Preprocessor:
         if not cfg.refine:
             return rough[0][1], rough[0][0]
         # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
-        quad, i = refine_corners(img, [order_corners(q) for _, q in rough], return_index=True)
+        quad, i = refine_corners(
+            work, [order_corners(q) * scale for _, q in rough], work_size=REFINE_WORK_SIZE, return_index=True
+        )
+        quad = quad / scale
         if keypoints is not None:
             quad = match_order(quad, keypoints)
         name = rough[i][0]
