@@ -6,6 +6,7 @@ Every quadrilateral here is float32 [4, 2] (x, y) in image pixels, clockwise fro
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import cv2
@@ -145,8 +146,17 @@ def classical_corners(
 
 
 MIN_STEP = 6.0  # weakest colour step (Lab units) a sample may vote with; RANSAC rejects lone noise peaks
+CONFIDENT_SUPPORT = 3.6  # summed side support (of 4) above which later candidates are not tried
 BORDER_FLAT = 6.0  # the most lightness spread (std) plain background beyond that edge may show
 BORDER_CREDIT = 1.0  # support of a side on the frame's edge with no edge inside it: the paper runs off there
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) of well-separated samples: the line hypotheses RANSAC tries (fewer, steadier)."""
+    i, j = np.triu_indices(n, 1)
+    keep = j - i >= max(n // 3, 1)
+    return i[keep], j[keep]
 
 
 def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -154,9 +164,8 @@ def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> t
 
     Returns (a, b) and the inlier mask; the pair whose inliers carry the largest summed weight wins.
     """
-    i, j = np.triu_indices(len(t), 1)
-    keep = j - i >= max(len(t) // 3, 1)  # hypotheses from well-separated samples: fewer, steadier lines
-    keep &= np.abs(t[j] - t[i]) > 1e-6
+    i, j = _pairs(len(t))
+    keep = np.abs(t[j] - t[i]) > 1e-6
     i, j = i[keep], j[keep]
     b = (off[j] - off[i]) / (t[j] - t[i])
     a = off[i] - b * t[i]
@@ -165,7 +174,7 @@ def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> t
     best = int(np.argmax(support))
     inl = resid[best] <= tol
     ti, oi, wi = t[inl], off[inl], w[inl]
-    tm, om = np.average(ti, weights=wi), np.average(oi, weights=wi)
+    tm, om = float(np.dot(wi, ti) / wi.sum()), float(np.dot(wi, oi) / wi.sum())
     var = float(np.sum(wi * (ti - tm) ** 2))
     if inl.sum() < 2 or var <= 1e-12:
         return np.array([a[best], b[best]]), inl
@@ -176,7 +185,7 @@ def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> t
 def refine_corners(
     img_bgr: np.ndarray,
     candidates: np.ndarray | list[np.ndarray],
-    work_size: int = 640,
+    work_size: int = 512,
     band: float = 0.09,
     samples: int = 32,
     half_window: int = 3,
@@ -230,6 +239,8 @@ def refine_corners(
         refined, score = accept(quad, q, score)
         if score > best_score:
             best, best_i, best_score = refined, i, score
+        if best_score >= CONFIDENT_SUPPORT:  # every side clearly found: the other candidates cannot beat it
+            break
     # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
     q, score = _refine_quad(small, best * scale - 0.5, band / 3, samples, half_window, min_support)
     best = accept(best, q, score)[0]

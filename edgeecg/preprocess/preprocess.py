@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 MODES = ("none", "crop", "warp")
 CORNER_SOURCES = ("keypoints", "sam", "classical")
 KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (e.g. outside the frame)
-REFINE_WORK_SIZE = 640  # longest side of the copy corners are found and refined on
+REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined on
 
 
 @dataclass(frozen=True)
