@@ -15,5 +15,5 @@ $PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" --veri
   --variants int8w --fused --parity-data data/test_photo --out "$OUT"
 $PY/edgeecg eval data/test_photo --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"
 $PY/python scripts/record_bundle_metrics.py "$OUT" "$RUN/eval_runtime.json" \
-  --recipe "scripts/train_default.sh && scripts/export_default.sh" --test-data data/test_photo
+  --recipe "scripts/train_detector.sh && scripts/train_default.sh && scripts/export_default.sh" --test-data data/test_photo
 du -sh edgeecg/assets
