@@ -129,9 +129,24 @@ def test_sha256_mismatch_refused_before_loading(bundle_copy):
         f.seek(1000)
         f.write(b"\x00\x01\x02\x03")
     with pytest.raises(BundleError, match="ensemble.onnx does not match its manifest sha256"):
-        Pipeline.from_bundle(bundle_copy, backend="onnxruntime")
+        Pipeline.from_bundle(bundle_copy, backend="onnxruntime", fused=True)
     # the members are intact: a members-only pipeline loads
     Pipeline.from_bundle(bundle_copy, backend="onnxruntime", fused=False).close()
+
+
+def test_onnxruntime_runs_a_fused_graph_by_default_only_when_grouped(bundle_copy):
+    # bundle_tiny's fused graph holds the members side by side: slower than separate sessions on CPU
+    with Pipeline.from_bundle(bundle_copy, backend="onnxruntime", threads=1) as p:
+        assert p.ensemble.fused_outputs is None and len(p.ensemble.runners) == 2
+
+    def mark_grouped(m):
+        for v in m["classifier"]["variants"].values():
+            if v.get("fused"):
+                v["fused"]["fusion"] = "grouped"
+
+    _edit_manifest(bundle_copy, mark_grouped)
+    with Pipeline.from_bundle(bundle_copy, backend="onnxruntime", threads=1) as p:
+        assert p.ensemble.fused_outputs is not None and len(p.ensemble.runners) == 1
 
 
 def test_unknown_manifest_format(bundle_copy):
