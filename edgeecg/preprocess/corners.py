@@ -191,7 +191,7 @@ def refine_corners(
     half_window: int = 3,
     min_support: float = 0.4,
     return_index: bool = False,
-) -> np.ndarray | tuple[np.ndarray, int]:
+) -> np.ndarray | tuple[np.ndarray, int, float]:
     """Snap rough quadrilaterals (keypoints, classical, SAM) onto the paper's straight edges; keep the best.
 
     For each side, the colour step across the side is measured at `samples` points within +-`band` of the
@@ -211,11 +211,12 @@ def refine_corners(
         samples: points per side.
         half_window: px of the working copy averaged on each side of a candidate edge.
         min_support: fraction of a side's samples that must agree on its line.
-        return_index: also return the index of the candidate that won.
+        return_index: also return the index of the candidate that won and the support its sides found in
+            the final pass (0-4; a side left on the frame's edge counts BORDER_CREDIT).
 
     Returns:
         float32 [4, 2] refined corners (a candidate unchanged when refining it would make it invalid), and
-        with `return_index` the winning candidate's index.
+        with `return_index` the winning candidate's index and support.
     """
     if isinstance(candidates, np.ndarray):
         candidates = [candidates]
@@ -243,8 +244,8 @@ def refine_corners(
             break
     # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
     q, score = _refine_quad(small, best * scale - 0.5, band / 3, samples, half_window, min_support)
-    best = accept(best, q, score)[0]
-    return (best, best_i) if return_index else best
+    best, support = accept(best, q, score)
+    return (best, best_i, support) if return_index else best
 
 
 def match_order(quad: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MODES = ("none", "crop", "warp")
 CORNER_SOURCES = ("keypoints", "sam", "classical")
 KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (e.g. outside the frame)
+BOX_FROM_EDGES = (
+    3.2  # refined-side support (of 4) from which the sheet's bounding box replaces the detector's
+)
 REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined on
 
 
@@ -131,7 +134,9 @@ class Prepared:
 
     Attributes:
         image: uint8 HxWx3 BGR at the model input size after CLAHE; None when rejected.
-        box: float32 [4] xyxy paper box in input pixels (None when rejected or without a detector).
+        box: float32 [4] xyxy paper box in input pixels (None when rejected or without a detector): the
+            detector's, or in warp mode the refined corners' bounding box when all four of the sheet's
+            edges were found inside the frame.
         corners: float32 [4, 2] corners used by warp (or the detector's keypoints), else None.
         confidence: detector score of the paper (1.0 without a detector).
         rejected: why there is no image, e.g. "no ECG found (confidence 0.07 < 0.25)"; None when accepted.
@@ -242,7 +247,10 @@ class Preprocessor:
             )
             stage = "crop"
         else:
-            corners, source = self._corners(img, det, box if box is not None else full)
+            corners, source, support = self._corners(img, det, box if box is not None else full)
+            if box is not None and _edges_found_inside(corners, support, (h, w)):
+                # four clear edges inside the frame bound the sheet better than the detector's box
+                box = np.r_[corners.min(0), corners.max(0)].astype(np.float32)
             timings["corners"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             out, _ = warp_to_size(img, corners, self.out_size)
@@ -271,8 +279,11 @@ class Preprocessor:
             return Prepared(None, box, corners, confidence, reason, timings, stages, source, paper, ecg_score)
         return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper, ecg_score)
 
-    def _corners(self, img: np.ndarray, det: Detection | None, box: np.ndarray) -> tuple[np.ndarray, str]:
-        """Corners for warp from the configured source, falling back to classical, then to the box.
+    def _corners(
+        self, img: np.ndarray, det: Detection | None, box: np.ndarray
+    ) -> tuple[np.ndarray, str, float | None]:
+        """Corners for warp from the configured source, falling back to classical, then to the box; with
+        refinement also the support its edges found (0-4), else None.
 
         With `refine`, every rough quad at hand (the configured source first, then classical and the
         keypoints) is snapped onto the paper's edges and the best-supported one wins; the keypoints, which
@@ -307,11 +318,11 @@ class Preprocessor:
         if cfg.refine and keypoints is not None and cfg.corners != "keypoints":
             rough.append(("keypoints", keypoints))  # unsure keypoints still make a rough quad to refine
         if not rough:
-            return box_corners(box), "box"
+            return box_corners(box), "box", None
         if not cfg.refine:
-            return rough[0][1], rough[0][0]
+            return rough[0][1], rough[0][0], None
         # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
-        quad, i = refine_corners(
+        quad, i, support = refine_corners(
             work, [order_corners(q) * scale for _, q in rough], work_size=REFINE_WORK_SIZE, return_index=True
         )
         quad = quad / scale
@@ -319,7 +330,20 @@ class Preprocessor:
             quad = match_order(quad, keypoints)
         name = rough[i][0]
         moved = not np.allclose(order_corners(quad), order_corners(rough[i][1]), atol=0.5)
-        return quad, name + ("+refined" if moved else "")
+        return quad, name + ("+refined" if moved else ""), support
+
+
+def _edges_found_inside(corners: np.ndarray, support: float | None, shape: tuple[int, int]) -> bool:
+    """True when refinement found all four sides (summed support >= BOX_FROM_EDGES) and the sheet lies
+    inside the frame by at least 1% of it (no side kept on the frame's edge)."""
+    if support is None or support < BOX_FROM_EDGES:
+        return False
+    h, w = shape
+    mx, my = 0.01 * w, 0.01 * h
+    return bool(
+        (corners[:, 0] > mx).all() and (corners[:, 0] < w - mx).all()
+        and (corners[:, 1] > my).all() and (corners[:, 1] < h - my).all()
+    )  # fmt: skip
 
 
 def to_model_input(

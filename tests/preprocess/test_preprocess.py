@@ -148,3 +148,16 @@ def test_config_from_manifest_and_validation():
         PreprocessConfig(mode="zoom")
     with pytest.raises(UsageError):
         Preprocessor(PreprocessConfig(mode="warp", corners="sam"), None, OUT)
+
+
+def test_warp_box_follows_the_edges_found_inside_the_frame(tmp_path):
+    scene = make_hand_scene((640, 480), seed=5)
+    truth = np.r_[scene.quad.min(0), scene.quad.max(0)]
+    # a detector box 10% too wide: refinement finds the four edges, so the reported box is the sheet's
+    loose = truth + np.array([-40, -30, 40, 30], np.float32)
+    b = loose * (64 / 640) + np.array([0, 8, 0, 8])
+    det = _detector(tmp_path, [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1], 0.9]])
+    warp = Preprocessor(PreprocessConfig(mode="warp", corners="classical"), det, OUT)(scene.image)
+    np.testing.assert_allclose(warp.box, truth, atol=3)
+    crop = Preprocessor(PreprocessConfig(mode="crop"), det, OUT)(scene.image)
+    np.testing.assert_allclose(crop.box, loose, atol=8)  # crop mode keeps the detector's box
