@@ -17,6 +17,7 @@ writes OUT/verifier.onnx, OUT/verifier.json (manifest fields) and OUT/weights.sa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
@@ -104,8 +105,6 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
         [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), sha256_file(cfg.detector)[:16],
          list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine]
     )  # fmt: skip
-    import hashlib  # noqa: PLC0415
-
     cache = cache_dir / f"{data_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
     if cache.is_file():
         z = np.load(cache)
