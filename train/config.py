@@ -123,7 +123,7 @@ class TrainConfig:
         "crop_clahe (paper_box crop, then CLAHE), warp_clahe (paper_quad warp, then CLAHE), edgeecg, none",
     )
     runtime_detector: str = _f(
-        "", "preprocess=edgeecg: detector ONNX (detector.json beside it) the runtime will use"
+        "", "preprocess=edgeecg: detector ONNX (its .json beside it) the runtime will use"
     )
     runtime_mode: str = _f("warp", "preprocess=edgeecg: the runtime mode (crop, warp, none)")
     runtime_corners: str = _f("classical", "preprocess=edgeecg, warp: corner source (keypoints, classical)")

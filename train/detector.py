@@ -18,6 +18,7 @@ Usage (see scripts/train_detector.sh for the full, timed sequence)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -188,6 +189,27 @@ def export(weights: str | Path, out: str | Path, imgsz: int = 320) -> dict[str, 
     return fields
 
 
+# -- synth scene sets -------------------------------------------------------------------------------
+def scene_rows(data: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The rows of an `edgeecg synth` dir's geometry.jsonl (null paper_quad = a no-ECG scene), first `limit`."""
+    geo = Path(data) / "geometry.jsonl"
+    if not geo.is_file():
+        raise UsageError(f"{data} has no geometry.jsonl: not an `edgeecg synth` dataset")
+    rows = [json.loads(line) for line in geo.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def scene_image(data: str | Path, row: dict[str, Any]) -> np.ndarray:
+    """The BGR image of one geometry.jsonl row, or InputError."""
+    import cv2  # noqa: PLC0415
+
+    path = Path(data) / row["image"]
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"cannot read {path}")
+    return img
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
@@ -208,8 +230,9 @@ def corner_error(pred: np.ndarray | None, quad: np.ndarray, shape: tuple[int, in
     inside = (quad[:, 0] >= 0) & (quad[:, 0] <= w) & (quad[:, 1] >= 0) & (quad[:, 1] <= h)
     if not inside.any():
         return 0.0
-    diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
-    return float(np.linalg.norm(pred[inside] - quad[inside], axis=1).mean() / diag)
+    from edgeecg.preprocess.corners import quad_diagonal  # noqa: PLC0415
+
+    return float(np.linalg.norm(pred[inside] - quad[inside], axis=1).mean() / quad_diagonal(quad))
 
 
 def evaluate(
@@ -242,38 +265,29 @@ def evaluate(
     Returns:
         Counts, the three fractions, whether each meets its target, and the corner fraction per style.
     """
-    import cv2  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
     from edgeecg.preprocess import PreprocessConfig, Preprocessor  # noqa: PLC0415
     from edgeecg.preprocess.detector import Detector  # noqa: PLC0415
 
-    data = Path(data)
-    geo_path = data / "geometry.jsonl"
-    if not geo_path.is_file():
-        raise UsageError(f"{data} has no geometry.jsonl: not an `edgeecg synth` dataset")
-    rows = [json.loads(line) for line in geo_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = rows[:limit] if limit else rows
+    rows = scene_rows(data, limit)
     cfg = PreprocessConfig(mode="warp", corners=corners, refine=refine, conf_threshold=conf_threshold)
     ious, errs, styles, rejected = [], [], [], []
-    check = None
-    if verifier is not None:
-        from edgeecg.preprocess import Verifier  # noqa: PLC0415
+    with contextlib.ExitStack() as stack:
+        check = None
+        if verifier is not None:
+            from edgeecg.preprocess import Verifier  # noqa: PLC0415
 
-        meta_path = Path(verifier).with_suffix(".json")
-        if not meta_path.is_file():
-            raise UsageError(f"--verifier {verifier}: no {meta_path.name} beside it")
-        check_runner = OnnxRuntimeRunner(verifier, name="verifier")
-        check_runner.activate()
-        check = Verifier.from_manifest(check_runner, json.loads(meta_path.read_text(encoding="utf-8")))
-    with OnnxRuntimeRunner(model) as runner:
-        det = Detector(runner, input_size=input_size, keypoints=4)
+            meta_path = Path(verifier).with_suffix(".json")
+            if not meta_path.is_file():
+                raise UsageError(f"--verifier {verifier}: no {meta_path.name} beside it")
+            check_runner = stack.enter_context(OnnxRuntimeRunner(verifier, name="verifier"))
+            check = Verifier.from_manifest(check_runner, json.loads(meta_path.read_text(encoding="utf-8")))
+        det = Detector(stack.enter_context(OnnxRuntimeRunner(model)), input_size=input_size, keypoints=4)
         pre = Preprocessor(cfg, det, input_size_cls, verifier=check)
         for row in tqdm(rows, desc="evaluate", unit="img", disable=None):
-            img = cv2.imread(str(data / row["image"]), cv2.IMREAD_COLOR)
-            if img is None:
-                raise InputError(f"cannot read {data / row['image']}")
+            img = scene_image(data, row)
             prep = pre(img)
             if row.get("paper_quad") is None:
                 rejected.append(prep.rejected is not None)
@@ -285,8 +299,6 @@ def evaluate(
             ious.append(_iou(prep.box, gt) if found else 0.0)
             errs.append(corner_error(prep.corners if found else None, quad, (h, w)))
             styles.append(row.get("style", "?"))
-    if check is not None:
-        check.runner.deactivate()
     ious_a, errs_a, styles_a = np.asarray(ious), np.asarray(errs), np.asarray(styles)
     res: dict[str, Any] = {
         "images": len(rows),
@@ -326,28 +338,20 @@ def calibrate(
     (`edgeecg.train.verifier.choose_threshold`). The fraction of negatives it rejects is reported.
     The result is written into the `.json` beside the model, from which the bundle's manifest takes it.
     """
-    import cv2  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
     from edgeecg.preprocess.detector import Detector  # noqa: PLC0415
 
-    data, model = Path(data), Path(model)
-    geo_path = data / "geometry.jsonl"
-    if not geo_path.is_file():
-        raise UsageError(f"{data} has no geometry.jsonl: not an `edgeecg synth` dataset")
+    model = Path(model)
+    rows = scene_rows(data, limit)
     if not 0 <= max_ecg_rejected < 0.5:
         raise UsageError(f"--max-ecg-rejected must be in [0, 0.5), got {max_ecg_rejected}")
-    rows = [json.loads(line) for line in geo_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = rows[:limit] if limit else rows
     pos, neg = [], []
     with OnnxRuntimeRunner(model) as runner:
         det = Detector(runner, keypoints=4)
         for row in tqdm(rows, desc="calibrate", unit="img", disable=None):
-            img = cv2.imread(str(data / row["image"]), cv2.IMREAD_COLOR)
-            if img is None:
-                raise InputError(f"cannot read {data / row['image']}")
-            d = det.detect(img, conf_threshold=0.0)
+            d = det.detect(scene_image(data, row), conf_threshold=0.0)
             (neg if row.get("paper_quad") is None else pos).append(d.confidence if d is not None else 0.0)
     if not pos or not neg:
         raise UsageError(f"{data} needs both ECG images and no-ECG negatives (synth --negatives)")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeecg.errors import EdgeECGError, InputError, UsageError
+from edgeecg.errors import EdgeECGError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +90,15 @@ def build_net(width: int = 16):
 
 def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(pages uint8 [N, H, W, 3] BGR, labels float32 [N]: 1 = ECG) through the runtime chain, cached."""
-    import cv2  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from edgeecg.bundle import sha256_file  # noqa: PLC0415
     from edgeecg.preprocess.training import RuntimeHook  # noqa: PLC0415
+    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
 
     data_dir = Path(data_dir)
+    rows = scene_rows(data_dir)
     geo = data_dir / "geometry.jsonl"
-    if not geo.is_file():
-        raise UsageError(f"{data_dir} has no geometry.jsonl: not an `edgeecg synth` dataset")
-    rows = [json.loads(line) for line in geo.read_text(encoding="utf-8").splitlines() if line.strip()]
     key = json.dumps(
         [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), sha256_file(cfg.detector)[:16],
          list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine]
@@ -121,10 +119,7 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
     pages = np.zeros((len(rows), h, w, 3), np.uint8)
     labels = np.zeros(len(rows), np.float32)
     for i, row in enumerate(tqdm(rows, desc=f"pages {data_dir.name}", unit="img", disable=None)):
-        img = cv2.imread(str(data_dir / row["image"]), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(f"cannot read {data_dir / row['image']}")
-        pages[i] = hook(img)
+        pages[i] = hook(scene_image(data_dir, row))
         labels[i] = row.get("paper_quad") is not None
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")

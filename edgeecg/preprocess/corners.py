@@ -46,6 +46,11 @@ def is_valid_quad(quad: np.ndarray | None, min_area: float = 1.0) -> bool:
     return bool(cv2.isContourConvex(quad.astype(np.float32).reshape(4, 1, 2)))  # [4, 2] -> cv2 contour
 
 
+def quad_diagonal(quad: np.ndarray) -> float:
+    """Mean length of a quadrilateral's two diagonals (the scale corner errors are measured against)."""
+    return float((np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2)
+
+
 def box_corners(box: np.ndarray) -> np.ndarray:
     """The four corners of an xyxy box, clockwise from the top-left."""
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -227,7 +232,7 @@ def refine_corners(
 
     def accept(quad: np.ndarray, q: np.ndarray, score: float) -> tuple[np.ndarray, float]:
         refined = (q + 0.5) / scale  # working-copy pixel centres -> edge coordinates
-        diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
+        diag = quad_diagonal(quad)
         # a corner moved further than the search reaches means two sides snapped to different things
         if not is_valid_quad(refined) or np.linalg.norm(refined - quad, axis=1).max() > 3 * band * diag:
             return quad, 0.0
@@ -311,7 +316,7 @@ def _refine_quad(
     small: np.ndarray, q: np.ndarray, band: float, samples: int, k: int, min_support: float
 ) -> tuple[np.ndarray, float]:
     """refine_corners on the working copy: (refined quad, summed support of its sides, 0-4)."""
-    diag = (np.linalg.norm(q[2] - q[0]) + np.linalg.norm(q[3] - q[1])) / 2
+    diag = quad_diagonal(q)
     reach = max(int(np.ceil(band * diag)), 4)
     offs, ts, normals, resp, on_border, light = _step_response(small, q, reach, samples, k)
     rows = np.arange(samples)

@@ -41,9 +41,8 @@ log = logging.getLogger(__name__)
 MODES = ("none", "crop", "warp")
 CORNER_SOURCES = ("keypoints", "sam", "classical")
 KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (e.g. outside the frame)
-BOX_FROM_EDGES = (
-    3.2  # refined-side support (of 4) from which the sheet's bounding box replaces the detector's
-)
+# refined-side support (of 4) from which the sheet's bounding box replaces the detector's
+BOX_FROM_EDGES = 3.2
 REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined on
 
 
@@ -90,8 +89,9 @@ class PreprocessConfig:
         cls, section: dict[str, Any] | None, detector: dict[str, Any] | None = None
     ) -> PreprocessConfig:
         """Build from the manifest's "preprocess" section ({"mode", "corners", "refine", "margin", "clahe":
-        {"clip_limit", "tile_grid", "space"}}); flat field names are accepted too; no "refine" means False. `detector` (the manifest's "detector"
-        section) supplies conf_threshold when the preprocess section does not."""
+        {"clip_limit", "tile_grid", "space"}}); flat field names are accepted too; no "refine" means False.
+        `detector` (the manifest's "detector" section) supplies conf_threshold when the preprocess section
+        does not."""
         section = dict(section or {})
         kw: dict[str, Any] = {}
         clahe = section.pop("clahe", None) or {}

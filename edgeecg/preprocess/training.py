@@ -1,7 +1,7 @@
 """The runtime's pre-processing as a training hook, so a model learns from what serving will feed it.
 
 `edgeecg-train ... --set preprocess=edgeecg --set runtime_detector=DET.onnx` runs every training image
-through `Preprocessor` with that detector (its `detector.json` beside it, as detector training writes
+through `Preprocessor` with that detector (its `.json` beside it, as detector training writes
 it) and the configured mode and corner source: the model then learns the detector's and the corner
 finder's errors instead of meeting them first at run time.
 """
@@ -26,7 +26,7 @@ class RuntimeHook:
     """`(img_bgr, geometry) -> img_bgr` through the runtime chain; ground-truth geometry is ignored.
 
     Args:
-        detector_onnx: the paper detector (ONNX); its `detector.json` sits beside it.
+        detector_onnx: the paper detector (ONNX); its manifest fields sit beside it (`DET.onnx` -> `DET.json`).
         size_hw: model input (height, width).
         mode: crop | warp | none.
         corners: keypoints | classical (for warp).
@@ -49,7 +49,7 @@ class RuntimeHook:
         from edgeecg.backends import runner_class  # noqa: PLC0415
 
         path = Path(detector_onnx)
-        meta_path = path.with_name("detector.json")
+        meta_path = path.with_suffix(".json")  # detector training writes it there (and calibrates it)
         if not path.is_file() or not meta_path.is_file():
             raise UsageError(f"runtime_detector needs {path} and {meta_path} (written by detector training)")
         section = json.loads(meta_path.read_text())

@@ -89,3 +89,24 @@ def tiny_kwargs() -> dict:
 def tiny_cfg():
     """Factory: tiny_cfg(**overrides) -> TrainConfig."""
     return tiny_config
+
+
+def write_scene_sets(root: Path, specs: list[tuple[str, int, int]], negatives: float) -> list[Path]:
+    """Small `edgeecg synth` scene dirs (mixed styles, 256x192, geometry and no-ECG negatives): one per
+    (name, n, seed) in `specs`."""
+    from edgeecg.synth.dataset import SynthConfig, write_dataset
+
+    out = []
+    for name, n, seed in specs:
+        cfg = SynthConfig(
+            out=str(root / name), n=n, seed=seed, style="mix", size=(256, 192), negatives=negatives
+        )
+        write_dataset(cfg, progress=False)
+        out.append(root / name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def scene_sets():
+    """`write_scene_sets(root, specs, negatives)` for tests that need synthetic scenes with geometry."""
+    return write_scene_sets

@@ -80,17 +80,10 @@ def test_numpy_decode_matches_ultralytics_predict(random_pose_onnx):
 
 
 @pytest.fixture(scope="module")
-def synth_sets(tmp_path_factory) -> tuple[Path, Path]:
+def synth_sets(tmp_path_factory, scene_sets) -> tuple[Path, Path]:
     pytest.importorskip("edgeecg.synth.scenes")
-    from edgeecg.synth.dataset import SynthConfig, write_dataset
-
-    root = tmp_path_factory.mktemp("detdata")
-    sets = []
-    for name, n, seed in (("train", 12, 1), ("val", 6, 2)):
-        cfg = SynthConfig(out=str(root / name), n=n, seed=seed, style="mix", size=(256, 192), negatives=0.25)
-        write_dataset(cfg, progress=False)
-        sets.append(root / name)
-    return sets[0], sets[1]
+    train, val = scene_sets(tmp_path_factory.mktemp("detdata"), [("train", 12, 1), ("val", 6, 2)], 0.25)
+    return train, val
 
 
 def test_smoke_train_export_evaluate(synth_sets, tmp_path):

@@ -46,15 +46,9 @@ def test_threshold_rule_keeps_the_ecgs():
 
 
 @pytest.fixture(scope="module")
-def sets(tmp_path_factory):
-    from edgeecg.synth.dataset import SynthConfig, write_dataset
-
+def sets(tmp_path_factory, scene_sets):
     root = tmp_path_factory.mktemp("verifier")
-    out = []
-    for name, n, seed in (("train", 16, 3), ("tune", 12, 4)):
-        cfg = SynthConfig(out=str(root / name), n=n, seed=seed, style="mix", size=(256, 192), negatives=0.4)
-        write_dataset(cfg, progress=False)
-        out.append(root / name)
+    out = scene_sets(root, [("train", 16, 3), ("tune", 12, 4)], 0.4)
     det = root / "det"
     det.mkdir()
     section = json.loads((BUNDLE / "manifest.json").read_text())["detector"]
