@@ -27,7 +27,9 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
       },
       "detector": {"file": "detector.onnx", "sha256": "...", "kind": "yolov8-pose", "input_size": [640, 640],
                    "strides": [8, 16, 32], "keypoints": 4, "classes": ["ecg"], "conf_threshold": 0.25,
-                   "iou_threshold": 0.5, "weights": "int8"},   # or null; "weights" as above
+                   "iou_threshold": 0.5, "weights": "int8",    # or null; "weights" as above
+                   "letterbox": "square"},   # or "rect": a model with dynamic height/width, images padded only
+                                             # to the largest stride (absent: square, to input_size)
       "verifier": {"file": "verifier.onnx", "sha256": "...", "kind": "ecg-verifier", "input_size": [96, 192],
                    "threshold": 0.2},   # or null/absent: the ECG check on the pre-processed page (BGR / 255 in,
                                         # one logit out); pages below the threshold are "no ECG found"
@@ -150,6 +152,8 @@ def validate(manifest: Any) -> None:
             raise BundleError(
                 f"{where} has weights {section['weights']!r}; this edgeecg reads {', '.join(WEIGHT_STORAGE)}"
             )
+    if isinstance(det, dict) and det.get("letterbox", "square") not in ("square", "rect"):
+        raise BundleError(f"detector letterbox {det['letterbox']!r}: expected 'square' or 'rect'")
     for entry in iter_file_entries(manifest):
         rel = Path(entry["file"])
         if rel.is_absolute() or ".." in rel.parts:

@@ -52,7 +52,9 @@ class ExportConfig:
     detector: str | None = None
     """Detector: a .pt from our own detector training, or an .onnx."""
     detector_imgsz: int = 640
-    """Detector input size when exporting from a .pt."""
+    """Detector input size when exporting from a .pt (the largest, with the rect letterbox)."""
+    detector_letterbox: str | None = None
+    """"square" or "rect" (see `export_detector`); None: as the .json beside an .onnx says, else square."""
     verifier: str | None = None
     """ECG check: the verifier.onnx of `edgeecg-train verifier` (its verifier.json beside it)."""
     sam: str | None = None
@@ -271,7 +273,7 @@ def _derived_variant(
     return out
 
 
-def _int8_detector(tmp: Path, rel: str, progress: Progress) -> dict[str, Any]:
+def _int8_detector(tmp: Path, rel: str, size: list[int], progress: Progress) -> dict[str, Any]:
     """Quantize the exported detector's weights in place; return its parity figures against FP32."""
     from edgeecg._lazy import require  # noqa: PLC0415
     from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG, OnnxRuntimeRunner  # noqa: PLC0415
@@ -283,8 +285,7 @@ def _int8_detector(tmp: Path, rel: str, progress: Progress) -> dict[str, Any]:
     path.replace(fp32)
     onnx.save(quantize_weights_int8(onnx.load(str(fp32))), str(path))
     with OnnxRuntimeRunner(fp32, providers=["CPUExecutionProvider"]) as ref_runner:
-        shape = [d or 640 for d in ref_runner.inputs[0].shape[1:]]  # a static export; 640 if dynamic
-        x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)  # the detector takes 0..1 RGB
+        x = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)  # the detector takes 0..1 RGB
         want = ref_runner.infer(x)
     got = _ort_run(path, x, INT8_WEIGHTS_SESSION_CONFIG)
     fp32.unlink()
@@ -402,9 +403,13 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             from edgeecg.export.detector import export_detector  # noqa: PLC0415
 
             progress(f"detector {Path(cfg.detector).name} → ONNX")
-            fields = export_detector(cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz)
+            fields = export_detector(
+                cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz, cfg.detector_letterbox
+            )
             if cfg.detector_weights == "int8":
-                checks["detector_int8_vs_fp32_onnxruntime"] = _int8_detector(tmp, "detector.onnx", progress)
+                checks["detector_int8_vs_fp32_onnxruntime"] = _int8_detector(
+                    tmp, "detector.onnx", fields["input_size"], progress
+                )
                 fields["weights"] = "int8"
             detector = file_entry(tmp, "detector.onnx", **fields)
 
@@ -590,7 +595,10 @@ def build_engines(
             # Plans take plain FP32 weights: fold the int8 storage back (same values as ONNX Runtime uses).
             src = _dequantized_copy(src, bundle_dir / f"{plan_rel}.src.onnx")
         try:
-            info = build_plan(src, bundle_dir / plan_rel, [1], cfg.workspace_mb, cfg.timing_cache, target)
+            info = build_plan(
+                src, bundle_dir / plan_rel, [1], cfg.workspace_mb, cfg.timing_cache, target,
+                max_hw=tuple(det["input_size"]), stride=max(det.get("strides", [32])),
+            )  # fmt: skip
         finally:
             if src != bundle_dir / det["file"]:
                 src.unlink(missing_ok=True)

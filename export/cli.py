@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector-imgsz", type=int, default=640, help="detector input size for a .pt (default 640)"
     )
     p.add_argument(
+        "--detector-letterbox",
+        choices=("square", "rect"),
+        help="square: pad every image to the square input the detector was trained on (default); rect: "
+        "dynamic height and width, pad only to the stride (a 4:3 photo as 256x320: faster, but wide images "
+        "meet less padding than in training)",
+    )
+    p.add_argument(
         "--verifier",
         metavar="FILE",
         help="ECG check: verifier.onnx from `edgeecg-train verifier` (verifier.json beside it)",
@@ -143,6 +150,7 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
         out=args.out or args.bundle or "",
         detector=args.detector,
         detector_imgsz=args.detector_imgsz,
+        detector_letterbox=args.detector_letterbox,
         verifier=args.verifier,
         sam=args.sam,
         sam_type=args.sam_type,

@@ -127,6 +127,25 @@ def profile_shapes(batch_sizes: list[int]) -> tuple[int, int, int]:
     return sizes[0], sizes[len(sizes) // 2], sizes[-1]
 
 
+def input_profile(
+    shape: list[int], batch: tuple[int, int, int], max_hw: tuple[int, int] | None = None, stride: int = 32
+) -> tuple[list[int], list[int], list[int]] | None:
+    """(min, opt, max) shapes of one input for the optimisation profile, or None when it is fully static.
+
+    A dynamic batch axis spans `batch` (min, opt, max); a dynamic height/width of an NCHW input (the rect
+    letterbox detector) spans (stride, stride) to `max_hw`, optimised for `max_hw`.
+    """
+    low, high = list(shape[1:]), list(shape[1:])
+    if len(shape) == 4 and max_hw is not None and (shape[2] < 0 or shape[3] < 0):
+        low[1:], high[1:] = [stride, stride], [int(max_hw[0]), int(max_hw[1])]
+    if any(d < 0 for d in low + high):
+        raise BackendError(f"input {shape} is dynamic beyond the batch axis")
+    if shape[0] >= 0 and low == high:
+        return None
+    b = batch if shape[0] < 0 else (shape[0],) * 3
+    return [b[0], *low], [b[1], *high], [b[2], *high]
+
+
 def build_plan(
     onnx_path: str | Path,
     plan_path: str | Path,
@@ -134,6 +153,8 @@ def build_plan(
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
     cache_dir: str | Path | None = None,
     target: TrtTarget | None = None,
+    max_hw: tuple[int, int] | None = None,
+    stride: int = 32,
 ) -> dict[str, Any]:
     """Build a strongly typed TensorRT plan from an ONNX model.
 
@@ -145,6 +166,9 @@ def build_plan(
         workspace_mb: workspace memory pool limit in MiB.
         cache_dir: directory of persistent timing caches (default `default_cache_dir()`).
         target: the local GPU/TensorRT (detected when None).
+        max_hw: for an NCHW input with a dynamic height and width (the detector): the largest (h, w); the
+            profile then spans (stride, stride) to max_hw, optimised for max_hw.
+        stride: the smallest height/width step of such an input.
 
     Returns:
         {"gpu", "compute_capability", "tensorrt", "batch_sizes", "build_s", "timing_cache"}.
@@ -173,17 +197,18 @@ def build_plan(
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         shape = list(tensor.shape)
-        if any(d < 0 for d in shape[1:]):
-            raise BackendError(
-                f"{onnx_path.name}: input {tensor.name} {shape} is dynamic beyond the batch axis"
-            )
-        if shape[0] < 0:
+        try:
+            shapes = input_profile(shape, (lo, opt, hi), max_hw, stride)
+        except BackendError as err:
+            raise BackendError(f"{onnx_path.name}: {tensor.name}: {err}") from None
+        if shapes is not None:
             dynamic = True
-            profile.set_shape(tensor.name, [lo, *shape[1:]], [opt, *shape[1:]], [hi, *shape[1:]])
-        else:
+            profile.set_shape(tensor.name, *shapes)
+        if shape[0] >= 0:
             built_sizes = [shape[0]]
     if dynamic:
         config.add_optimization_profile(profile)
+    if not built_sizes:  # a dynamic batch axis
         built_sizes = sorted({int(b) for b in batch_sizes})
 
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()

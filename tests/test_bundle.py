@@ -73,6 +73,7 @@ def test_missing_file_is_refused(tmp_path):
     [
         ({"format": "edgeecg-bundle/99"}, "unknown bundle format"),
         ({"labels": ["AF", "MI", "HYP", "CD", "STTC"]}, "labels"),
+        ({"detector": {"file": "det.onnx", "sha256": "0" * 64, "letterbox": "wide"}}, "letterbox"),
     ],
 )
 def test_bad_manifest_is_refused(tmp_path, change, message):

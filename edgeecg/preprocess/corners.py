@@ -292,15 +292,15 @@ def _step_response(small: np.ndarray, q: np.ndarray, reach: int, samples: int, k
     def mean(lo: int, hi: int) -> np.ndarray:  # mean colour over offs[c+lo .. c+hi-1]: [4, S, C, 3] (views)
         return (cs[:, :, c0 + hi : c1 + hi] - cs[:, :, c0 + lo : c1 + lo]) * np.float32(1.0 / (hi - lo))
 
-    def dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def dist2(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # squared: one sqrt after the minimum
         d = a - b
-        return np.sqrt(np.einsum("...i,...i->...", d, d))
+        return np.einsum("...i,...i->...", d, d)
 
     inner, far_in = mean(-k, 0), mean(-2 * k, -k)
     outer, far_out = mean(1, k + 1), mean(k + 1, 2 * k + 1)
     # a step keeps its colour on each side; a thin line (grid, trace) inside one window does not, so the
     # weakest of the near/far pairings scores
-    resp = np.minimum(dist(inner, outer), np.minimum(dist(inner, far_out), dist(far_in, outer)))
+    resp = np.sqrt(np.minimum(dist2(inner, outer), np.minimum(dist2(inner, far_out), dist2(far_in, outer))))
     # paper is not darker than what lies outside it, near or far (a grid area's edge on its white margin)
     li, lfi, lo_, lfo = inner[..., 0], far_in[..., 0], outer[..., 0], far_out[..., 0]
     resp *= (li > lo_ - 4.0) & (li > lfo - 4.0) & (lfi > lo_ - 4.0)

@@ -4,6 +4,12 @@ An ultralytics ONNX export has one output of shape [1, 4 + nc (+ nk * 3), N]: pe
 h in input pixels), nc sigmoid class scores and, for a pose head, nk keypoints (x, y in input pixels,
 visibility already through a sigmoid). We letterbox as ultralytics does, decode, run greedy NMS and map
 everything back to the original image. No ultralytics or torch at run time.
+
+With `letterbox: "rect"` in the manifest (a model exported with dynamic height and width), images get
+ultralytics' "rect" letterbox: scaled to fit input_size as usual, but padded only up to the next multiple of
+the largest stride, so a 4:3 photo costs 256x320 instead of 320x320 (~15-30% less compute). The default is
+the square letterbox the detector was trained with: a wide image then keeps the padding the model knows
+(a 2.3:1 scan lost most of its confidence with rect padding).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ class Letterbox:
 
 
 def letterbox(
-    img: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR
+    img: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR, stride: int | None = None
 ) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio and pad to `size` (h, w), centred, as ultralytics does.
 
@@ -47,15 +53,21 @@ def letterbox(
         size: detector input (h, w).
         interpolation: cv2 flag; INTER_LINEAR, as ultralytics uses in training and prediction (INTER_AREA
             costs ~50 ms from 12 MP; the paper is a large object and survives bilinear sampling).
+        stride: pad only up to the next multiple of `stride` in each direction (ultralytics' rect
+            letterbox, for models with a dynamic input shape); None pads to `size`.
 
     Returns:
-        The padded image (size[0] x size[1] x 3) and the Letterbox that maps its pixels back.
+        The padded image (size[0] x size[1] x 3, or smaller with `stride`) and the Letterbox that maps its
+        pixels back.
     """
     h, w = img.shape[:2]
     out_h, out_w = size
     gain = min(out_h / h, out_w / w)
     new_w, new_h = max(round(w * gain), 1), max(round(h * gain), 1)
-    dw, dh = (out_w - new_w) / 2, (out_h - new_h) / 2
+    dw, dh = out_w - new_w, out_h - new_h
+    if stride:
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
     if (new_w, new_h) != (w, h):
@@ -171,12 +183,15 @@ class Detector:
 
     Args:
         runner: an (activated or not) Runner for the detector model; activated on first use.
-        input_size: detector input (h, w); read from the model when it has a static shape.
+        input_size: detector input (h, w); read from the model when it has a static shape. With `rect` it is
+            the largest input.
         keypoints: number of pose keypoints (4 for paper corners; 0 for a detect-only model).
         classes: class names (the paper is class 0).
         conf_threshold: minimum class score to report a detection.
         iou_threshold: NMS IoU threshold.
         interpolation: cv2 flag used for the letterbox resize.
+        stride: the model's largest stride (the rect letterbox pads to its multiples).
+        rect: pad only up to multiples of `stride` (needs a model with dynamic height and width).
     """
 
     def __init__(
@@ -188,8 +203,13 @@ class Detector:
         conf_threshold: float = 0.25,
         iou_threshold: float = 0.5,
         interpolation: int = cv2.INTER_LINEAR,
+        stride: int = 32,
+        rect: bool = False,
     ) -> None:
         self.runner = runner
+        self.stride = int(stride)
+        self.rect = bool(rect)
+        self._checked = False
         self.keypoints = keypoints
         self.classes = tuple(classes)
         self.conf_threshold = conf_threshold
@@ -208,6 +228,8 @@ class Detector:
             classes=tuple(section.get("classes", ("ecg",))),
             conf_threshold=float(section.get("conf_threshold", 0.25)),
             iou_threshold=float(section.get("iou_threshold", 0.5)),
+            stride=max(int(v) for v in section.get("strides", (32,))),
+            rect=section.get("letterbox", "square") == "rect",
         )
 
     @property
@@ -221,9 +243,23 @@ class Detector:
             self._input_size = (int(shape[2]), int(shape[3]))
         return self._input_size  # type: ignore[return-value]
 
+    def _check_rect(self) -> None:
+        self.runner.activate()
+        shape = self.runner.inputs[0].shape
+        if len(shape) == 4 and shape[2] is not None and shape[3] is not None:
+            raise UsageError(
+                f"detector {self.runner.name}: the rect letterbox needs a model with dynamic height and width "
+                f"(this one takes {shape[2]}x{shape[3]}); export it with --detector-letterbox rect"
+            )
+        self._checked = True
+
     def prepare(self, img_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Letterbox and convert to the model's input: float32 [1, 3, h, w] RGB in [0, 1]."""
-        padded, lb = letterbox(img_bgr, self.input_size, self.interpolation)
+        if self.rect and not self._checked:
+            self._check_rect()
+        padded, lb = letterbox(
+            img_bgr, self.input_size, self.interpolation, self.stride if self.rect else None
+        )
         blob = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None]  # HWC -> [1, 3, h, w]
         return np.ascontiguousarray(blob, dtype=np.float32) * np.float32(1 / 255), lb
 

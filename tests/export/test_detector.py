@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeecg.errors import UsageError
-from edgeecg.export.detector import describe_onnx, export_detector
+from edgeecg.export.detector import describe_onnx, dynamic_hw, export_detector
 from edgeecg.export.onnx_export import ort_run
 
 
@@ -38,6 +38,18 @@ def test_calibrated_threshold_beside_the_onnx_is_kept(bundle, tmp_path):
     src.write_bytes((out / manifest["detector"]["file"]).read_bytes())
     src.with_suffix(".json").write_text('{"conf_threshold": 0.61}')  # as `detector calibrate` writes it
     assert export_detector(src, tmp_path / "out.onnx")["conf_threshold"] == 0.61
+
+
+def test_rect_letterbox_exports_dynamic_height_and_width(detector_pt, bundle, tmp_path):
+    fields = export_detector(detector_pt, tmp_path / "rect.onnx", imgsz=64, letterbox="rect")
+    assert fields["letterbox"] == "rect" and fields["input_size"] == [64, 64]
+    assert dynamic_hw(tmp_path / "rect.onnx") and describe_onnx(tmp_path / "rect.onnx")["keypoints"] == 4
+    y = next(iter(ort_run(tmp_path / "rect.onnx", np.zeros((1, 3, 32, 64), np.float32)).values()))
+    assert y.shape[2] == sum((32 // s) * (64 // s) for s in fields["strides"])
+    out, manifest = bundle
+    assert manifest["detector"]["letterbox"] == "square"  # the default: as trained
+    with pytest.raises(UsageError, match="fixed input size"):
+        export_detector(out / manifest["detector"]["file"], tmp_path / "d.onnx", letterbox="rect")
 
 
 def test_engine_files_and_bad_sizes_are_refused(detector_pt, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from edgeecg.bundle import load_manifest, verify
 from edgeecg.errors import BackendError
 from edgeecg.export.bundle_writer import ExportConfig, add_engines, engine_support
-from edgeecg.export.tensorrt_build import TrtTarget, profile_shapes
+from edgeecg.export.tensorrt_build import TrtTarget, input_profile, profile_shapes
 
 
 def test_profile_and_key():
@@ -20,6 +20,22 @@ def test_profile_and_key():
         profile_shapes([0, 2])
     key = TrtTarget("NVIDIA Tesla T4", "7.5", "10.3.0").key
     assert key == "nvidia-tesla-t4-sm75-trt10.3.0"
+
+
+def test_input_profiles():
+    assert input_profile([1, 3, 320, 320], (1, 4, 8)) is None  # static: no profile
+    assert input_profile([-1, 3, 256, 512], (1, 4, 8)) == (
+        [1, 3, 256, 512],
+        [4, 3, 256, 512],
+        [8, 3, 256, 512],
+    )
+    # the rect letterbox detector: any stride multiple up to the export size, batch 1
+    assert input_profile([1, 3, -1, -1], (1, 1, 1), (320, 320)) == (
+        [1, 3, 32, 32], [1, 3, 320, 320], [1, 3, 320, 320]
+    )  # fmt: skip
+    assert input_profile([-1, 3, -1, -1], (1, 1, 2), (320, 320), 64)[0] == [1, 3, 64, 64]
+    with pytest.raises(BackendError, match="beyond the batch axis"):
+        input_profile([1, 3, -1, -1], (1, 1, 1))  # no bound given
 
 
 def test_without_tensorrt_engines_say_why(bundle, tmp_path):

@@ -69,8 +69,11 @@ def make_hand_scene(
     return HandScene(img, quad, paper)
 
 
-def constant_detector_onnx(path: Path, output: np.ndarray, size: tuple[int, int] = (64, 64)) -> Path:
-    """A real ONNX model with input `images` [1, 3, h, w] whose output0 is `output` whatever the input.
+def constant_detector_onnx(
+    path: Path, output: np.ndarray, size: tuple[int | str, int | str] = (64, 64)
+) -> Path:
+    """A real ONNX model with input `images` [1, 3, h, w] whose output0 is `output` whatever the input
+    (names for h and w make them dynamic, as a dynamic ultralytics export has them).
 
     output0 = output + 0 * mean(images): the input is wired in, so ONNX Runtime checks its shape.
     """

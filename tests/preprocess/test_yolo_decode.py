@@ -7,7 +7,7 @@ import pytest
 from handmade import constant_detector_onnx, raw_rows
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
-from edgeecg.errors import BackendError
+from edgeecg.errors import BackendError, UsageError
 from edgeecg.preprocess.detector import Detector, box_iou, decode, letterbox, nms
 
 
@@ -52,6 +52,36 @@ def test_letterbox_matches_ultralytics_rule():
     assert lb.gain == pytest.approx(64 / 600) and lb.pad == (0, 16)
     assert (out[:16] == 114).all() and (out[-16:] == 114).all()
     np.testing.assert_allclose(lb.to_original(np.array([[32.0, 16.0]])), [[300, 0]])
+
+
+def test_rect_letterbox_pads_only_to_the_stride():
+    # a 4:3 photo at 320: 320x240, padded to 256 high (not 320), centred as ultralytics' auto letterbox
+    out, lb = letterbox(np.zeros((3000, 4000, 3), np.uint8), (320, 320), stride=32)
+    assert out.shape == (256, 320, 3) and lb.pad == (0, 8) and lb.gain == pytest.approx(0.08)
+    out, lb = letterbox(np.zeros((4000, 3000, 3), np.uint8), (320, 320), stride=32)  # portrait
+    assert out.shape == (320, 256, 3) and lb.pad == (8, 0)
+    # a size that is already a stride multiple gets no padding at all
+    out, lb = letterbox(np.zeros((300, 600, 3), np.uint8), (64, 64), stride=32)
+    assert out.shape == (32, 64, 3) and lb.pad == (0, 0)
+    np.testing.assert_allclose(lb.to_original(np.array([[32.0, 16.0]])), [[300, 150]])
+
+
+def test_dynamic_detector_gets_the_rect_letterbox(tmp_path):
+    # the same detection as below, but the 128x256 image enters a dynamic model as 32x64 (no padding)
+    raw = raw_rows([[32, 16, 40, 20, 0.8, 12, 6, 0.9, 52, 6, 0.9, 52, 26, 0.9, 12, 26, 0.9]])
+    path = constant_detector_onnx(tmp_path / "det.onnx", raw, ("height", "width"))
+    with OnnxRuntimeRunner(path, threads=1) as runner:
+        detector = Detector(runner, (64, 64), keypoints=4, rect=True)
+        img = np.zeros((128, 256, 3), np.uint8)
+        assert detector.rect and detector.prepare(img)[0].shape == (1, 3, 32, 64)
+        det = detector.detect(img)
+    np.testing.assert_allclose(det.box, [48, 24, 208, 104], atol=1e-4)
+    np.testing.assert_allclose(det.corners, [[48, 24], [208, 24], [208, 104], [48, 104]], atol=1e-4)
+    with OnnxRuntimeRunner(path, threads=1) as runner, pytest.raises(UsageError, match="dynamic input"):
+        _ = Detector(runner, keypoints=4).input_size  # no size to bound it
+    static = constant_detector_onnx(tmp_path / "static.onnx", raw)
+    with OnnxRuntimeRunner(static, threads=1) as runner, pytest.raises(UsageError, match="dynamic height"):
+        Detector(runner, keypoints=4, rect=True).detect(img)
 
 
 def test_detector_maps_boxes_and_corners_back_to_the_image(tmp_path):

@@ -18,6 +18,7 @@ ultralytics = pytest.importorskip("ultralytics")
 yaml = pytest.importorskip("yaml")
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
+from edgeecg.errors import UsageError  # noqa: E402
 from edgeecg.preprocess import Detector  # noqa: E402
 from edgeecg.train import detector as det_train  # noqa: E402
 
@@ -32,9 +33,10 @@ def _tiny_pose_yaml(tmp: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def random_pose_onnx(tmp_path_factory) -> Path:
-    """A random-init pose model whose class bias is zeroed, so that many anchors score around 0.5."""
+@pytest.fixture(scope="module", params=[False, True], ids=["fixed", "dynamic"])
+def random_pose_onnx(request, tmp_path_factory) -> Path:
+    """A random-init pose model whose class bias is zeroed, so that many anchors score around 0.5; exported
+    with a fixed input and with dynamic height/width (ultralytics then letterboxes "rect", as we do)."""
     import torch
 
     tmp = tmp_path_factory.mktemp("randpose")
@@ -46,7 +48,7 @@ def random_pose_onnx(tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(tmp)  # ultralytics writes beside the model's name
     try:
-        out = model.export(format="onnx", imgsz=128, opset=17, simplify=False, dynamic=False)
+        out = model.export(format="onnx", imgsz=128, opset=17, simplify=False, dynamic=request.param)
     finally:
         os.chdir(cwd)
     return Path(tmp) / out
@@ -63,9 +65,16 @@ def test_numpy_decode_matches_ultralytics_predict(random_pose_onnx):
     with OnnxRuntimeRunner(random_pose_onnx, threads=1) as runner:
         # ultralytics letterboxes with INTER_LINEAR; ours defaults to INTER_AREA, so match it here
         ours = Detector(
-            runner, keypoints=4, conf_threshold=0.5, iou_threshold=0.95, interpolation=cv2.INTER_LINEAR
+            runner,
+            (128, 128),
+            keypoints=4,
+            conf_threshold=0.5,
+            iou_threshold=0.95,
+            interpolation=cv2.INTER_LINEAR,
+            rect=runner.inputs[0].shape[2] is None,  # the dynamic export: ultralytics letterboxes rect too
         )
         dets = ours.detect_all(img)
+        assert ours.prepare(img)[0].shape[2:] == ((96, 128) if ours.rect else (128, 128))
     ref_boxes = ref.boxes.xyxy.numpy()
     assert len(ref_boxes) >= 3, "the comparison needs several boxes"
     assert len(dets) == len(ref_boxes)
@@ -102,8 +111,17 @@ def test_smoke_train_export_evaluate(synth_sets, tmp_path):
     assert res["images"] == 6 and res["ecg_images"] + res["negatives"] == 6
     assert set(res["meets"]) == set(det_train.TARGETS)
     with OnnxRuntimeRunner(onnx_path) as runner:
-        d = Detector(runner, keypoints=4).detect(cv2.imread(str(next((val_dir / "images").iterdir()))))
+        detector = det_train.open_detector(runner, onnx_path)
+        assert not detector.rect and detector.input_size == (64, 64)  # the square letterbox of training
+        d = detector.detect(cv2.imread(str(next((val_dir / "images").iterdir()))))
     assert d is None or d.corners.shape == (4, 2)
+    rect_path = tmp_path / "detector_rect.onnx"
+    assert det_train.export(best, rect_path, imgsz=64, letterbox="rect")["letterbox"] == "rect"
+    with OnnxRuntimeRunner(rect_path) as runner:
+        detector = det_train.open_detector(runner, rect_path)  # the .json beside it says rect
+        assert detector.rect and detector.input_size == (64, 64)
+        assert detector.prepare(np.zeros((300, 400, 3), np.uint8))[0].shape == (1, 3, 64, 64)
+        assert detector.prepare(np.zeros((150, 400, 3), np.uint8))[0].shape == (1, 3, 32, 64)
     cal = det_train.calibrate(train_dir, onnx_path, max_ecg_rejected=0.1)
     assert cal["negatives"] > 0 and 0.05 <= cal["conf_threshold"] <= 0.95
     assert cal["ecg_rejected"] <= 0.1 or cal["conf_threshold"] == 0.05  # the floor may reject more
@@ -120,3 +138,16 @@ def test_corner_error_scores_only_visible_corners():
     diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
     assert err == pytest.approx(5 / 3 / diag)
     assert det_train.corner_error(None, quad, (200, 200)) == float("inf")
+
+
+def test_scaled_model_yaml_sets_the_width(tmp_path):
+    from ultralytics.nn.tasks import PoseModel
+
+    path = det_train.scaled_model_yaml("yolov8n-pose.yaml", 0.125, tmp_path)
+    model = PoseModel(str(path), nc=1, data_kpt_shape=(4, 3), verbose=False)
+    assert model.model[0].conv.out_channels == 8  # 64 x 0.125 (yolov8n: 16)
+    assert model.kpt_shape == [4, 3] or tuple(model.kpt_shape) == (4, 3)
+    with pytest.raises(UsageError):
+        det_train.scaled_model_yaml("yolov8n-pose.yaml", 0.0, tmp_path)
+    with pytest.raises(UsageError, match="no ultralytics model yaml"):
+        det_train.scaled_model_yaml("no-such-model.yaml", 0.125, tmp_path)
