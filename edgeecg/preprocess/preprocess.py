@@ -42,7 +42,7 @@ MODES = ("none", "crop", "warp")
 CORNER_SOURCES = ("keypoints", "sam", "classical")
 KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (e.g. outside the frame)
 # refined-side support (of 4) from which the sheet's bounding box replaces the detector's
-BOX_FROM_EDGES = 3.2
+BOX_FROM_EDGES = 3.0
 REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined on
 
 
@@ -250,7 +250,7 @@ class Preprocessor:
             corners, source, support = self._corners(img, det, box if box is not None else full)
             if box is not None and _edges_found_inside(corners, support, (h, w)):
                 # four clear edges inside the frame bound the sheet better than the detector's box
-                box = np.r_[corners.min(0), corners.max(0)].astype(np.float32)
+                box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
             timings["corners"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             out, _ = warp_to_size(img, corners, self.out_size)
@@ -334,16 +334,16 @@ class Preprocessor:
 
 
 def _edges_found_inside(corners: np.ndarray, support: float | None, shape: tuple[int, int]) -> bool:
-    """True when refinement found all four sides (summed support >= BOX_FROM_EDGES) and the sheet lies
-    inside the frame by at least 1% of it (no side kept on the frame's edge)."""
+    """True when refinement found all four sides (summed support >= BOX_FROM_EDGES) and none of them is a
+    side kept on the frame's edge (both its corners within 1% of the same border: the sheet may run on
+    beyond it). A corner alone may touch the frame: a sheet's corner can lie on it."""
     if support is None or support < BOX_FROM_EDGES:
         return False
     h, w = shape
     mx, my = 0.01 * w, 0.01 * h
-    return bool(
-        (corners[:, 0] > mx).all() and (corners[:, 0] < w - mx).all()
-        and (corners[:, 1] > my).all() and (corners[:, 1] < h - my).all()
-    )  # fmt: skip
+    x, y = corners[:, 0], corners[:, 1]
+    near = np.stack([x <= mx, y <= my, x >= w - mx, y >= h - my])  # [border, corner]
+    return not bool((near & np.roll(near, -1, axis=1)).any())  # a side: corner i and i + 1 on one border
 
 
 def to_model_input(

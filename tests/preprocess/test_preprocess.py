@@ -161,3 +161,18 @@ def test_warp_box_follows_the_edges_found_inside_the_frame(tmp_path):
     np.testing.assert_allclose(warp.box, truth, atol=3)
     crop = Preprocessor(PreprocessConfig(mode="crop"), det, OUT)(scene.image)
     np.testing.assert_allclose(crop.box, loose, atol=8)  # crop mode keeps the detector's box
+
+
+def test_the_box_from_edges_allows_a_corner_on_the_frame_but_not_a_side():
+    from edgeecg.preprocess.preprocess import _edges_found_inside
+
+    shape = (600, 800)
+    inside = np.array([[35, 25], [742, 49], [760, 542], [40, 544]], np.float32)
+    assert _edges_found_inside(inside, 3.8, shape)
+    assert not _edges_found_inside(inside, 2.5, shape)  # a side not found
+    corner = inside.copy()
+    corner[3] = [0, 544]  # one corner of a tilted sheet on the frame's left edge: still the sheet's box
+    assert _edges_found_inside(corner, 3.8, shape)
+    side = inside.copy()
+    side[[0, 3], 0] = 0  # the whole left side on the frame's edge: the sheet may go on beyond it
+    assert not _edges_found_inside(side, 3.8, shape)
