@@ -31,8 +31,10 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
                    "letterbox": "square"},   # or "rect": a model with dynamic height/width, images padded only
                                              # to the largest stride (absent: square, to input_size)
       "verifier": {"file": "verifier.onnx", "sha256": "...", "kind": "ecg-verifier", "input_size": [96, 192],
-                   "threshold": 0.2},   # or null/absent: the ECG check on the pre-processed page (BGR / 255 in,
-                                        # one logit out); pages below the threshold are "no ECG found"
+                   "threshold": 0.2, "outputs": ["ecg", "upright"]},
+                   # or null/absent: the ECG check on the pre-processed page (BGR / 255 in, one logit per
+                   # output; "outputs" absent: ["ecg"]); pages below the threshold are "no ECG found"; with
+                   # "upright", a warped page it finds upside down is turned by 180 degrees
       "sam": {"encoder": {"file": ..., "sha256": ...}, "decoder": {...}},   # or null
       "preprocess": {"mode": "crop", "corners": "keypoints", "refine": true, "margin": 0.02,
                      "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"}},

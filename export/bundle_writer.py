@@ -168,6 +168,7 @@ def _verifier_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
             "kind": str(meta.get("kind", "ecg-verifier")),
             "input_size": [int(v) for v in meta["input_size"]],
             "threshold": float(meta["threshold"]),
+            "outputs": [str(o) for o in meta.get("outputs", ["ecg"])],
             "calibration": meta.get("calibration"),
             "preprocess": meta.get("preprocess"),
         }

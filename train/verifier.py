@@ -48,6 +48,8 @@ class VerifierConfig:
         min_negatives_rejected: ...and rejects this share of its negatives, no more (1.0: as many as it can),
             leaving room for real ECGs that score a little under the synthetic ones; the detector turns away
             about half the negatives before the check, so 0.95 here gives ~97% for the chain.
+        upright: also learn whether a page is the right way up (a second output, on pages flattened with
+            the ground-truth corners, half of them turned by 180 degrees); the runtime then turns pages back.
         seed: everything random (init, order, flips).
         threads: torch threads.
     """
@@ -66,12 +68,13 @@ class VerifierConfig:
     weight_decay: float = 1e-2
     max_ecg_rejected: float = 0.01
     min_negatives_rejected: float = 0.95
+    upright: bool = True
     seed: int = 0
     threads: int = 2
 
 
-def build_net(width: int = 16):
-    """Four conv-BN-ReLU-pool blocks, global average pool, one logit (~45 k parameters)."""
+def build_net(width: int = 16, outputs: int = 1):
+    """Four conv-BN-ReLU-pool blocks, global average pool, `outputs` logits (~45 k parameters)."""
     import torch.nn as nn  # noqa: PLC0415
 
     def block(i: int, o: int) -> nn.Module:
@@ -88,7 +91,7 @@ def build_net(width: int = 16):
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Dropout(0.2),
-        nn.Linear(4 * w, 1),
+        nn.Linear(4 * w, outputs),
     )
 
 
@@ -137,6 +140,37 @@ def _logit(p: np.ndarray | float) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> np.ndarray:
+    """The ECG scenes' pages flattened with their ground-truth corners (so the right way up) and CLAHE'd as
+    the runtime does: what the upright output learns from (uint8 [M, H, W, 3] BGR), cached."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
+    from edgeecg.preprocess.geometry import warp_to_size  # noqa: PLC0415
+    from edgeecg.preprocess.preprocess import PreprocessConfig  # noqa: PLC0415
+    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
+
+    data_dir = Path(data_dir)
+    rows = [r for r in scene_rows(data_dir) if r.get("paper_quad") is not None]
+    geo = data_dir / "geometry.jsonl"
+    key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size)])
+    cache = cache_dir / f"{data_dir.name}-upright-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    if cache.is_file():
+        return np.load(cache)["pages"]
+    pre = PreprocessConfig()
+    h, w = cfg.input_size
+    pages = np.zeros((len(rows), h, w, 3), np.uint8)
+    for i, row in enumerate(tqdm(rows, desc=f"upright pages {data_dir.name}", unit="img", disable=None)):
+        quad = np.asarray(row["paper_quad"], np.float32)  # clockwise from the paper's own top-left
+        page, _ = warp_to_size(scene_image(data_dir, row), quad, (h, w))
+        pages[i] = apply_clahe(page, pre.clahe_clip, pre.clahe_tiles, pre.clahe_space)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, pages=pages)
+    tmp.replace(cache)
+    return pages
+
+
 def choose_threshold(
     pos: np.ndarray,
     neg: np.ndarray,
@@ -183,7 +217,7 @@ def choose_threshold(
     }
 
 
-def _probs(net, pages: np.ndarray, batch: int = 256) -> np.ndarray:
+def _probs(net, pages: np.ndarray, batch: int = 256, column: int = 0) -> np.ndarray:
     import torch  # noqa: PLC0415
 
     net.eval()
@@ -191,8 +225,17 @@ def _probs(net, pages: np.ndarray, batch: int = 256) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(pages), batch):
             x = torch.from_numpy(pages[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0  # NHWC -> NCHW
-            out.append(torch.sigmoid(net(x)).squeeze(1).numpy())
+            out.append(torch.sigmoid(net(x)[:, column]).numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def upright_accuracy(net, pages: np.ndarray) -> float:
+    """Share of right-way-up pages, and of the same pages turned by 180 degrees, told correctly."""
+    if not len(pages):
+        return float("nan")
+    up = _probs(net, pages, column=1)
+    down = _probs(net, np.ascontiguousarray(pages[:, ::-1, ::-1]), column=1)
+    return float(((up > 0.5).mean() + (down < 0.5).mean()) / 2)
 
 
 def train(cfg: VerifierConfig) -> dict[str, Any]:
@@ -220,7 +263,11 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     for name, y in (("training", y_tr), ("tuning", y_tu)):
         if y.min() == y.max():
             raise UsageError(f"the {name} data needs ECG images and no-ECG negatives (synth --negatives)")
-    net = build_net()
+    up_tr = up_tu = None
+    if cfg.upright:
+        up_tr = np.concatenate([upright_pages(cfg, d, out / "cache") for d in cfg.data])
+        up_tu = upright_pages(cfg, cfg.tune, out / "cache")
+    net = build_net(outputs=2 if cfg.upright else 1)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * int(np.ceil(len(x_tr) / cfg.batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
@@ -238,7 +285,15 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
             xb = torch.from_numpy(x_tr[idx.numpy()]).permute(0, 3, 1, 2).float() / 255.0
             if torch.rand(1, generator=gen).item() < 0.5:  # a page upside down is still (not) an ECG
                 xb = xb.flip(2).flip(3)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb).squeeze(1), yt[idx])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb)[:, 0], yt[idx])
+            if up_tr is not None:
+                j = torch.randint(len(up_tr), (len(idx),), generator=gen).numpy()
+                xu = torch.from_numpy(up_tr[j]).permute(0, 3, 1, 2).float() / 255.0
+                turn = torch.rand(len(j), generator=gen) < 0.5
+                xu = torch.where(turn[:, None, None, None], xu.flip(2).flip(3), xu)
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    net(xu)[:, 1], (~turn).float()
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -250,9 +305,15 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         # margin: how far (logit) the lowest tuning ECG sits above the threshold
         margin = float(_logit(pos.min()) - _logit(cal["threshold"]))
         row = {"epoch": epoch + 1, "auroc": float(roc_auc_score(y_tu, p)), **cal, "margin": margin}
+        if up_tu is not None:
+            row["upright_accuracy"] = upright_accuracy(net, up_tu)
         history.append(row)
         log.info("epoch %d: %s", epoch + 1, row)
-        rank = (row["negatives_rejected"] - row["ecg_rejected"], round(row["auroc"], 4), margin)
+        rank = (
+            row["negatives_rejected"] - row["ecg_rejected"],
+            round(row["auroc"], 4) + round(row.get("upright_accuracy", 0.0), 3),
+            margin,
+        )
         if best is None or rank > best["rank"]:
             best = {
                 **row,
@@ -271,12 +332,14 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         "channel_order": "BGR",
         "scale": 255.0,
         "threshold": round(best["threshold"], 6),
+        "outputs": ["ecg", "upright"] if cfg.upright else ["ecg"],
         "calibration": {
             "data": cfg.tune,
             "max_ecg_rejected": cfg.max_ecg_rejected,
             "min_negatives_rejected": cfg.min_negatives_rejected,
             "ecg_rejected": best["ecg_rejected"],
             "margin_logit": round(best["margin"], 4),
+            **({"upright_accuracy": best["upright_accuracy"]} if cfg.upright else {}),
             "negatives_rejected": best["negatives_rejected"],
             "auroc": best["auroc"],
             "epoch": best["epoch"],
@@ -286,7 +349,7 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     save_weights(
         out / "weights.safetensors",
         net.state_dict(),
-        {**fields, "labels": ["ECG"], "num_classes": 1, "history": history},
+        {**fields, "labels": fields["outputs"], "num_classes": len(fields["outputs"]), "history": history},
     )
     onnx_path = out / "verifier.onnx"
     dummy = torch.zeros(2, 3, h, w)
@@ -328,6 +391,12 @@ def main_verifier(argv: list[str] | None = None) -> int:
         "--max-ecg-rejected", type=float, default=d.max_ecg_rejected, help="threshold rule (default 0.01)"
     )
     p.add_argument(
+        "--upright",
+        action=argparse.BooleanOptionalAction,
+        default=d.upright,
+        help="also learn whether a page is the right way up (the runtime turns upside-down pages back)",
+    )
+    p.add_argument(
         "--min-negatives-rejected",
         type=float,
         default=d.min_negatives_rejected,
@@ -344,7 +413,7 @@ def main_verifier(argv: list[str] | None = None) -> int:
         data=tuple(args.data), tune=args.tune, detector=args.detector, out=args.out, input_size=(h, w),
         mode=args.mode, corners=args.corners, refine=args.refine, epochs=args.epochs,
         max_ecg_rejected=args.max_ecg_rejected, min_negatives_rejected=args.min_negatives_rejected,
-        seed=args.seed,
+        upright=args.upright, seed=args.seed,
     )  # fmt: skip
     res = train(cfg)
     cal = res["calibration"]

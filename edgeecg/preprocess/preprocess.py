@@ -44,6 +44,7 @@ KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (
 # refined-side support (of 4) from which the sheet's bounding box replaces the detector's
 BOX_FROM_EDGES = 3.0
 REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined on
+UPRIGHT_MIN = 0.5  # a warped page the ECG check finds less likely upright than this is turned by 180 degrees
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,12 @@ class Preprocessor:
         ecg_score = reason = None
         if self.verifier is not None:
             t0 = time.perf_counter()
-            ecg_score = self.verifier.score(eq)
+            ecg_score, upright = self.verifier.assess(eq)
+            if upright is not None and upright < UPRIGHT_MIN and stage == "warp":
+                # the sheet lies turned by 180 degrees: its top-left is the opposite corner
+                out, eq = cv2.rotate(out, cv2.ROTATE_180), cv2.rotate(eq, cv2.ROTATE_180)
+                corners = np.roll(corners, 2, axis=0)
+                source = f"{source}+turned"
             timings["verify"] = time.perf_counter() - t0
             if ecg_score < self.verifier.threshold:
                 reason = f"no ECG found (ECG check {ecg_score:.2f} < {self.verifier.threshold:.2f})"

@@ -27,6 +27,10 @@ def test_entry_comes_from_the_json_beside_the_model(tmp_path):
     entry = _verifier_entry(src, bundle)
     assert entry["file"] == "verifier.onnx" and entry["sha256"] == sha256_file(src)
     assert entry["input_size"] == [96, 192] and entry["threshold"] == 0.31
+    assert entry["outputs"] == ["ecg"]  # an older check without the upright output
+    meta["outputs"] = ["ecg", "upright"]
+    src.with_suffix(".json").write_text(json.dumps(meta))
+    assert _verifier_entry(src, bundle)["outputs"] == ["ecg", "upright"]
     assert (bundle / "verifier.onnx").read_bytes() == b"onnx bytes"
 
 

@@ -103,3 +103,35 @@ def test_the_check_can_be_switched_off(tmp_path):
     with Pipeline.from_bundle(bundle, backend="onnxruntime", threads=1, ecg_check=False) as pipe:
         (r,) = pipe.run([scene(box=(60, 50, 420, 300))])
     assert r.ok and r.ecg_score is None
+
+
+@pytest.mark.parametrize("upright_logit", [5.0, -5.0])
+def test_a_page_the_check_finds_upside_down_is_turned(tmp_path, upright_logit):
+    scene = make_hand_scene((320, 240), seed=3)
+    cfg = PreprocessConfig(mode="warp", corners="classical")
+    plain = Preprocessor(cfg, None, OUT)(scene.image)
+    path = constant_detector_onnx(tmp_path / "v.onnx", np.array([[5.0, upright_logit]], np.float32), size=OUT)
+    with OnnxRuntimeRunner(path, threads=1) as r:
+        check = Verifier.from_manifest(
+            r, {"input_size": list(OUT), "threshold": 0.5, "outputs": ["ecg", "upright"]}
+        )
+        assert check.knows_upright
+        got = Preprocessor(cfg, None, OUT, verifier=check)(scene.image)
+    assert got.rejected is None and got.ecg_score > 0.99
+    if upright_logit > 0:  # the right way up: nothing changes
+        np.testing.assert_array_equal(got.image, plain.image)
+        np.testing.assert_allclose(got.corners, plain.corners)
+        assert not got.corner_source.endswith("+turned")
+    else:  # the sheet's top-left is the opposite corner: the page and the corner order turn by 180 degrees
+        np.testing.assert_array_equal(got.image, plain.image[::-1, ::-1])
+        np.testing.assert_allclose(got.corners, np.roll(plain.corners, 2, axis=0))
+        assert got.corner_source.endswith("+turned")
+
+
+def test_verifier_outputs_are_checked(tmp_path):
+    path = constant_detector_onnx(tmp_path / "v.onnx", np.array([[5.0, 1.0]], np.float32), size=OUT)
+    with OnnxRuntimeRunner(path, threads=1) as r:
+        with pytest.raises(UsageError, match="outputs"):
+            Verifier(r, OUT, 0.5, outputs=("upright",))
+        with pytest.raises(BackendError, match="1 finite logit"):
+            Verifier(r, OUT, 0.5).score(np.zeros((*OUT, 3), np.uint8))  # two columns, one expected

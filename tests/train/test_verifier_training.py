@@ -84,10 +84,25 @@ def test_tiny_training_exports_a_working_check(sets, tmp_path):
     fields = json.loads((out / "verifier.json").read_text())
     assert fields["input_size"] == [32, 64] and 0.0 <= fields["threshold"] < 1.0
     assert fields["onnx_vs_torch_max_abs"] < 1e-3 and res["calibration"]["epoch"] == 1
-    assert (out / "weights.safetensors").is_file() and len(list((out / "cache").glob("*.npz"))) == 2
+    # chain pages and ground-truth (upright) pages, for the training and the tuning set
+    assert (out / "weights.safetensors").is_file() and len(list((out / "cache").glob("*.npz"))) == 4
+    assert fields["outputs"] == ["ecg", "upright"] and 0.0 <= fields["calibration"]["upright_accuracy"] <= 1
     with OnnxRuntimeRunner(out / "verifier.onnx", threads=1) as r:
         v = Verifier.from_manifest(r, fields)
-        assert 0.0 <= v.score(np.full((32, 64, 3), 200, np.uint8)) <= 1.0
+        ecg, up = v.assess(np.full((32, 64, 3), 200, np.uint8))
+        assert 0.0 <= ecg <= 1.0 and 0.0 <= up <= 1.0 and v.score(np.full((32, 64, 3), 200, np.uint8)) == ecg
+
+
+def test_upright_output_learns_which_way_up(sets, tmp_path):
+    """A few epochs on ground-truth pages: the upright output tells a page from itself turned by 180 degrees
+    on the tuning set (the ECG layout has its header and calibration pulses top-left)."""
+    train_dir, tune_dir, detector = sets
+    cfg = V.VerifierConfig(
+        data=(str(train_dir),), tune=str(tune_dir), detector=str(detector), out=str(tmp_path / "v"),
+        input_size=(48, 96), epochs=6, batch=8, threads=1, lr=5e-3,
+    )  # fmt: skip
+    res = V.train(cfg)
+    assert max(h["upright_accuracy"] for h in res["history"]) >= 0.75, res["history"]
 
 
 def test_missing_inputs_are_refused(sets, tmp_path):
