@@ -4,7 +4,8 @@ Positives and negatives come from `edgeecg synth` scenes (null paper_quad = a no
 image goes through the runtime's own pre-processing (detector, corners, warp, CLAHE, never rejecting:
 `edgeecg.preprocess.RuntimeHook`), so the verifier learns on exactly what it sees when served. The
 threshold is chosen on a tuning set (a seed of its own): it may reject at most `max_ecg_rejected` of its
-ECG images and rejects `min_negatives_rejected` of its negatives, no more, with a margin (`choose_threshold`).
+ECG images and at least `min_negatives_rejected` of its negatives, cutting across the widest gap between
+scores that allows (`choose_threshold`).
 
 Usage::
 
@@ -45,9 +46,10 @@ class VerifierConfig:
         mode, corners, refine: the runtime pre-processing (the bundle manifest's preprocess section).
         epochs, batch, lr, weight_decay: optimisation (AdamW, cosine schedule).
         max_ecg_rejected: the threshold may reject at most this share of the tuning set's ECG images.
-        min_negatives_rejected: ...and rejects this share of its negatives, no more (1.0: as many as it can),
-            leaving room for real ECGs that score a little under the synthetic ones; the detector turns away
-            about half the negatives before the check, so 0.95 here gives ~97% for the chain.
+        min_negatives_rejected: ...and at least this share of its negatives, cutting across the widest gap
+            between scores that allows (1.0: as many as it can, next to the lowest ECG if need be), so real
+            ECGs scoring a little under the synthetic ones keep room; the detector turns away about half the
+            negatives before the check.
         upright: also learn whether a page is the right way up (a second output, on pages flattened with
             the ground-truth corners, half of them turned by 180 degrees); the runtime then turns pages back.
         seed: everything random (init, order, flips).
@@ -183,11 +185,11 @@ def choose_threshold(
 
     At most `max_pos_rejected` of `pos` may fall below it. Under that rule:
     - `min_neg_rejected` None: it rejects as many negatives as it can, then as few positives as it must;
-    - `min_neg_rejected` r: it rejects just the share r of the negatives (the lowest-scoring ones) and no
-      more, so that ECGs a little outside the tuning set's range (other printers, cameras) keep the widest
-      room; when r cannot be met without losing positives, it falls back to the rule above.
-    The threshold sits halfway (in logit space) between the highest rejected score and the next score above
-    it, so a clean separation keeps a margin on both sides. Clipped to [lo, hi].
+    - `min_neg_rejected` r: of the cuts that reject at least the share r of the negatives, the one across
+      the widest gap (in logit space) between neighbouring scores wins, so a score a little outside the
+      tuning set's range (another printer, another camera) stays on its side; when r cannot be met without
+      losing positives, it falls back to the rule above.
+    The threshold sits halfway (in logit space) across the gap it cuts. Clipped to [lo, hi].
 
     Returns:
         threshold, and the shares of `pos` and `neg` it rejects.
@@ -197,16 +199,22 @@ def choose_threshold(
         raise UsageError("choosing a threshold needs positive (ECG) examples")
     top = pos[int(np.floor(max_pos_rejected * len(pos)))]  # the lowest score that must stay accepted
     below = neg[neg < top]
-    a = None
+    cut = None  # (highest rejected score, lowest kept score)
     if min_neg_rejected is not None and len(neg):
-        k = int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
-        if 0 < k <= below.size:
-            a = below[k - 1]  # the k lowest negatives go, nothing above them must
-    if a is None and below.size:
-        a = below[-1]  # reject every negative under `top`
-    if a is not None:
-        b = np.concatenate([pos[pos > a], neg[neg > a]]).min(initial=top)  # the next score kept
-        thr = float(1 / (1 + np.exp(-(_logit(a) + _logit(b)) / 2)))
+        need = int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
+        if 0 < need <= below.size:
+            scores = np.unique(np.concatenate([pos, neg]))
+            a, b = scores[:-1], scores[1:]  # every cut between neighbouring scores...
+            ok = (np.searchsorted(neg, a, side="right") >= need) & (b <= top)  # ...that the rules allow
+            if ok.any():
+                gap = _logit(b) - _logit(a)
+                i = int(np.argmax(np.where(ok, gap, -np.inf)))
+                cut = (a[i], b[i])
+    if cut is None and below.size:
+        # reject every negative under `top`, then keep every positive above the highest of them
+        cut = (below[-1], pos[pos > below[-1]][0])
+    if cut is not None:
+        thr = float(1 / (1 + np.exp(-(_logit(cut[0]) + _logit(cut[1])) / 2)))
     else:
         thr = float(pos[0] - 1e-6)
     thr = float(np.clip(thr, lo, hi))
@@ -400,7 +408,8 @@ def main_verifier(argv: list[str] | None = None) -> int:
         "--min-negatives-rejected",
         type=float,
         default=d.min_negatives_rejected,
-        help=f"threshold rule: reject this share of the tuning negatives and no more; 1 = as many as it can "
+        help=f"threshold rule: reject at least this share of the tuning negatives, across the widest score gap; "
+        f"1 = as many as it can "
         f"(default {d.min_negatives_rejected})",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="seed")

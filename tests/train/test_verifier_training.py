@@ -45,17 +45,19 @@ def test_threshold_rule_keeps_the_ecgs():
     assert none_below["threshold"] == pytest.approx(0.3, abs=1e-5) and none_below["ecg_rejected"] == 0.0
 
 
-def test_threshold_rule_rejects_the_share_of_negatives_asked_and_no_more():
+def test_threshold_rule_cuts_across_the_widest_gap_that_rejects_enough():
     pos = np.array([0.8, 0.9, 0.95, 0.99])
-    neg = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.78])  # one negative near the ECGs
+    neg = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.78])  # one negative near the ECGs
     as_many = V.choose_threshold(pos, neg, 0.0)  # the old rule: squeezed between 0.78 and 0.8
     assert as_many["negatives_rejected"] == 1.0 and 0.78 < as_many["threshold"] < 0.8
-    ninety = V.choose_threshold(pos, neg, 0.0, min_neg_rejected=0.9)  # 9 of 10 go: between 0.6 and 0.78
-    assert ninety["threshold"] == pytest.approx(_sigmoid((_logit(0.6) + _logit(0.78)) / 2))
+    # at least 90%: the cut between 0.5 and 0.78 (the widest gap allowed), not the 0.78 | 0.8 sliver
+    ninety = V.choose_threshold(pos, neg, 0.0, min_neg_rejected=0.9)
+    assert ninety["threshold"] == pytest.approx(_sigmoid((_logit(0.5) + _logit(0.78)) / 2))
     assert ninety["negatives_rejected"] == 0.9 and ninety["ecg_rejected"] == 0.0
-    half = V.choose_threshold(pos, neg, 0.0, min_neg_rejected=0.45)  # ceil(4.5) = 5 go: between 0.2 and 0.3
-    assert half["threshold"] == pytest.approx(_sigmoid((_logit(0.2) + _logit(0.3)) / 2))
-    assert half["negatives_rejected"] == 0.5
+    # cleanly separable: every negative goes, across the wide gap to the ECGs
+    sep = V.choose_threshold(pos, np.array([0.001, 0.002, 0.004, 0.01]), 0.0, min_neg_rejected=0.5)
+    assert sep["threshold"] == pytest.approx(_sigmoid((_logit(0.01) + _logit(0.8)) / 2))
+    assert sep["negatives_rejected"] == 1.0
     # unreachable without losing ECGs: the ECGs win, as many negatives as possible go
     hard = V.choose_threshold(np.array([0.5, 0.9]), np.array([0.1, 0.7]), 0.0, min_neg_rejected=1.0)
     assert hard["ecg_rejected"] == 0.0 and hard["negatives_rejected"] == 0.5 and 0.1 < hard["threshold"] < 0.5
