@@ -205,11 +205,14 @@ def choose_threshold(
         if 0 < need <= below.size:
             scores = np.unique(np.concatenate([pos, neg]))
             a, b = scores[:-1], scores[1:]  # every cut between neighbouring scores...
-            ok = (np.searchsorted(neg, a, side="right") >= need) & (b <= top)  # ...that the rules allow
-            if ok.any():
-                gap = _logit(b) - _logit(a)
-                i = int(np.argmax(np.where(ok, gap, -np.inf)))
-                cut = (a[i], b[i])
+            enough = np.searchsorted(neg, a, side="right") >= need
+            gap = _logit(b) - _logit(a)
+            # ...that the rules allow: losing no ECG if that can be done, else no more than allowed
+            for ok in (enough & (b <= pos[0]), enough & (b <= top)):
+                if ok.any():
+                    i = int(np.argmax(np.where(ok, gap, -np.inf)))
+                    cut = (a[i], b[i])
+                    break
     if cut is None and below.size:
         # reject every negative under `top`, then keep every positive above the highest of them
         cut = (below[-1], pos[pos > below[-1]][0])

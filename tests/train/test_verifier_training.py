@@ -58,6 +58,9 @@ def test_threshold_rule_cuts_across_the_widest_gap_that_rejects_enough():
     sep = V.choose_threshold(pos, np.array([0.001, 0.002, 0.004, 0.01]), 0.0, min_neg_rejected=0.5)
     assert sep["threshold"] == pytest.approx(_sigmoid((_logit(0.01) + _logit(0.8)) / 2))
     assert sep["negatives_rejected"] == 1.0
+    # a wider gap among the ECGs themselves is not taken while a cut below every ECG will do
+    spread = V.choose_threshold(np.array([0.3, 0.31, 0.99]), np.array([0.01, 0.2]), 0.5, min_neg_rejected=0.5)
+    assert spread["ecg_rejected"] == 0.0 and spread["threshold"] < 0.3
     # unreachable without losing ECGs: the ECGs win, as many negatives as possible go
     hard = V.choose_threshold(np.array([0.5, 0.9]), np.array([0.1, 0.7]), 0.0, min_neg_rejected=1.0)
     assert hard["ecg_rejected"] == 0.0 and hard["negatives_rejected"] == 0.5 and 0.1 < hard["threshold"] < 0.5
