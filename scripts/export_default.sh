@@ -8,9 +8,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 PY=.venv/bin
 RUN=${RUN:-runs/default}
-DET=${DET_ONNX:-runs/detector_w125/detector.onnx}
+DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
 OUT=${OUT:-edgeecg/assets/default}
-VER=${VERIFIER_ONNX:-runs/verifier_w125/verifier.onnx}
+VER=${VERIFIER_ONNX:-runs/verifier/verifier.onnx}
 $PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" --verifier "$VER" \
   --variants int8w --fused --parity-data data/test_photo --out "$OUT"
 $PY/edgeecg eval data/test_photo --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"

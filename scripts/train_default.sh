@@ -15,7 +15,7 @@ $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN"
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
 # chain (the detector of scripts/train_detector.sh, classical corners, warp, CLAHE), so the members learn
 # the corner errors they will meet when served; stage I used ground-truth corners.
-DET=${DET_ONNX:-runs/detector_w125/detector.onnx}
+DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true)
 $PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/stage1/best.safetensors" \
