@@ -6,7 +6,7 @@
 # Two phases: (1) from random init on photo and scan scenes (12% no-ECG negatives), (2) fine-tuning from
 # phase 1's best.pt on new scenes with 30% negatives (negatives were what phase 1 got wrongest), lower lr.
 # On the project's 2-core CPUs: synth ~3 min, phase 1 ~67 min (8 epochs), phase 2 ~36 min (5 epochs),
-# calibration, the ECG check (verifier) and evaluation ~10 min. Every step keeps what exists (delete a
+# calibration, the ECG check (verifier) and evaluation ~12 min. Every step keeps what exists (delete a
 # directory to redo it).
 #
 #   scripts/train_detector.sh                      # build/detector/*, runs/detector{,_ft}, runs/verifier
@@ -62,7 +62,7 @@ fi
 # every ECG of the tuning set (it still rejects about half of the no-ECG scenes on its own).
 .venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$FINAL/detector.onnx" --max-ecg-rejected 0
 # The ECG check sees what the classifier sees: the bundle's input size and pre-processing (warp, classical
-# corners, refinement for the bundled model); ~3 min of pages through the chain, ~5 min of training.
+# corners, refinement for the bundled model); ~3 min of pages through the chain, ~6 min of training.
 [ -f "$VERIFIER/verifier.onnx" ] || .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
   --tune "$DATA/tune" --detector "$FINAL/detector.onnx" --out "$VERIFIER" --input-size "$CLS_INPUT" \
   --mode warp --corners classical
