@@ -15,6 +15,7 @@ import sys
 import time
 
 from edgeecg.errors import UsageError
+from edgeecg.export.detector import LETTERBOXES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--detector-letterbox",
-        choices=("square", "rect"),
+        choices=LETTERBOXES,
         help="square: pad every image to the square input the detector was trained on (default); rect: "
         "dynamic height and width, pad only to the stride (a 4:3 photo as 256x320: faster, but wide images "
         "meet less padding than in training)",

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError, InputError, UsageError
+from edgeecg.export.detector import LETTERBOXES
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +355,12 @@ def evaluate(
     return res
 
 
+def _sidecar(model: str | Path) -> dict[str, Any]:
+    """The `.json` beside a detector ONNX (written by `export`, updated by `calibrate`), or {}."""
+    path = Path(model).with_suffix(".json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def open_detector(runner: Any, model: str | Path, input_size: tuple[int, int] | None = None) -> Any:
     """A runtime `Detector` for the ONNX `model` behind `runner`, with the fields its metadata records (input
     size, strides, keypoints: what the exporter would write into a manifest); `input_size` overrides."""
@@ -361,9 +368,7 @@ def open_detector(runner: Any, model: str | Path, input_size: tuple[int, int] | 
     from edgeecg.preprocess.detector import Detector  # noqa: PLC0415
 
     section = describe_onnx(model)
-    sidecar = Path(model).with_suffix(".json")  # written by `export`: the letterbox it was exported for
-    if sidecar.is_file():
-        section["letterbox"] = json.loads(sidecar.read_text(encoding="utf-8")).get("letterbox", "square")
+    section["letterbox"] = _sidecar(model).get("letterbox", "square")  # what `export` exported it for
     if input_size:
         section["input_size"] = list(input_size)
     return Detector.from_manifest(runner, section)
@@ -371,10 +376,7 @@ def open_detector(runner: Any, model: str | Path, input_size: tuple[int, int] | 
 
 def _sidecar_threshold(model: str | Path, default: float = 0.25) -> float:
     """The conf_threshold in the `.json` beside a detector ONNX (see `calibrate`), else `default`."""
-    sidecar = Path(model).with_suffix(".json")
-    if sidecar.is_file():
-        return float(json.loads(sidecar.read_text(encoding="utf-8")).get("conf_threshold", default))
-    return default
+    return float(_sidecar(model).get("conf_threshold", default))
 
 
 def calibrate(
@@ -414,11 +416,10 @@ def calibrate(
         "negatives_rejected": cal["negatives_rejected"],
         "data": str(data),
     }
-    sidecar = model.with_suffix(".json")
-    fields = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+    fields = _sidecar(model)
     fields["conf_threshold"] = res["conf_threshold"]
     fields["conf_threshold_calibration"] = {k: v for k, v in res.items() if k != "conf_threshold"}
-    sidecar.write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
+    model.with_suffix(".json").write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
     return res
 
 
@@ -459,7 +460,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--imgsz", type=int, default=d.imgsz, help=f"input size (default {d.imgsz})")
     e.add_argument(
         "--letterbox",
-        choices=("square", "rect"),
+        choices=LETTERBOXES,
         default="square",
         help="square: a fixed input, as trained (default); rect: dynamic height and width, padded to the stride",
     )

@@ -314,7 +314,7 @@ def _step_response(small: np.ndarray, q: np.ndarray, reach: int, samples: int, k
     return offs[c0:c1], ts, normals, resp, on_border, lab[:, :, c0:, 0]
 
 
-def _fit_side(r: np.ndarray, offs: np.ndarray, ts: np.ndarray, need: float, min_step: float):
+def _fit_side(r: np.ndarray, offs: np.ndarray, ts: np.ndarray, need: float):
     """The strongest step of every sample of one side (`r`: [S, C] responses), and the RANSAC line through
     them: ((a, b), inlier indices into the samples, peak index per sample) or None with too little support."""
     rows = np.arange(len(r))
@@ -326,7 +326,7 @@ def _fit_side(r: np.ndarray, offs: np.ndarray, ts: np.ndarray, need: float, min_
     den = r0 - 2 * strength + r2
     peak = (top > 0) & (top < len(offs) - 1) & (den < 0)
     off += np.where(peak, 0.5 * (r0 - r2) / np.where(peak, den, -1.0), 0.0)
-    ok = strength > min_step
+    ok = strength > MIN_STEP
     if ok.sum() < need:
         return None
     line, inl = _fit_offsets(ts[ok].astype(np.float64), off[ok], strength[ok].astype(np.float64), 1.0)
@@ -354,7 +354,7 @@ def _refine_quad(
     for i in range(4):
         fit = None
         if np.linalg.norm(q[(i + 1) % 4] - q[i]) >= 4 * k:
-            fit = _fit_side(resp[i], offs, ts, need, MIN_STEP)
+            fit = _fit_side(resp[i], offs, ts, need)
         if fit is not None and on_border[i] and not _plain_beyond(light[i], fit[1], fit[2], k):
             # a side on the frame's edge moves inwards only onto an edge with plain background beyond it
             # (a scanner lid, a desk), not onto more of the sheet (a rhythm strip's baseline, a grid line)

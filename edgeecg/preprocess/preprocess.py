@@ -305,10 +305,11 @@ class Preprocessor:
         if det is not None and det.corners is not None and is_valid_quad(det.corners, min_area=16.0):
             keypoints = det.corners.astype(np.float32)
             conf = det.corner_conf if det.corner_conf is not None else np.ones(4, np.float32)
-            if cfg.corners == "keypoints" and np.all(conf >= KEYPOINT_MIN_CONF):
-                rough.append(("keypoints", keypoints))
-            else:
-                log.debug("keypoint corners unsure (conf %s)", np.round(conf, 2))
+            if cfg.corners == "keypoints":
+                if np.all(conf >= KEYPOINT_MIN_CONF):
+                    rough.append(("keypoints", keypoints))
+                else:
+                    log.debug("keypoint corners unsure (conf %s)", np.round(conf, 2))
         if cfg.corners == "sam" and self.sam is not None:
             quad = self.sam.corners(img, box)
             if quad is not None and is_valid_quad(quad, min_area=16.0):

@@ -31,6 +31,7 @@ class Verifier:
         runner: the verifier ONNX model behind the Runner protocol.
         input_size: (h, w) the model takes.
         threshold: pages scoring below this are "no ECG found".
+        outputs: what the model's output columns mean: ("ecg",) or ("ecg", "upright").
     """
 
     def __init__(
