@@ -3,15 +3,17 @@
 # Data: our own simulator only. Figures and timings: README "Bundled default model".
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-PY=.venv/bin
+# On a GPU machine, e.g.: WORKERS=14 TRAIN_ARGS="--set input_height=256 --set input_width=512 --set workers=12"
+PY=${PY:-.venv/bin}                 # where the edgeecg commands are
 RUN=${RUN:-runs/default}
-S="$PY/edgeecg synth --workers 2 --size 1024x768 --no-progress"
+read -r -a EXTRA <<< "${TRAIN_ARGS:-}"  # --set overrides for stage I, stage II and the evaluation (after theirs)
+S="$PY/edgeecg synth --workers ${WORKERS:-2} --size 1024x768 --no-progress"
 [ -f data/s1_clean/labels.csv ] || $S --out data/s1_clean --n 1500 --style clean --seed 101
 [ -f data/s1_scan/labels.csv ]  || $S --out data/s1_scan  --n 2500 --style scan  --seed 102
 [ -f data/s2_photo/labels.csv ] || $S --out data/s2_photo --n 2000 --style photo --seed 201
 [ -f data/test_photo/labels.csv ] || $S --out data/test_photo --n 1000 --style photo --seed 901  # held out
 # Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use.
-$PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN"
+$PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
 # chain (the detector of scripts/train_detector.sh, classical corners, warp, CLAHE), so the members learn
 # the corner errors they will meet when served; stage I used ground-truth corners.
@@ -19,5 +21,6 @@ DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true)
 $PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/stage1/best.safetensors" \
-  --set lr=5e-4 --set epochs=8 "${RT[@]}"
-$PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}"
+  --set lr=5e-4 --set epochs=8 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+$PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}" \
+  ${EXTRA[@]+"${EXTRA[@]}"}

@@ -107,7 +107,7 @@ class TrainConfig:
         True, "NHWC memory format for model and batches (ConvNeXt trains ~1.5-2x faster on CPU)"
     )
     seed: int = _f(0, "seed for weights, data order, augmentation and folds")
-    workers: int = _f(0, "DataLoader worker processes")
+    workers: int = _f(0, "DataLoader worker processes; also the threads that build the pre-processing cache")
     threads: int = _f(2, "torch CPU threads")
     device: str = _f("auto", "auto (cuda when available), cpu, cuda, cuda:N")
     init_checkpoint: str = _f(

@@ -163,6 +163,8 @@ class CachedSource:
     on 2 cores; images are the same every epoch and fold, only the augmentation after it changes.
     The file name carries a hash of the source (CSV path, size, mtime) and the pre-processing, so a
     changed dataset or setting builds a new file. Memmaps are shared by DataLoader worker processes.
+    With `workers` > 1 the build runs that many threads: OpenCV and ONNX Runtime release the GIL, so a
+    many-core GPU machine does not wait minutes on one core; each image's result is the same either way.
 
     Args:
         source: an ImageFolderSource or SynthSource.
@@ -171,6 +173,7 @@ class CachedSource:
         cache_dir: folder for the cache files.
         key: `preprocess_key(cfg)`.
         progress: show a progress bar while building.
+        workers: threads for the build (0 or 1: the calling thread only).
     """
 
     preprocessed = True
@@ -183,6 +186,7 @@ class CachedSource:
         cache_dir: str | Path,
         key: str,
         progress: bool = True,
+        workers: int = 0,
     ) -> None:
         import hashlib  # noqa: PLC0415
 
@@ -195,24 +199,39 @@ class CachedSource:
         h, w = size_hw
         self.path = Path(cache_dir) / f"{name}-{digest}.u8"
         if not self.path.is_file():
-            self._build(preprocess, size_hw, progress)
+            self._build(preprocess, size_hw, progress, workers)
         expect = len(source) * h * w * 3
         if self.path.stat().st_size != expect:
             raise UsageError(f"cache {self.path} has the wrong size; delete it to rebuild")
         self.data = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(len(source), h, w, 3))
 
-    def _build(self, preprocess: Preprocess, size_hw: tuple[int, int], progress: bool) -> None:
+    def _build(self, preprocess: Preprocess, size_hw: tuple[int, int], progress: bool, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
         from tqdm import tqdm  # noqa: PLC0415
 
         h, w = size_hw
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         arr = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(len(self.source), h, w, 3))
-        for i in tqdm(range(len(self.source)), desc=f"cache {self.path.name}", disable=not progress):
+
+        def one(i: int) -> None:
             out = _fit_size(preprocess(*self.source.load(i)), size_hw)
             arr[i] = out if out.ndim == 3 else out[:, :, None]
+
+        items = range(len(self.source))
+        bar = tqdm(total=len(self.source), desc=f"cache {self.path.name}", disable=not progress)
+        with bar:
+            if workers > 1:
+                with ThreadPoolExecutor(workers) as pool:
+                    for _ in pool.map(one, items):  # map re-raises the first failure
+                        bar.update()
+            else:
+                for i in items:
+                    one(i)
+                    bar.update()
         arr.flush()
-        del arr
+        arr = None  # drops the mapping before the rename
         tmp.replace(self.path)  # atomic: a killed build leaves only a .tmp
         log.info("cached %d pre-processed images in %s", len(self.source), self.path)
 

@@ -316,6 +316,9 @@ def fit(
         num_workers=cfg.workers,
         drop_last=False,
         pin_memory=device.type == "cuda",
+        # Workers live across epochs: forking a dozen of them per epoch costs seconds on a GPU machine.
+        # Augmentation seeds come with each index (epoch, item), so results do not depend on it.
+        persistent_workers=cfg.workers > 0,
     )
     tag = f"fold {fold}" if fold is not None else out.name
     for epoch in range(state["epoch"] + 1, cfg.epochs):

@@ -62,7 +62,13 @@ def open_source(cfg: TrainConfig, data_cfg: Any, out_dir: str | Path) -> Any:
         return src
     size = (cfg.input_height, cfg.input_width)
     return CachedSource(
-        src, make_preprocess(cfg), size, Path(out_dir) / "cache", preprocess_key(cfg), cfg.progress
+        src,
+        make_preprocess(cfg),
+        size,
+        Path(out_dir) / "cache",
+        preprocess_key(cfg),
+        cfg.progress,
+        workers=cfg.workers,
     )
 
 
