@@ -291,6 +291,28 @@ def _write_detector(path: Path) -> Path:
     return path
 
 
+def build_checkpoints(s: BenchSettings) -> tuple[Path, ...]:
+    """The members' random-init checkpoints for `s` alone, cached: the torch groups need no ONNX export
+    (which for five ConvNeXt-Base members would cost minutes of a GPU lease). Same seeds, same weights as
+    the bundle's."""
+    root = Path(s.cache) / f"{s.bundle_key()}-checkpoints"
+    with _locked(Path(s.cache) / f"{root.name}.lock"):
+        if not (root / "READY").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            _write_checkpoints(s, root)
+            (root / "READY").write_text(json.dumps(s.describe(), indent=1) + "\n")
+    return tuple(sorted(root.glob("*.safetensors")))
+
+
+def build_detector_checkpoint(s: BenchSettings) -> Path:
+    """The random-init ultralytics detector checkpoint alone, cached (for the torch detector group)."""
+    path = Path(s.cache) / "detector-yolov8n-pose" / "detector.pt"
+    with _locked(Path(s.cache) / "detector-yolov8n-pose.lock"):
+        if not path.is_file():
+            _write_detector(path)
+    return path
+
+
 def build_models(
     s: BenchSettings, fp16: bool = False, progress: Callable[[str], None] = log.info
 ) -> BenchModels:

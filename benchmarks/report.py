@@ -3,6 +3,7 @@
 
     python benchmarks/report.py build/bench/results.json --out benchmarks/RESULTS.md
     python benchmarks/report.py build/bench/gpu.json                # print to stdout
+    python benchmarks/report.py a.json b.json --out X.md            # several runs, one section each
 
 p50 / p95 / p99 are computed here from the raw round times in the JSON (every round is one call, see
 benchmarks/conftest.py), not taken from pytest-benchmark's summary. Throughput is images per second at the
@@ -72,22 +73,40 @@ LIMITS: list[tuple[str, str, float]] = [
     ("Process start (import, bundle check, sessions), benchmark bundle", "startup/bench", 1500.0),
 ]
 
-#: GPU targets from the T4 runbook: (what, case, ms at p50 on a T4, the benchmark settings the target is for:
-#: (arch, height, width) or None for any). Judged only on a T4 with those settings.
-T4_TARGETS: list[tuple[str, str, float, tuple[str, int, int] | None]] = [
+#: The default bundle's member shape (edgeecg/assets/default; train/configs/default.yaml).
+DEFAULT_SHAPE = (
+    "convnext_atto",
+    96,
+    192,
+    '{"conv_mlp": true, "depths": [2, 2, 4, 2], "dims": [24, 48, 96, 192], "ls_init_value": 1.0, '
+    '"norm_layer": "batchnorm2d"}',
+)
+
+#: GPU targets from the T4 runbook: (what, TensorRT case, torch-CUDA case shown where TensorRT was not measured,
+#: ms at p50 on a T4, the benchmark settings the target is for: [(arch, height, width, model_kwargs)] or None
+#: for any). Judged only for TensorRT on a T4 with those settings; other figures are shown, not judged.
+T4_TARGETS: list[tuple[str, str, str, float, list[tuple[str, int, int, str]] | None]] = [
     (
-        "TensorRT FP16 fused ensemble, batch 1 (default small bundle, 5x convnext_atto 256x512: <= 8 ms)",
+        "Ensemble of 5, batch 1, default small bundle (<= 8 ms)",
         "gpu/tensorrt-fp16/b1",
+        "gpu/torch-cuda-fp16/b1",
         8.0,
-        ("convnext_atto", 256, 512),
+        [DEFAULT_SHAPE, ("convnext_atto", 256, 512, "")],
     ),
     (
-        "TensorRT end to end from a frame (5x convnext_base 384x384: <= 40 ms)",
+        "End to end from a frame, 5x convnext_base 384x384 (<= 40 ms)",
         "gpu/e2e-tensorrt/array",
+        "gpu/torch-cuda-fp16/b1",
         40.0,
-        ("convnext_base", 384, 384),
+        [("convnext_base", 384, 384, "")],
     ),
-    ("TensorRT detector at its input size (about 1.5 ms)", "gpu/tensorrt-detector/b1", 1.5, None),
+    (
+        "Detector at its input size (about 1.5 ms)",
+        "gpu/tensorrt-detector/b1",
+        "gpu/torch-cuda-fp16-detector/b1",
+        1.5,
+        None,
+    ),
 ]
 
 
@@ -169,7 +188,9 @@ def _machine(doc: dict[str, Any]) -> list[str]:
 
 def _targets(rows: dict[str, dict[str, Any]], gpu: str | None, settings: dict[str, Any] | None) -> list[str]:
     out = ["| check | measured (p50) | target | met |", "|---|---|---|---|"]
-    for what, slow, fast, need in RATIOS:
+    cpu_cases = {c for _, a, b, _ in RATIOS for c in (a, b)} | {c for _, c, _ in LIMITS}
+    cpu_run = any(c in rows for c in cpu_cases)  # a GPU-only run lists no CPU target rows
+    for what, slow, fast, need in RATIOS if cpu_run else []:
         a, b = rows.get(slow), rows.get(fast)
         if a is None or b is None:
             out.append(f"| {what} | not measured | >= {need:g}x | – |")
@@ -179,7 +200,7 @@ def _targets(rows: dict[str, dict[str, Any]], gpu: str | None, settings: dict[st
             f"| {what} | {ratio:.2f}x ({_ms(a['p50'])} vs {_ms(b['p50'])} ms) | >= {need:g}x | "
             f"{'yes' if ratio >= need else '**no**'} |"
         )
-    for what, case, limit in LIMITS:
+    for what, case, limit in LIMITS if cpu_run else []:
         r = rows.get(case)
         if r is None:
             out.append(f"| {what} | not measured | <= {limit:g} ms | – |")
@@ -188,21 +209,26 @@ def _targets(rows: dict[str, dict[str, Any]], gpu: str | None, settings: dict[st
             f"| {what} | {_ms(r['p50'])} ms | <= {limit:g} ms | {'yes' if r['p50'] <= limit else '**no**'} |"
         )
     is_t4 = bool(gpu) and (peak(gpu) or {}).get("label") == "Tesla T4"
-    for what, case, limit, model in T4_TARGETS:
-        r = rows.get(case)
+    s = settings or {}
+    here = (s.get("arch"), s.get("height"), s.get("width"), s.get("model_kwargs") or "")
+    for what, trt_case, torch_case, limit, models in T4_TARGETS:
+        trt = rows.get(trt_case)
+        r = trt or rows.get(torch_case)
         if r is None:
             continue
-        s = settings or {}
-        same = model is None or (
-            model == (s.get("arch"), s.get("height"), s.get("width")) and not s.get("model_kwargs")
-        )
-        if not is_t4:
-            met = f"n/a (target is for a T4; this is {gpu})"
-        elif not same:
-            met = f"n/a (target is for {model[0]} at {model[1]}x{model[2]})"
+        how = "TensorRT FP16" if trt else "torch-CUDA FP16 eager"
+        if trt_case.startswith("gpu/e2e") and not trt:
+            how += ", ensemble only"
+        same = models is None or here in models
+        if not same:
+            continue  # another model than the target's: its figure is in the tables below
+        if not trt or not is_t4:
+            met = f"n/a: the target is for TensorRT on a T4, this is {how} on {gpu}"
         else:
             met = "yes" if r["p50"] <= limit else "**no**"
-        out.append(f"| {what} | {_ms(r['p50'])} ms | <= {limit:g} ms on a T4 | {met} |")
+        out.append(f"| {what} | {_ms(r['p50'])} ms, {how} | <= {limit:g} ms on a T4 | {met} |")
+    if len(out) == 2:
+        out.append("| (no target applies to the groups of this run) | – | – | – |")
     return out
 
 
@@ -263,13 +289,34 @@ def render(doc: dict[str, Any], title: str = "edgeecg benchmark results") -> str
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _run_name(doc: dict[str, Any]) -> str:
+    s = (doc.get("edgeecg") or {}).get("settings") or {}
+    if not s:
+        return "run"
+    model = "default bundle's members" if s.get("model_kwargs") else s["arch"]
+    return f"{s['folds']} x {model} at {s['height']}x{s['width']}"
+
+
+def render_many(docs: list[dict[str, Any]], title: str = "edgeecg benchmark results") -> str:
+    """One report per document (each with its machine, command and targets), under one title."""
+    if len(docs) == 1:
+        return render(docs[0], title)
+    parts = [f"# {title}", "", "Runs: " + "; ".join(_run_name(d) for d in docs) + ".", ""]
+    for d in docs:
+        body = render(d, f"{title}: {_run_name(d)}").splitlines()
+        parts += ["#" + line if line.startswith("#") else line for line in body] + [""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("json", help="pytest-benchmark --benchmark-json output")
+    p.add_argument(
+        "json", nargs="+", help="pytest-benchmark --benchmark-json output (several: one section each)"
+    )
     p.add_argument("--out", help="write the Markdown here (default: print it)")
     p.add_argument("--title", default="edgeecg benchmark results")
     args = p.parse_args(argv)
-    text = render(load(args.json), args.title)
+    text = render_many([load(j) for j in args.json], args.title)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")

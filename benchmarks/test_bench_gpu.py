@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchsuite import BenchSettings, build_models, default_bundle
+from benchsuite import (
+    BenchSettings,
+    build_checkpoints,
+    build_detector_checkpoint,
+    build_models,
+    default_bundle,
+)
 from roofline import count_flops
 
 SETTINGS = BenchSettings.from_env()
@@ -33,6 +39,17 @@ def gpu_models(settings):
 
 
 @pytest.fixture(scope="module")
+def checkpoints(settings):
+    """The members' checkpoints only: the torch groups need no ONNX bundle."""
+    return build_checkpoints(settings)
+
+
+@pytest.fixture(scope="module")
+def detector_pt(settings):
+    return build_detector_checkpoint(settings)
+
+
+@pytest.fixture(scope="module")
 def gpu_name():
     import torch  # noqa: PLC0415
 
@@ -40,23 +57,23 @@ def gpu_name():
 
 
 @pytest.fixture(scope="module")
-def member_flops(gpu_models, settings) -> int:
+def member_flops(checkpoints, settings) -> int:
     """FLOPs of one member on one image."""
     import torch  # noqa: PLC0415
 
     from edgeecg.export.checkpoints import load_member, read_checkpoint  # noqa: PLC0415
 
-    model = load_member(read_checkpoint(gpu_models.checkpoints[0]))
+    model = load_member(read_checkpoint(checkpoints[0]))
     return count_flops(model, torch.zeros(1, 3, settings.height, settings.width))
 
 
 @pytest.fixture(scope="module")
-def detector_flops(gpu_models, settings) -> int | None:
+def detector_flops(detector_pt, settings) -> int | None:
     try:
         import torch  # noqa: PLC0415
         from ultralytics import YOLO  # noqa: PLC0415
 
-        model = YOLO(str(gpu_models.detector_pt)).model.float().eval()
+        model = YOLO(str(detector_pt)).model.float().eval()
         return count_flops(model, torch.zeros(1, 3, settings.det_size, settings.det_size))
     except Exception:  # noqa: BLE001  (a missing count only loses the roofline column)
         return None
@@ -66,12 +83,12 @@ def detector_flops(gpu_models, settings) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def torch_members(gpu_models):
+def torch_members(checkpoints):
     import torch  # noqa: PLC0415
 
     from edgeecg.export.checkpoints import load_member, read_checkpoint  # noqa: PLC0415
 
-    models = [load_member(read_checkpoint(c)).cuda().eval() for c in gpu_models.checkpoints]
+    models = [load_member(read_checkpoint(c)).cuda().eval() for c in checkpoints]
     yield models
     del models
     torch.cuda.empty_cache()
@@ -104,6 +121,36 @@ def test_torch_cuda_fp16_ensemble(bench, benchmark, torch_members, settings, mem
         flops=member_flops * len(torch_members) * batch,
     )
     assert tuple(out.shape) == (batch, 5)
+
+
+@pytest.mark.gpu
+@pytest.mark.benchmark(group="GPU detector (input size, batch 1)")
+def test_torch_cuda_fp16_detector(bench, detector_pt, settings, detector_flops, gpu_name):
+    """The yolov8n-pose detector in eager torch, FP16 weights, at its input size (raw head output)."""
+    import torch  # noqa: PLC0415
+    from ultralytics import YOLO  # noqa: PLC0415
+
+    model = YOLO(str(detector_pt)).model.cuda().half().eval()
+    n = settings.det_size
+    x = torch.rand(1, 3, n, n, device="cuda", dtype=torch.float16)
+
+    def run():
+        with torch.inference_mode():
+            out = model(x)
+        torch.cuda.synchronize()
+        return out
+
+    out = bench(
+        run,
+        case="gpu/torch-cuda-fp16-detector/b1",
+        warmup=max(settings.warmup, 10),
+        backend="torch-cuda",
+        precision="fp16",
+        gpu=gpu_name,
+        flops=detector_flops,
+        input=[n, n],
+    )
+    assert (out[0] if isinstance(out, (list, tuple)) else out).shape[0] == 1
 
 
 # -- TensorRT -----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Run the GPU benchmark groups on this machine's NVIDIA GPU and print the results table. Installs nothing.
 
-    python scripts/bench_gpu.py                                  # 5x convnext_atto 256x512 (the default's shape)
+    python scripts/bench_gpu.py                                  # 5x convnext_atto 256x512
+    python scripts/bench_gpu.py --default-shape                  # the default bundle's members (96x192)
     python scripts/bench_gpu.py --arch convnext_base --input 384x384     # the 40 ms target's ensemble
     python scripts/bench_gpu.py --bundle BUNDLE                  # also a real bundle (plans built for this GPU)
     python scripts/bench_gpu.py --cpu --out benchmarks/RESULTS-gpu.md    # CPU groups too; keep the table
@@ -42,6 +43,12 @@ def gpu_name() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--default-shape",
+        action="store_true",
+        help="members shaped as the bundled default model's (model, model_kwargs and input of "
+        "train/configs/default.yaml)",
+    )
     p.add_argument("--arch", help="timm model of each member (default convnext_atto)")
     p.add_argument("--input", help="classifier input HxW (default 256x512)")
     p.add_argument("--folds", type=int, help="ensemble members (default 5)")
@@ -73,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         EDGEECG_BENCH_COMMAND=shlex.join(["python", "scripts/bench_gpu.py", *(argv or sys.argv[1:])]),
     )
     env.setdefault("YOLO_CONFIG_DIR", str(ROOT / "build" / "yolo-config"))
+    if args.default_shape:
+        import json  # noqa: PLC0415
+
+        import yaml  # noqa: PLC0415
+
+        recipe = yaml.safe_load((ROOT / "train" / "configs" / "default.yaml").read_text(encoding="utf-8"))
+        args.arch = args.arch or recipe["model"]
+        args.input = args.input or f"{recipe['input_height']}x{recipe['input_width']}"
+        env["EDGEECG_BENCH_MODEL_KWARGS"] = json.dumps(recipe.get("model_kwargs") or {})
     for key, value in (
         ("ARCH", args.arch),
         ("INPUT", args.input),

@@ -147,6 +147,31 @@ def test_report_judges_ratios_against_targets():
     assert "1.11x" in fused and fused.endswith("| **no** |")
 
 
+def test_report_of_a_gpu_only_run_shows_the_t4_targets_unjudged_off_a_t4():
+    report = _module("report")
+    suite = _module("benchsuite")
+    settings = suite.BenchSettings(arch="convnext_base", height=384, width=384).describe()
+    doc = _doc(
+        {"gpu/torch-cuda-fp16/b1": [0.043] * 3, "gpu/torch-cuda-fp16-detector/b1": [0.006] * 3},
+        gpu="NVIDIA H200",
+        flops=4.5e11,
+        precision="fp16",
+    )
+    doc["edgeecg"] = {"gpu": "NVIDIA H200", "settings": settings}
+    targets = report.render(doc).split("## All figures")[0]
+    assert "ONNX Runtime" not in targets and "not measured" not in targets  # no CPU rows in a GPU-only run
+    e2e = next(ln for ln in targets.splitlines() if "convnext_base 384x384" in ln)
+    assert "43.00 ms, torch-CUDA FP16 eager, ensemble only" in e2e and "n/a" in e2e
+    # On a T4 a TensorRT figure is judged.
+    trt = _doc({"gpu/tensorrt-detector/b1": [0.0012] * 3}, gpu="Tesla T4")
+    trt["edgeecg"] = {"gpu": "Tesla T4", "settings": settings}
+    det = next(ln for ln in report.render(trt).splitlines() if ln.startswith("| Detector"))
+    assert "1.20 ms, TensorRT FP16" in det and det.endswith("| yes |")
+    # Several runs: one section each under one title.
+    both = report.render_many([doc, trt], "GPU")
+    assert both.startswith("# GPU\n") and both.count("\n## GPU: 5 x convnext_base at 384x384\n") == 2
+
+
 def test_roofline_peaks_and_floor():
     roof = _module("roofline")
     assert roof.peak("Tesla T4")["label"] == "Tesla T4"
@@ -155,6 +180,7 @@ def test_roofline_peaks_and_floor():
     assert roof.peak("NVIDIA A10G") is None  # a different card: no guess
     assert roof.peak("NVIDIA H100 PCIe")["label"] == "H100 PCIe"
     assert roof.peak("NVIDIA H100 80GB HBM3")["label"] == "H100 SXM"
+    assert roof.peak("NVIDIA H200")["label"] == "H200"
     assert roof.peak("Orin")["fp32"] > 0
     # 65 TFLOP/s FP16 on a T4: 6.5 GFLOP take at least 0.1 ms
     assert roof.floor_ms(6.5e9, "Tesla T4", "fp16") == pytest.approx(0.1)
