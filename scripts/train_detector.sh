@@ -32,7 +32,7 @@ IMGSZ=${IMGSZ:-320}
 SIZE=${SIZE:-800x600}      # scene size; the detector sees it letterboxed to IMGSZ
 WORKERS=${WORKERS:-2}
 VERIFIER=${VERIFIER:-runs/verifier}
-CLS_INPUT=${CLS_INPUT:-96x192}   # the classifier input of the bundle the ECG check goes into
+CLS_INPUT=${CLS_INPUT:-96x192}   # the ECG check's page size (the runtime makes its page at this size)
 
 synth() {  # name n seed style negatives
   [ -f "$DATA/$1/geometry.jsonl" ] && { echo "keep $DATA/$1"; return; }

@@ -342,6 +342,7 @@ def evaluate(
         "corners": corners,
         "refine": refine,
         "verifier": str(verifier) if verifier else None,
+        "page_size": list(input_size_cls),
         "iou_ge_0.90": float((ious_a >= 0.9).mean()) if len(ious) else float("nan"),
         "corner_err_le_1.5pct": float((errs_a <= 0.015).mean()) if len(errs) else float("nan"),
         "negatives_rejected": float(np.mean(rejected)) if rejected else float("nan"),
@@ -424,6 +425,16 @@ def calibrate(
 
 
 # -- command line -------------------------------------------------------------------------------------
+def _page_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--page-size wants HxW, e.g. 128x256, not {text!r}") from None
+    if h < 8 or w < 8:
+        raise UsageError(f"--page-size {text}: too small")
+    return h, w
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeecg-train detector", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -493,6 +504,11 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--verifier", help="also run this ECG check (verifier .onnx) on every page, as a bundle does"
     )
+    v.add_argument(
+        "--page-size",
+        default="96x192",
+        help="HxW the pages are made at: the bundle's classifier input, which the ECG check sees (default 96x192)",
+    )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     c = sub.add_parser("calibrate", help="choose the no-ECG threshold on a tuning set (writes MODEL.json)")
     c.add_argument("--data", required=True, help="synth dataset dir with negatives, a seed kept for tuning")
@@ -553,6 +569,7 @@ def main_detector(argv: list[str] | None = None) -> int:
         corners=args.corners,
         refine=args.refine,
         verifier=args.verifier,
+        input_size_cls=_page_size(args.page_size),
     )
     if args.json:
         print(json.dumps(res))

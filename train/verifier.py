@@ -391,7 +391,11 @@ def main_verifier(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--detector", required=True, help="the detector ONNX the runtime chain uses")
     p.add_argument("--out", default=d.out, help=f"output dir (default {d.out})")
-    p.add_argument("--input-size", default="96x192", help="HxW the verifier sees: the classifier's input")
+    p.add_argument(
+        "--input-size",
+        default="96x192",
+        help="HxW of the pages the verifier sees (the runtime makes its page at this size, whatever the classifier's)",
+    )
     p.add_argument("--mode", default=d.mode, choices=("crop", "warp", "none"), help="runtime mode")
     p.add_argument("--corners", default=d.corners, choices=("keypoints", "classical"), help="warp corners")
     p.add_argument(

@@ -135,3 +135,19 @@ def test_verifier_outputs_are_checked(tmp_path):
             Verifier(r, OUT, 0.5, outputs=("upright",))
         with pytest.raises(BackendError, match="1 finite logit"):
             Verifier(r, OUT, 0.5).score(np.zeros((*OUT, 3), np.uint8))  # two columns, one expected
+
+
+def test_the_check_sees_the_page_made_at_its_own_size(verifier):
+    """A bundle whose classifier page is larger than the check's input: the check gets the page the chain
+    makes at the check's own size (as it was trained), not the classifier's page shrunk."""
+    scene = make_hand_scene((320, 240), seed=3)
+    for mode in ("warp", "crop", "none"):
+        cfg = PreprocessConfig(mode=mode, corners="classical")
+        big = (64, 128)  # classifier page; the check takes OUT = (32, 64)
+        got = Preprocessor(cfg, None, big, verifier=verifier)(scene.image, debug=True)
+        assert got.image is not None and got.image.shape[:2] == big
+        at_its_size = Preprocessor(cfg, None, OUT)(scene.image).image
+        np.testing.assert_array_equal(got.stages["ecg check"], at_its_size)
+        assert got.ecg_score == pytest.approx(verifier.score(at_its_size))
+        same = Preprocessor(cfg, None, OUT, verifier=verifier)(scene.image, debug=True)
+        assert "ecg check" not in same.stages  # at the check's size the classifier's page is the check's

@@ -109,7 +109,7 @@ def test_smoke_train_export_evaluate(synth_sets, tmp_path):
     assert fields["kind"] == "yolov8-pose" and fields["keypoints"] == 4 and fields["input_size"] == [64, 64]
     res = det_train.evaluate(val_dir, onnx_path)
     assert res["images"] == 6 and res["ecg_images"] + res["negatives"] == 6
-    assert set(res["meets"]) == set(det_train.TARGETS)
+    assert set(res["meets"]) == set(det_train.TARGETS) and res["page_size"] == [96, 192]
     with OnnxRuntimeRunner(onnx_path) as runner:
         detector = det_train.open_detector(runner, onnx_path)
         assert not detector.rect and detector.input_size == (64, 64)  # the square letterbox of training
@@ -129,6 +129,13 @@ def test_smoke_train_export_evaluate(synth_sets, tmp_path):
     assert side["conf_threshold"] == cal["conf_threshold"] and side["kind"] == "yolov8-pose"
     assert det_train._sidecar_threshold(onnx_path) == cal["conf_threshold"]
     shutil.rmtree(tmp_path / "run", ignore_errors=True)
+
+
+def test_page_size_option():
+    assert det_train._page_size("128x256") == (128, 256)
+    for bad in ("128", "ax256", "4x4"):
+        with pytest.raises(UsageError):
+            det_train._page_size(bad)
 
 
 def test_corner_error_scores_only_visible_corners():
