@@ -73,14 +73,13 @@ LIMITS: list[tuple[str, str, float]] = [
     ("Process start (import, bundle check, sessions), benchmark bundle", "startup/bench", 1500.0),
 ]
 
-#: The default bundle's member shape (edgeecg/assets/default; train/configs/default.yaml).
-DEFAULT_SHAPE = (
-    "convnext_atto",
-    96,
-    192,
+#: The default bundle's member shapes (edgeecg/assets/default; train/configs/default.yaml): 128x256 since
+#: 2026-11-26, 96x192 before.
+_DEFAULT_KW = (
     '{"conv_mlp": true, "depths": [2, 2, 4, 2], "dims": [24, 48, 96, 192], "ls_init_value": 1.0, '
-    '"norm_layer": "batchnorm2d"}',
+    '"norm_layer": "batchnorm2d"}'
 )
+DEFAULT_SHAPES = [("convnext_atto", 128, 256, _DEFAULT_KW), ("convnext_atto", 96, 192, _DEFAULT_KW)]
 
 #: GPU targets from the T4 runbook: (what, TensorRT case, torch-CUDA case shown where TensorRT was not measured,
 #: ms at p50 on a T4, the benchmark settings the target is for: [(arch, height, width, model_kwargs)] or None
@@ -91,7 +90,7 @@ T4_TARGETS: list[tuple[str, str, str, float, list[tuple[str, int, int, str]] | N
         "gpu/tensorrt-fp16/b1",
         "gpu/torch-cuda-fp16/b1",
         8.0,
-        [DEFAULT_SHAPE, ("convnext_atto", 256, 512, "")],
+        [*DEFAULT_SHAPES, ("convnext_atto", 256, 512, "")],
     ),
     (
         "End to end from a frame, 5x convnext_base 384x384 (<= 40 ms)",

@@ -2,7 +2,7 @@
 """Run the GPU benchmark groups on this machine's NVIDIA GPU and print the results table. Installs nothing.
 
     python scripts/bench_gpu.py                                  # 5x convnext_atto 256x512
-    python scripts/bench_gpu.py --default-shape                  # the default bundle's members (96x192)
+    python scripts/bench_gpu.py --default-shape                  # the default bundle's members (128x256)
     python scripts/bench_gpu.py --arch convnext_base --input 384x384     # the 40 ms target's ensemble
     python scripts/bench_gpu.py --bundle BUNDLE                  # also a real bundle (plans built for this GPU)
     python scripts/bench_gpu.py --cpu --out benchmarks/RESULTS-gpu.md    # CPU groups too; keep the table
