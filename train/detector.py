@@ -32,6 +32,7 @@ import numpy as np
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError, InputError, UsageError
 from edgeecg.export.detector import LETTERBOXES
+from edgeecg.synth.dataset import parse_size
 
 log = logging.getLogger(__name__)
 
@@ -426,10 +427,7 @@ def calibrate(
 
 # -- command line -------------------------------------------------------------------------------------
 def _page_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--page-size wants HxW, e.g. 128x256, not {text!r}") from None
+    h, w = parse_size(text, "--page-size", "128x256")
     if h < 8 or w < 8:
         raise UsageError(f"--page-size {text}: too small")
     return h, w

@@ -41,7 +41,7 @@ from edgeecg.train.checkpoint import (
 )
 from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
 from edgeecg.train.data import EpochSampler, TrainDataset
-from edgeecg.train.losses import pos_weight, weighted_bce
+from edgeecg.train.losses import logit, pos_weight, weighted_bce
 from edgeecg.train.model import create_model
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ def fit(
         )
         y_val = val_ds.labels
         val_loss = float(
-            criterion(torch.from_numpy(_logit(probs)).float().to(device), torch.from_numpy(y_val).to(device))
+            criterion(torch.from_numpy(logit(probs)).float().to(device), torch.from_numpy(y_val).to(device))
         )
         aurocs = roc_auc_per_class(y_val, probs)
         auroc = macro_auroc(y_val, probs)
@@ -416,11 +416,6 @@ def fit(
         stopped_early=bool(state["stopped"]),
         history=state["history"],
     )
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-7, 1 - 1e-7)
-    return np.log(q / (1 - q))
 
 
 class _Null:

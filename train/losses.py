@@ -8,7 +8,13 @@ import numpy as np
 
 from edgeecg._lazy import require
 
-__all__ = ["pos_weight", "weighted_bce"]
+__all__ = ["logit", "pos_weight", "weighted_bce"]
+
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [1e-7, 1 - 1e-7] so that 0 and 1 stay finite."""
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(q / (1 - q))
 
 
 def pos_weight(labels: np.ndarray, max_weight: float = 100.0) -> np.ndarray:

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from edgeecg.errors import EdgeECGError, UsageError
+from edgeecg.synth.dataset import parse_size
+from edgeecg.train.losses import logit
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +139,6 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
     return pages, labels
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
-
-
 def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> np.ndarray:
     """The ECG scenes' pages flattened with their ground-truth corners (so the right way up) and CLAHE'd as
     the runtime does: what the upright output learns from (uint8 [M, H, W, 3] BGR), cached."""
@@ -206,7 +203,7 @@ def choose_threshold(
             scores = np.unique(np.concatenate([pos, neg]))
             a, b = scores[:-1], scores[1:]  # every cut between neighbouring scores...
             enough = np.searchsorted(neg, a, side="right") >= need
-            gap = _logit(b) - _logit(a)
+            gap = logit(b) - logit(a)
             # ...that the rules allow: losing no ECG if that can be done, else no more than allowed
             for ok in (enough & (b <= pos[0]), enough & (b <= top)):
                 if ok.any():
@@ -217,7 +214,7 @@ def choose_threshold(
         # reject every negative under `top`, then keep every positive above the highest of them
         cut = (below[-1], pos[pos > below[-1]][0])
     if cut is not None:
-        thr = float(1 / (1 + np.exp(-(_logit(cut[0]) + _logit(cut[1])) / 2)))
+        thr = float(1 / (1 + np.exp(-(logit(cut[0]) + logit(cut[1])) / 2)))
     else:
         thr = float(pos[0] - 1e-6)
     thr = float(np.clip(thr, lo, hi))
@@ -314,7 +311,7 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         pos, neg = p[y_tu == 1], p[y_tu == 0]
         cal = choose_threshold(pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected)
         # margin: how far (logit) the lowest tuning ECG sits above the threshold
-        margin = float(_logit(pos.min()) - _logit(cal["threshold"]))
+        margin = float(logit(pos.min()) - logit(cal["threshold"]))
         row = {"epoch": epoch + 1, "auroc": float(roc_auc_score(y_tu, p)), **cal, "margin": margin}
         if up_tu is not None:
             row["upright_accuracy"] = upright_accuracy(net, up_tu)
@@ -421,10 +418,7 @@ def main_verifier(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=d.seed, help="seed")
     args = p.parse_args(argv)
-    try:
-        h, w = (int(v) for v in args.input_size.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--input-size must look like 96x192, got {args.input_size!r}") from None
+    h, w = parse_size(args.input_size, "--input-size", "96x192")
     cfg = VerifierConfig(
         data=tuple(args.data), tune=args.tune, detector=args.detector, out=args.out, input_size=(h, w),
         mode=args.mode, corners=args.corners, refine=args.refine, epochs=args.epochs,

@@ -83,13 +83,13 @@ class SynthConfig:
             raise UsageError(f"--records {self.records} is not a directory")
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'1024x768' -> (1024, 768)."""
+def parse_size(text: str, option: str = "--size", example: str = "1024x768") -> tuple[int, int]:
+    """'1024x768' -> (1024, 768): the two numbers in the order written (WxH or HxW, as `option` takes them)."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        a, b = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--size must look like 1024x768, got {text!r}") from None
-    return w, h
+        raise UsageError(f"{option} must look like {example}, got {text!r}") from None
+    return a, b
 
 
 def item_rng(seed: int, index: int) -> np.random.Generator:
