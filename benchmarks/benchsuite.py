@@ -292,9 +292,9 @@ def _write_detector(path: Path) -> Path:
 
 
 def build_checkpoints(s: BenchSettings) -> tuple[Path, ...]:
-    """The members' random-init checkpoints for `s` alone, cached: the torch groups need no ONNX export
-    (which for five ConvNeXt-Base members would cost minutes of a GPU lease). Same seeds, same weights as
-    the bundle's."""
+    """The members' random-init checkpoints for `s`, cached: the torch groups use them without the ONNX
+    export (which for five ConvNeXt-Base members would cost minutes of a GPU lease), and the benchmark
+    bundle is exported from them."""
     root = Path(s.cache) / f"{s.bundle_key()}-checkpoints"
     with _locked(Path(s.cache) / f"{root.name}.lock"):
         if not (root / "READY").is_file():
@@ -305,7 +305,8 @@ def build_checkpoints(s: BenchSettings) -> tuple[Path, ...]:
 
 
 def build_detector_checkpoint(s: BenchSettings) -> Path:
-    """The random-init ultralytics detector checkpoint alone, cached (for the torch detector group)."""
+    """The random-init ultralytics detector checkpoint, cached: the torch detector group and every benchmark
+    bundle's detector (exported at its own input size) come from it."""
     path = Path(s.cache) / "detector-yolov8n-pose" / "detector.pt"
     with _locked(Path(s.cache) / "detector-yolov8n-pose.lock"):
         if not path.is_file():
@@ -332,8 +333,9 @@ def build_models(
 
             shutil.rmtree(root, ignore_errors=True)
             progress(f"building benchmark models in {root}")
-            cks = _write_checkpoints(s, root / "checkpoints")
-            det = _write_detector(root / "detector.pt")
+            # the same cached checkpoints the torch groups use, not a second copy
+            cks = build_checkpoints(s)
+            det = build_detector_checkpoint(s)
             cfg = ExportConfig(
                 checkpoints=tuple(str(c) for c in cks),
                 out=str(root / "bundle"),
@@ -359,8 +361,7 @@ def build_models(
             )
             write_manifest(root / "bundle", manifest)
             ready.write_text(json.dumps(s.describe(), indent=1) + "\n")
-    cks = tuple(sorted((root / "checkpoints").glob("*.safetensors")))
-    return BenchModels(root, root / "bundle", cks, root / "detector.pt")
+    return BenchModels(root, root / "bundle", build_checkpoints(s), build_detector_checkpoint(s))
 
 
 @dataclass(frozen=True)

@@ -213,14 +213,11 @@ def _targets(rows: dict[str, dict[str, Any]], gpu: str | None, settings: dict[st
     for what, trt_case, torch_case, limit, models in T4_TARGETS:
         trt = rows.get(trt_case)
         r = trt or rows.get(torch_case)
-        if r is None:
-            continue
+        if r is None or (models is not None and here not in models):
+            continue  # not measured, or another model than the target's (its figure is in the tables below)
         how = "TensorRT FP16" if trt else "torch-CUDA FP16 eager"
         if trt_case.startswith("gpu/e2e") and not trt:
             how += ", ensemble only"
-        same = models is None or here in models
-        if not same:
-            continue  # another model than the target's: its figure is in the tables below
         if not trt or not is_t4:
             met = f"n/a: the target is for TensorRT on a T4, this is {how} on {gpu}"
         else:
