@@ -265,6 +265,19 @@ def match_order(quad: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return min(shifts, key=lambda q: float(np.linalg.norm(q - reference, axis=1).sum()))
 
 
+def landscape_order(quad: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """`quad` (clockwise) re-ordered by a quarter-turn so that its top and bottom sides are the longer pair.
+
+    Of the two quarter-turns, the one whose corners lie closer to `reference` (the detector's keypoints)
+    wins, else the turn that makes the old top-right the new top-left; either may be upside down, which
+    only the page's content can tell (the ECG check's upright output).
+    """
+    turns = [np.roll(quad, -1, axis=0), np.roll(quad, 1, axis=0)]
+    if reference is None or not is_valid_quad(reference, min_area=16.0):
+        return turns[0]
+    return min(turns, key=lambda q: float(np.linalg.norm(q - reference, axis=1).sum()))
+
+
 def _step_response(small: np.ndarray, q: np.ndarray, reach: int, samples: int, k: int):
     """Colour-step strength across each side of `q` (working-copy pixels) at `samples` points per side.
 

@@ -27,6 +27,7 @@ from edgeecg.preprocess.corners import (
     box_corners,
     classical_corners,
     is_valid_quad,
+    landscape_order,
     match_order,
     order_corners,
     refine_corners,
@@ -49,6 +50,10 @@ REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined
 # chain upside down (1.5% of the tuning scenes): by Bayes, turning pays only below that prior. (At 0.5 it
 # turned 21 of 58 real photos, on which the output hovers around 0.1-0.6.)
 UPRIGHT_MIN = 0.02
+# ECG sheets are printed landscape, so a quad that reads portrait is a quarter-turn off; which of the two
+# quarter-turns is right is even odds, so there the check's upright output decides at an even threshold.
+UPRIGHT_MIN_QUARTER = 0.5
+QUARTER_MIN_SUPPORT = 2.0  # refined-side support (of 4) from which a quad's aspect is the sheet's
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,7 @@ class Preprocessor:
 
         corners = det.corners if det is not None else None
         source = paper = None
+        quarter = False
         region = full
         t0 = time.perf_counter()
         if cfg.mode == "none":
@@ -251,7 +257,22 @@ class Preprocessor:
             stage = "crop"
         else:
             corners, source, support = self._corners(img, det, box if box is not None else full)
-            if box is not None and _edges_found_inside(corners, support, (h, w)):
+            # only a sheet whose own edges were found reads portrait for sure: a tight photo or screenshot
+            # of part of a page (no edges, the frame is the quad) may well be taller than wide
+            # A sheet reads portrait for sure only where the frame did not cut its width: a side along the
+            # frame's top or bottom only hides more height, one along its left or right (a tight photo or
+            # screenshot of part of a page) hides width.
+            left, _, right, _ = _borders_with_a_side(corners, (h, w))
+            quarter = (
+                support is not None
+                and support >= QUARTER_MIN_SUPPORT
+                and not (left or right)
+                and paper_format(corners)[1] < 1.0
+            )
+            if quarter:
+                corners = landscape_order(corners, det.corners if det is not None else None)
+                source = f"{source}+landscape"
+            if box is not None and _box_from_corners(corners, support, "+refined" in source, (h, w)):
                 # four clear edges inside the frame bound the sheet better than the detector's box
                 box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
             timings["corners"] = time.perf_counter() - t0
@@ -279,7 +300,8 @@ class Preprocessor:
                 # turned 14 of 1,000 held-out ECGs and 12 of 58 real ones away (4 and 5 at its own size)
                 check_page = apply_clahe(page((vh, vw)), cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
             ecg_score, upright = self.verifier.assess(check_page)
-            if upright is not None and upright < UPRIGHT_MIN and stage == "warp":
+            turn_below = UPRIGHT_MIN_QUARTER if stage == "warp" and quarter else UPRIGHT_MIN
+            if upright is not None and upright < turn_below and stage == "warp":
                 # the sheet lies turned by 180 degrees: its top-left is the opposite corner
                 out, eq = cv2.rotate(out, cv2.ROTATE_180), cv2.rotate(eq, cv2.ROTATE_180)
                 corners = np.roll(corners, 2, axis=0)
@@ -355,17 +377,27 @@ class Preprocessor:
         return quad, name + ("+refined" if moved else ""), support
 
 
-def _edges_found_inside(corners: np.ndarray, support: float | None, shape: tuple[int, int]) -> bool:
-    """True when refinement found all four sides (summed support >= BOX_FROM_EDGES) and none of them is a
-    side kept on the frame's edge (both its corners within 1% of the same border: the sheet may run on
-    beyond it). A corner alone may touch the frame: a sheet's corner can lie on it."""
+def _box_from_corners(
+    corners: np.ndarray, support: float | None, moved: bool, shape: tuple[int, int]
+) -> bool:
+    """True when the refined quad bounds the visible sheet better than the detector's box: refinement found
+    its sides (summed support >= BOX_FROM_EDGES) and either moved the quad onto them, or found all four
+    inside the frame, or the quad is the whole frame (a page that fills the picture). An unmoved rough
+    quad with a side kept on the frame's edge is only the search region (the detector's box, enlarged)."""
     if support is None or support < BOX_FROM_EDGES:
         return False
+    on_frame = _borders_with_a_side(corners, shape)
+    return moved or not on_frame.any() or bool(on_frame.all())
+
+
+def _borders_with_a_side(corners: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which of the frame's borders (left, top, right, bottom) a side of the quad lies along (both its
+    corners within 1% of that border)."""
     h, w = shape
     mx, my = 0.01 * w, 0.01 * h
     x, y = corners[:, 0], corners[:, 1]
     near = np.stack([x <= mx, y <= my, x >= w - mx, y >= h - my])  # [border, corner]
-    return not bool((near & np.roll(near, -1, axis=1)).any())  # a side: corner i and i + 1 on one border
+    return (near & np.roll(near, -1, axis=1)).any(1)  # a side: corner i and i + 1 on one border
 
 
 def to_model_input(

@@ -163,16 +163,50 @@ def test_warp_box_follows_the_edges_found_inside_the_frame(tmp_path):
     np.testing.assert_allclose(crop.box, loose, atol=8)  # crop mode keeps the detector's box
 
 
-def test_the_box_from_edges_allows_a_corner_on_the_frame_but_not_a_side():
-    from edgeecg.preprocess.preprocess import _edges_found_inside
+def test_the_box_from_edges_needs_the_sides_found_and_an_unmoved_frame_side_is_only_the_search_region():
+    from edgeecg.preprocess.preprocess import _box_from_corners
 
     shape = (600, 800)
     inside = np.array([[35, 25], [742, 49], [760, 542], [40, 544]], np.float32)
-    assert _edges_found_inside(inside, 3.8, shape)
-    assert not _edges_found_inside(inside, 2.5, shape)  # a side not found
+    assert _box_from_corners(inside, 3.8, False, shape)
+    assert not _box_from_corners(inside, 2.5, True, shape)  # a side not found
     corner = inside.copy()
     corner[3] = [0, 544]  # one corner of a tilted sheet on the frame's left edge: still the sheet's box
-    assert _edges_found_inside(corner, 3.8, shape)
+    assert _box_from_corners(corner, 3.8, False, shape)
     side = inside.copy()
-    side[[0, 3], 0] = 0  # the whole left side on the frame's edge: the sheet may go on beyond it
-    assert not _edges_found_inside(side, 3.8, shape)
+    side[[0, 3], 0] = 0  # the whole left side on the frame's edge: the sheet runs on beyond it
+    assert _box_from_corners(side, 3.8, True, shape)  # refinement moved the other sides onto the sheet
+    assert not _box_from_corners(side, 3.8, False, shape)  # unmoved: the detector's box, enlarged
+    frame = np.array([[0, 0], [800, 0], [800, 600], [0, 600]], np.float32)
+    assert _box_from_corners(frame, 4.0, False, shape)  # a page that fills the picture
+
+
+def test_a_sheet_lying_a_quarter_turned_is_warped_landscape():
+    # the sheet's top-left lies at the picture's top-right: its outline reads portrait, ECG sheets are landscape
+    quad = np.array([[560, 80], [560, 520], [240, 520], [240, 80]], np.float32)
+    scene = make_hand_scene((800, 600), quad=quad, seed=3)
+    prep = Preprocessor(PreprocessConfig(mode="warp", corners="classical"), None, OUT)(scene.image)
+    assert prep.corner_source.endswith("+landscape")
+    np.testing.assert_allclose(prep.corners, quad, atol=3)
+    upright = Preprocessor(PreprocessConfig(mode="warp", corners="classical"), None, OUT)(
+        make_hand_scene((800, 600), seed=3).image
+    )
+    assert "landscape" not in upright.corner_source
+
+
+def test_a_tall_picture_cut_from_a_page_is_not_turned():
+    # a portrait photo of part of a page: the frame cuts the sheet's width, so its outline says nothing
+    scene = make_hand_scene((800, 600), seed=3)
+    x0, x1 = int(scene.quad[:, 0].min()) + 120, int(scene.quad[:, 0].max()) - 120
+    part = np.ascontiguousarray(scene.image[:, x0:x1])
+    prep = Preprocessor(PreprocessConfig(mode="warp", corners="classical"), None, OUT)(part)
+    assert "landscape" not in prep.corner_source
+
+
+def test_landscape_order_takes_the_quarter_turn_nearest_the_keypoints():
+    from edgeecg.preprocess.corners import landscape_order
+
+    portrait = np.array([[240, 80], [560, 80], [560, 520], [240, 520]], np.float32)
+    np.testing.assert_array_equal(landscape_order(portrait), np.roll(portrait, -1, axis=0))
+    keypoints = np.roll(portrait, 1, axis=0) + 5  # the detector saw the top-left at the bottom-left
+    np.testing.assert_array_equal(landscape_order(portrait, keypoints), np.roll(portrait, 1, axis=0))
