@@ -101,6 +101,21 @@ def test_preprocessing(bench, pipeline, photo_image):
     assert p.rejected is None, p.rejected
 
 
+@pytest.mark.benchmark(group="pre-processing as each bundle configures it (photo, decode excluded)")
+def test_preprocessing_without_corner_model(bench, pipeline, photo_image):
+    """The same chain with the bundle's corner model left out: what placing the corners costs, side by side."""
+    which, _, pipe = pipeline
+    pre = pipe.preprocessor
+    if pre.corner_model is None:
+        pytest.skip(f"the {which} bundle has no corner model")
+    placer, pre.corner_model = pre.corner_model, None
+    try:
+        p = bench(lambda: pre(photo_image), case=f"preprocess/{which}-no-corner-model", bundle=which)
+    finally:
+        pre.corner_model = placer
+    assert p.rejected is None, p.rejected
+
+
 @pytest.mark.benchmark(group="end to end (photo, ONNX Runtime, batch 1)")
 @pytest.mark.parametrize("source", ["file", "array"])
 def test_end_to_end(bench, benchmark, pipeline, settings, photo, photo_image, source):

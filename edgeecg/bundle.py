@@ -35,6 +35,10 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
                    # or null/absent: the ECG check on the pre-processed page (BGR / 255 in, one logit per
                    # output; "outputs" absent: ["ecg"]); pages below the threshold are "no ECG found"; with
                    # "upright", a warped page it finds upside down is turned by 180 degrees
+      "corner_model": {"file": "corners.onnx", "sha256": "...", "kind": "corner-regressor",
+                       "input_size": [128, 192], "expand": 0.12},
+                   # or null/absent: warp only; places the corners from the sheet's content where edge
+                   # refinement did not find all four sides (see edgeecg.preprocess.cornermodel)
       "sam": {"encoder": {"file": ..., "sha256": ...}, "decoder": {...}},   # or null
       "preprocess": {"mode": "crop", "corners": "keypoints", "refine": true, "margin": 0.02,
                      "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"}},

@@ -29,6 +29,7 @@ from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest,
 from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
 from edgeecg.preprocess import (
+    CornerModel,
     Detector,
     Prepared,
     PreprocessConfig,
@@ -335,10 +336,26 @@ class Pipeline:
             files.append(ver_section["file"])
             extra.append(ver_runner)
             verifier = Verifier.from_manifest(ver_runner, ver_section)
+        placer = None
+        cm_section = manifest.get("corner_model")
+        if cm_section and cfg.mode == "warp":
+            cm_runner = runner_class("onnxruntime")(
+                bundle / cm_section["file"], threads=threads, name="corner-model"
+            )
+            files.append(cm_section["file"])
+            extra.append(cm_runner)
+            placer = CornerModel.from_manifest(cm_runner, cm_section)
         if verify:
             _verify_files(bundle, manifest, files)
         inp = manifest["classifier"]["input"]
-        pre = Preprocessor(cfg, detector, (int(inp["height"]), int(inp["width"])), sam=sam, verifier=verifier)
+        pre = Preprocessor(
+            cfg,
+            detector,
+            (int(inp["height"]), int(inp["width"])),
+            sam=sam,
+            verifier=verifier,
+            corner_model=placer,
+        )
         ensemble = Ensemble(runners, fused_outputs, manifest["classifier"].get("output", "logits"))
         return cls(manifest, pre, ensemble, backend, batch_size, extra)
 

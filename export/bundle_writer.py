@@ -57,6 +57,8 @@ class ExportConfig:
     """"square" or "rect" (see `export_detector`); None: as the .json beside an .onnx says, else square."""
     verifier: str | None = None
     """ECG check: the verifier.onnx of `edgeecg-train verifier` (its verifier.json beside it)."""
+    corner_model: str | None = None
+    """Corner model: the corners.onnx of `edgeecg-train corners` (its corners.json beside it)."""
     sam: str | None = None
     """SAM / MobileSAM checkpoint (optional)."""
     sam_type: str = "vit_t"
@@ -153,6 +155,27 @@ def _parse_thresholds(data: Any, path: str) -> tuple[list[float], str]:
     if not all(0.0 <= v <= 1.0 for v in values):
         raise UsageError(f"thresholds {path} must lie in [0, 1]")
     return values, method
+
+
+def _corner_model_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
+    """Copy the corner model ONNX into the bundle; its manifest entry from the corners.json beside it."""
+    meta_path = src.with_suffix(".json")
+    if src.suffix != ".onnx" or not src.is_file() or not meta_path.is_file():
+        raise UsageError(
+            f"--corner-model {src}: needs a corner model .onnx with its .json beside it (edgeecg-train corners)"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        fields = {
+            "kind": str(meta.get("kind", "corner-regressor")),
+            "input_size": [int(v) for v in meta["input_size"]],
+            "expand": float(meta["expand"]),
+            "validation": meta.get("validation"),
+        }
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{meta_path} lacks input_size or expand") from None
+    shutil.copyfile(src, bundle_dir / "corners.onnx")
+    return file_entry(bundle_dir, "corners.onnx", **fields)
 
 
 def _verifier_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
@@ -419,6 +442,11 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             progress(f"ECG check {Path(cfg.verifier).name}")
             verifier = _verifier_entry(Path(cfg.verifier), tmp)
 
+        corner_model = None
+        if cfg.corner_model:
+            progress(f"corner model {Path(cfg.corner_model).name}")
+            corner_model = _corner_model_entry(Path(cfg.corner_model), tmp)
+
         sam = None
         if cfg.sam:
             from edgeecg.export.sam import export_sam  # noqa: PLC0415
@@ -444,6 +472,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         for key, src in (
             ("detector", cfg.detector),
             ("verifier", cfg.verifier),
+            ("corner_model", cfg.corner_model),
             ("sam", cfg.sam),
             ("thresholds", cfg.thresholds),
         ):
@@ -463,6 +492,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
             },
             "detector": detector,
             "verifier": verifier,
+            "corner_model": corner_model,
             "sam": sam,
             "preprocess": _preprocess(members[0].sidecar.get("preprocess")),
             "engines": [],

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="ECG check: verifier.onnx from `edgeecg-train verifier` (verifier.json beside it)",
     )
+    p.add_argument(
+        "--corner-model",
+        metavar="FILE",
+        help="corner model: corners.onnx from `edgeecg-train corners` (corners.json beside it)",
+    )
     p.add_argument("--sam", metavar="FILE", help="optional SAM/MobileSAM checkpoint (needs the 'sam' extra)")
     p.add_argument(
         "--sam-type", default="vit_t", help="SAM registry name: vit_t (MobileSAM), vit_b, vit_l, vit_h"
@@ -153,6 +158,7 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
         detector_imgsz=args.detector_imgsz,
         detector_letterbox=args.detector_letterbox,
         verifier=args.verifier,
+        corner_model=args.corner_model,
         sam=args.sam,
         sam_type=args.sam_type,
         precision=args.precision,

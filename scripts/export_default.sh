@@ -11,7 +11,8 @@ RUN=${RUN:-runs/default}
 DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
 OUT=${OUT:-edgeecg/assets/default}
 VER=${VERIFIER_ONNX:-runs/verifier/verifier.onnx}
-$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" --verifier "$VER" \
+CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
+$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" --verifier "$VER" --corner-model "$CORNERS" \
   --variants int8w --fused --parity-data data/test_photo --out "$OUT"
 $PY/edgeecg eval data/test_photo --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"
 $PY/python scripts/record_bundle_metrics.py "$OUT" "$RUN/eval_runtime.json" \

@@ -6,10 +6,10 @@
 # Two phases: (1) from random init on photo and scan scenes (12% no-ECG negatives), (2) fine-tuning from
 # phase 1's best.pt on new scenes with 30% negatives (negatives were what phase 1 got wrongest), lower lr.
 # On the project's 2-core CPUs: synth ~3 min, phase 1 ~67 min (8 epochs), phase 2 ~36 min (5 epochs),
-# calibration, the ECG check (verifier) and evaluation ~12 min. Every step keeps what exists (delete a
+# calibration, the ECG check (verifier) and evaluation ~12 min, the corner model ~23 min. Every step keeps what exists (delete a
 # directory to redo it).
 #
-#   scripts/train_detector.sh                      # build/detector/*, runs/detector{,_ft}, runs/verifier
+#   scripts/train_detector.sh        # build/detector/*, runs/detector{,_ft}, runs/verifier, runs/corners
 #   N_TRAIN=800 EPOCHS=6 FT_EPOCHS=0 scripts/train_detector.sh   # a quicker, weaker detector (no phase 2)
 #   ONE_PHASE=1 WIDTH=0.125 RUN=runs/detector_w125 VERIFIER=runs/verifier_w125 scripts/train_detector.sh
 #       # half yolov8n's width, one phase on all 3,500 scenes: ~45 min of training, better synthetic boxes,
@@ -32,6 +32,8 @@ IMGSZ=${IMGSZ:-320}
 SIZE=${SIZE:-800x600}      # scene size; the detector sees it letterboxed to IMGSZ
 WORKERS=${WORKERS:-2}
 VERIFIER=${VERIFIER:-runs/verifier}
+CORNERS=${CORNERS:-runs/corners}
+N_CLEAN=${N_CLEAN:-500}
 CLS_INPUT=${CLS_INPUT:-96x192}   # the ECG check's page size (the runtime makes its page at this size)
 
 synth() {  # name n seed style negatives
@@ -45,6 +47,7 @@ synth ft_photo $((N_FT * 6 / 10)) 111 photo 0.3
 synth ft_scan $((N_FT * 4 / 10)) 112 scan 0.3
 synth val "$N_VAL" 201 mix 0.12
 synth tune "$N_TUNE" 401 mix 0.15
+synth corner_clean "$N_CLEAN" 121 clean 0   # the corner model also learns pages that fill the picture
 synth test "$N_TEST" 303 mix 0.15
 
 T=(.venv/bin/edgeecg-train detector train --val "$DATA/val" --imgsz "$IMGSZ" --workers "$WORKERS" --export)
@@ -66,11 +69,16 @@ fi
 [ -f "$VERIFIER/verifier.onnx" ] || .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
   --tune "$DATA/tune" --detector "$FINAL/detector.onnx" --out "$VERIFIER" --input-size "$CLS_INPUT" \
   --mode warp --corners classical
+# The corner model places the corners where refinement finds no clear edges (white on a white lid): pages
+# of rough quads around the training scenes' true corners, ~1 min to build, ~22 min of training.
+[ -f "$CORNERS/corners.onnx" ] || .venv/bin/edgeecg-train corners --data "$DATA/train_photo" \
+  "$DATA/train_scan" "$DATA/ft_photo" "$DATA/ft_scan" "$DATA/corner_clean" --val "$DATA/val" --out "$CORNERS"
 .venv/bin/edgeecg-train detector evaluate --data "$DATA/test" --model "$FINAL/detector.onnx" \
-  --corners classical --verifier "$VERIFIER/verifier.onnx" || \
+  --corners classical --verifier "$VERIFIER/verifier.onnx" --corner-model "$CORNERS/corners.onnx" || \
   echo "held-out targets not met (see above): train longer or on more scenes before shipping"
 
 if [ -n "${BUNDLE:-}" ]; then
   .venv/bin/edgeecg-export --checkpoints "${CHECKPOINTS:?set CHECKPOINTS to the stage II run}" \
-    --detector "$FINAL/detector.onnx" --verifier "$VERIFIER/verifier.onnx" --out "$BUNDLE"
+    --detector "$FINAL/detector.onnx" --verifier "$VERIFIER/verifier.onnx" \
+    --corner-model "$CORNERS/corners.onnx" --out "$BUNDLE"
 fi

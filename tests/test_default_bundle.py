@@ -36,6 +36,7 @@ def test_manifest_is_verified_and_says_where_it_came_from():
     assert manifest["detector"] is not None, "the default bundle must be able to say 'no ECG found'"
     assert manifest["verifier"]["threshold"] > 0, "the ECG check turns away sheets that are no ECG"
     assert manifest["preprocess"]["refine"] is True
+    assert manifest["corner_model"]["expand"] > 0, "the corner model places sheets without clear edges"
     members = manifest["classifier"]["variants"]
     assert members and all(len(v["members"]) == 5 for v in members.values())
     prov = manifest["provenance"]

@@ -6,6 +6,7 @@
     edgeecg-train show-config [--config X.yaml]
     edgeecg-train detector train|export|calibrate|evaluate ...   (the paper detector; see train/detector.py)
     edgeecg-train verifier --data ... --tune ... --detector ...  (the ECG check; see train/verifier.py)
+    edgeecg-train corners --data ... --val ...                   (the corner model; see train/corners.py)
 
 `--set key=value` (repeatable, dotted keys for nested settings, values parsed as YAML) overrides the
 config file. Under torchrun (WORLD_SIZE > 1) the same commands train with DDP. Exit codes: 0 fine,
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "verifier", help="train the ECG check on pages flattened by the runtime chain (see --help)"
     )
+    sub.add_parser("corners", help="train the corner model on synthetic scenes' true corners (see --help)")
     return parser
 
 
@@ -196,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         return guarded("edgeecg-train verifier", lambda: main_verifier(argv[1:]), say=_say)
+    if argv[:1] == ["corners"]:
+        from edgeecg.cli import guarded  # noqa: PLC0415
+        from edgeecg.train.corners import main_corners  # noqa: PLC0415
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        return guarded("edgeecg-train corners", lambda: main_corners(argv[1:]), say=_say)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

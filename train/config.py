@@ -128,6 +128,10 @@ class TrainConfig:
     runtime_mode: str = _f("warp", "preprocess=edgeecg: the runtime mode (crop, warp, none)")
     runtime_corners: str = _f("classical", "preprocess=edgeecg, warp: corner source (keypoints, classical)")
     runtime_refine: bool = _f(True, "preprocess=edgeecg, warp: snap the corners onto the paper's edges")
+    runtime_corner_model: str = _f(
+        "",
+        "preprocess=edgeecg, warp: corner model ONNX (its .json beside it) the runtime will use; '' = none",
+    )
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(

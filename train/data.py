@@ -139,6 +139,9 @@ def preprocess_key(cfg: TrainConfig) -> str:
         det = Path(cfg.runtime_detector)
         digest = sha256_file(det) if det.is_file() else "missing"
         key += f"/{cfg.runtime_mode}/{cfg.runtime_corners}/refine{int(cfg.runtime_refine)}/{digest}"
+        if cfg.runtime_corner_model:
+            cm = Path(cfg.runtime_corner_model)
+            key += f"/corners{sha256_file(cm) if cm.is_file() else 'missing'}"
     return key
 
 

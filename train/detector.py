@@ -282,6 +282,7 @@ def evaluate(
     refine: bool = True,
     verifier: str | Path | None = None,
     input_size_cls: tuple[int, int] = (96, 192),
+    corner_model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score the paper finder on a synth dataset dir against the issue's three held-out targets.
 
@@ -298,6 +299,8 @@ def evaluate(
         refine: snap the corners onto the paper's edges, as `PreprocessConfig.refine`.
         verifier: an ECG check ONNX (verifier.json beside it) run on each page, as a bundle with one does.
         input_size_cls: the classifier input the pages are made at (what the ECG check sees).
+        corner_model: a corner model ONNX (corners.json beside it) placing the corners where refinement
+            did not find all four edges, as a bundle with one does.
 
     Returns:
         Counts, the three fractions, whether each meets its target, and the corner fraction per style.
@@ -320,8 +323,17 @@ def evaluate(
                 raise UsageError(f"--verifier {verifier}: no {meta_path.name} beside it")
             check_runner = stack.enter_context(OnnxRuntimeRunner(verifier, name="verifier"))
             check = Verifier.from_manifest(check_runner, json.loads(meta_path.read_text(encoding="utf-8")))
+        placer = None
+        if corner_model is not None:
+            from edgeecg.preprocess import CornerModel  # noqa: PLC0415
+
+            cm_meta = Path(corner_model).with_suffix(".json")
+            if not cm_meta.is_file():
+                raise UsageError(f"--corner-model {corner_model}: no {cm_meta.name} beside it")
+            cm_runner = stack.enter_context(OnnxRuntimeRunner(corner_model, name="corner-model"))
+            placer = CornerModel.from_manifest(cm_runner, json.loads(cm_meta.read_text(encoding="utf-8")))
         det = open_detector(stack.enter_context(OnnxRuntimeRunner(model)), model, input_size)
-        pre = Preprocessor(cfg, det, input_size_cls, verifier=check)
+        pre = Preprocessor(cfg, det, input_size_cls, verifier=check, corner_model=placer)
         for row in tqdm(rows, desc="evaluate", unit="img", disable=None):
             img = scene_image(data, row)
             prep = pre(img)
@@ -343,6 +355,7 @@ def evaluate(
         "corners": corners,
         "refine": refine,
         "verifier": str(verifier) if verifier else None,
+        "corner_model": str(corner_model) if corner_model else None,
         "page_size": list(input_size_cls),
         "iou_ge_0.90": float((ious_a >= 0.9).mean()) if len(ious) else float("nan"),
         "corner_err_le_1.5pct": float((errs_a <= 0.015).mean()) if len(errs) else float("nan"),
@@ -507,6 +520,9 @@ def _parser() -> argparse.ArgumentParser:
         default="96x192",
         help="HxW the pages are made at: the bundle's classifier input, which the ECG check sees (default 96x192)",
     )
+    v.add_argument(
+        "--corner-model", help="also place corners with this corner model (.onnx), as a bundle with one does"
+    )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     c = sub.add_parser("calibrate", help="choose the no-ECG threshold on a tuning set (writes MODEL.json)")
     c.add_argument("--data", required=True, help="synth dataset dir with negatives, a seed kept for tuning")
@@ -568,12 +584,14 @@ def main_detector(argv: list[str] | None = None) -> int:
         refine=args.refine,
         verifier=args.verifier,
         input_size_cls=_page_size(args.page_size),
+        corner_model=args.corner_model,
     )
     if args.json:
         print(json.dumps(res))
     else:
         how = f"corners: {res['corners']}" + (", refined" if res["refine"] else "")
         how += ", with the ECG check" if res["verifier"] else ""
+        how += ", with the corner model" if res["corner_model"] else ""
         print(f"{res['images']} images: {res['ecg_images']} ECG, {res['negatives']} negatives ({how})")
         for key, target in TARGETS.items():
             mark = "ok" if res["meets"][key] else "MISSED"

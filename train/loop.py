@@ -146,6 +146,7 @@ def _sidecar(cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None) -> d
                     "runtime_mode": cfg.runtime_mode,
                     "runtime_corners": cfg.runtime_corners,
                     "runtime_refine": cfg.runtime_refine,
+                    "runtime_corner_model": cfg.runtime_corner_model,
                 }
                 if cfg.preprocess == "edgeecg"
                 else {}

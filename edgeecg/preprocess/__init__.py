@@ -4,6 +4,7 @@ Only numpy, OpenCV and the Runner protocol: no ultralytics or torch at run time.
 """
 
 from edgeecg.preprocess.clahe import apply_clahe
+from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.corners import classical_corners, order_corners, quad_from_mask
 from edgeecg.preprocess.detector import Detection, Detector, decode, letterbox, nms
 from edgeecg.preprocess.geometry import crop_resize, paper_format, warp_matrix, warp_to_size
@@ -19,6 +20,7 @@ from edgeecg.preprocess.training import RuntimeHook, training_hook
 from edgeecg.preprocess.verifier import Verifier
 
 __all__ = [
+    "CornerModel",
     "Detection",
     "Detector",
     "PreprocessConfig",

@@ -218,12 +218,13 @@ def refine_corners(
         samples: points per side.
         half_window: px of the working copy averaged on each side of a candidate edge.
         min_support: fraction of a side's samples that must agree on its line.
-        return_index: also return the index of the candidate that won and the support its sides found in
-            the final pass (0-4; a side left on the frame's edge counts BORDER_CREDIT).
+        return_index: also return the index of the candidate that won, the support its sides found in
+            the final pass (0-4; a side left on the frame's edge counts BORDER_CREDIT) and the part of it
+            that clear edges found (0-4, no credit for the frame's edge).
 
     Returns:
         float32 [4, 2] refined corners (a candidate unchanged when refining it would make it invalid), and
-        with `return_index` the winning candidate's index and support.
+        with `return_index` the winning candidate's index, its support and its edges' support.
     """
     if isinstance(candidates, np.ndarray):
         candidates = [candidates]
@@ -243,16 +244,17 @@ def refine_corners(
     best, best_i, best_score = None, 0, -1.0
     for i, quad in enumerate(candidates):
         quad = np.asarray(quad, np.float32).reshape(4, 2)
-        q, score = _refine_quad(small, quad * scale - 0.5, band, samples, half_window, min_support)
+        q, score, _ = _refine_quad(small, quad * scale - 0.5, band, samples, half_window, min_support)
         refined, score = accept(quad, q, score)
         if score > best_score:
             best, best_i, best_score = refined, i, score
         if best_score >= CONFIDENT_SUPPORT:  # every side clearly found: the other candidates cannot beat it
             break
     # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
-    q, score = _refine_quad(small, best * scale - 0.5, band / 3, samples, half_window, min_support)
+    q, score, edges = _refine_quad(small, best * scale - 0.5, band / 3, samples, half_window, min_support)
     best, support = accept(best, q, score)
-    return (best, best_i, support) if return_index else best
+    edges = edges if support > 0 else 0.0
+    return (best, best_i, support, edges) if return_index else best
 
 
 def match_order(quad: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -356,13 +358,14 @@ def _plain_beyond(light_side: np.ndarray, idx: np.ndarray, top: np.ndarray, k: i
 
 def _refine_quad(
     small: np.ndarray, q: np.ndarray, band: float, samples: int, k: int, min_support: float
-) -> tuple[np.ndarray, float]:
-    """refine_corners on the working copy: (refined quad, summed support of its sides, 0-4)."""
+) -> tuple[np.ndarray, float, float]:
+    """refine_corners on the working copy: (refined quad, summed support of its sides, 0-4, and the part
+    of it that clear edges found)."""
     diag = quad_diagonal(q)
     reach = max(int(np.ceil(band * diag)), 4)
     offs, ts, normals, resp, on_border, light = _step_response(small, q, reach, samples, k)
     lines: list[tuple[np.ndarray, np.ndarray] | None] = []
-    score = 0.0
+    score = edges = 0.0
     need = max(min_support * samples, 3)
     for i in range(4):
         fit = None
@@ -378,6 +381,7 @@ def _refine_quad(
             continue
         (a, b), inl, _ = fit
         score += len(inl) / samples
+        edges += len(inl) / samples
         n = normals[i]
         lines.append((q[i] + a * n, q[(i + 1) % 4] + (a + b) * n))  # two points on the refined side
     out = q.copy()
@@ -390,7 +394,7 @@ def _refine_quad(
         p = _intersect(a0, a1, b0, b1)
         if p is not None:
             out[i] = p
-    return out, float(score)
+    return out, float(score), float(edges)
 
 
 def _intersect(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> np.ndarray | None:

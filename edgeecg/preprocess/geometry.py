@@ -126,3 +126,12 @@ def warp_to_size(
         roi, m_small, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return out, warp_matrix(quad, out_size)
+
+
+def working_copy(img: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray]:
+    """`img` shrunk to at most `longest` px on its longer side, and the scale [sx, sy] from `img` pixels to
+    the copy's (edge coordinates: a point p maps to p * scale). Images already that small come back as is."""
+    h, w = img.shape[:2]
+    s = min(1.0, longest / max(h, w))
+    work = shrink(img, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img
+    return work, np.array([work.shape[1] / w, work.shape[0] / h], np.float32)

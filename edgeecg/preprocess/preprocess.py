@@ -23,6 +23,7 @@ import numpy as np
 
 from edgeecg.errors import InputError, UsageError
 from edgeecg.preprocess.clahe import SPACES, apply_clahe
+from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.corners import (
     box_corners,
     classical_corners,
@@ -33,7 +34,14 @@ from edgeecg.preprocess.corners import (
     refine_corners,
 )
 from edgeecg.preprocess.detector import Detection, Detector
-from edgeecg.preprocess.geometry import crop_resize, expand_box, paper_format, shrink, warp_to_size
+from edgeecg.preprocess.geometry import (
+    crop_resize,
+    expand_box,
+    paper_format,
+    shrink,
+    warp_to_size,
+    working_copy,
+)
 from edgeecg.preprocess.sam import SamCorners
 from edgeecg.preprocess.verifier import Verifier
 
@@ -53,6 +61,10 @@ UPRIGHT_MIN = 0.02
 # ECG sheets are printed landscape, so a quad that reads portrait is a quarter-turn off; which of the two
 # quarter-turns is right is even odds, so there the check's upright output decides at an even threshold.
 UPRIGHT_MIN_QUARTER = 0.5
+# the corner model runs where the support (of 4) refinement found on clear edges stays below this (a side
+# kept on the frame's edge earns none here: the sheet's true edge may lie inside)
+CORNER_MODEL_BELOW = 3.6
+CORNER_MODEL_BAND = 0.015  # how far (of the diagonal) its corners are searched for a clear edge
 QUARTER_MIN_SUPPORT = 2.0  # refined-side support (of 4) from which a quad's aspect is the sheet's
 
 
@@ -192,6 +204,8 @@ class Preprocessor:
         out_size: model input (h, w).
         sam: SAM corner finder, needed when cfg.mode is warp and cfg.corners is sam.
         verifier: ECG check on the pre-processed page; pages it scores below its threshold are rejected.
+        corner_model: warp: places the corners from the sheet's content where refinement did not find all
+            four edges clearly; sides with a clear edge are snapped onto it again.
     """
 
     def __init__(
@@ -201,6 +215,7 @@ class Preprocessor:
         out_size: tuple[int, int],
         sam: SamCorners | None = None,
         verifier: Verifier | None = None,
+        corner_model: CornerModel | None = None,
     ) -> None:
         if cfg.mode == "warp" and cfg.corners == "sam" and sam is None:
             raise UsageError(
@@ -211,6 +226,7 @@ class Preprocessor:
         self.out_size = (int(out_size[0]), int(out_size[1]))
         self.sam = sam
         self.verifier = verifier
+        self.corner_model = corner_model
 
     def __call__(self, img_bgr: np.ndarray, debug: bool = False) -> Prepared:
         """Pre-process one image.
@@ -272,7 +288,7 @@ class Preprocessor:
             if quarter:
                 corners = landscape_order(corners, det.corners if det is not None else None)
                 source = f"{source}+landscape"
-            if box is not None and _box_from_corners(corners, support, "+refined" in source, (h, w)):
+            if box is not None and _box_from_corners(corners, support, source, (h, w)):
                 # four clear edges inside the frame bound the sheet better than the detector's box
                 box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
             timings["corners"] = time.perf_counter() - t0
@@ -350,10 +366,10 @@ class Preprocessor:
             else:
                 log.debug("SAM gave no usable quadrilateral")
         # refinement and the classical finder share one small working copy (one shrink of a 12 MP photo)
-        h, w = img.shape[:2]
-        s = min(1.0, REFINE_WORK_SIZE / max(h, w)) if cfg.refine else 1.0
-        work = shrink(img, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img
-        scale = np.array([work.shape[1] / w, work.shape[0] / h], np.float32)
+        if cfg.refine:
+            work, scale = working_copy(img, REFINE_WORK_SIZE)
+        else:
+            work, scale = img, np.ones(2, np.float32)
         if not rough or cfg.refine:
             search = expand_box(box, max(cfg.margin, 0.05), img.shape[:2]) * np.tile(scale, 2)
             quad = classical_corners(work, search)
@@ -366,7 +382,7 @@ class Preprocessor:
         if not cfg.refine:
             return rough[0][1], rough[0][0], None
         # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
-        quad, i, support = refine_corners(
+        quad, i, support, edges = refine_corners(
             work, [order_corners(q) * scale for _, q in rough], work_size=REFINE_WORK_SIZE, return_index=True
         )
         quad = quad / scale
@@ -374,20 +390,33 @@ class Preprocessor:
             quad = match_order(quad, keypoints)
         name = rough[i][0]
         moved = not np.allclose(order_corners(quad), order_corners(rough[i][1]), atol=0.5)
-        return quad, name + ("+refined" if moved else ""), support
+        name += "+refined" if moved else ""
+        if self.corner_model is not None and edges < CORNER_MODEL_BELOW:
+            # the model's page is made from the working copy: it is far smaller than its source anyway
+            placed = self.corner_model.corners(work, quad * scale) / scale
+            if is_valid_quad(placed, min_area=16.0):
+                # the model is a few px off where an edge shows: snap clear sides onto it again
+                snapped, _, support, _ = refine_corners(
+                    work, [order_corners(placed) * scale], band=CORNER_MODEL_BAND, return_index=True
+                )
+                quad, name = match_order(snapped / scale, placed), name + "+model"
+        return quad, name, support
 
 
 def _box_from_corners(
-    corners: np.ndarray, support: float | None, moved: bool, shape: tuple[int, int]
+    corners: np.ndarray, support: float | None, source: str, shape: tuple[int, int]
 ) -> bool:
-    """True when the refined quad bounds the visible sheet better than the detector's box: refinement found
-    its sides (summed support >= BOX_FROM_EDGES) and either moved the quad onto them, or found all four
-    inside the frame, or the quad is the whole frame (a page that fills the picture). An unmoved rough
-    quad with a side kept on the frame's edge is only the search region (the detector's box, enlarged)."""
+    """True when the warp's quad bounds the visible sheet better than the detector's box: the corner model
+    placed it (from the whole sheet's content), or refinement found its sides (summed support >=
+    BOX_FROM_EDGES) and either moved the quad onto them, or found all four inside the frame, or the quad is
+    the whole frame (a page that fills the picture). An unmoved rough quad with a side kept on the frame's
+    edge is only the search region (the detector's box, enlarged)."""
+    if "+model" in source:
+        return True
     if support is None or support < BOX_FROM_EDGES:
         return False
     on_frame = _borders_with_a_side(corners, shape)
-    return moved or not on_frame.any() or bool(on_frame.all())
+    return "+refined" in source or not on_frame.any() or bool(on_frame.all())
 
 
 def _borders_with_a_side(corners: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeecg.errors import UsageError
+from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.detector import Detector
 from edgeecg.preprocess.preprocess import PreprocessConfig, Preprocessor
 
@@ -31,6 +32,7 @@ class RuntimeHook:
         mode: crop | warp | none.
         corners: keypoints | classical (for warp).
         refine: snap the warp's corners onto the paper's edges.
+        corner_model: the corner model ONNX (its `.json` beside it, as `edgeecg-train corners` writes it).
         clahe_clip, clahe_tile: CLAHE settings (tile x tile).
         threads: ONNX Runtime threads for the detector.
     """
@@ -42,6 +44,7 @@ class RuntimeHook:
         mode: str = "warp",
         corners: str = "classical",
         refine: bool = True,
+        corner_model: str | Path | None = None,
         clahe_clip: float = 2.0,
         clahe_tile: int = 8,
         threads: int = 1,
@@ -65,7 +68,16 @@ class RuntimeHook:
             conf_threshold=0.0,
         )
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
-        self.pre = Preprocessor(self.cfg, self.detector, self.size_hw)
+        placer = None
+        if corner_model:
+            cm, cm_meta = Path(corner_model), Path(corner_model).with_suffix(".json")
+            if not cm.is_file() or not cm_meta.is_file():
+                raise UsageError(f"runtime_corner_model needs {cm} and {cm_meta} (edgeecg-train corners)")
+            placer = CornerModel.from_manifest(
+                runner_class("onnxruntime")(cm, threads=threads, name="corner-model"),
+                json.loads(cm_meta.read_text()),
+            )
+        self.pre = Preprocessor(self.cfg, self.detector, self.size_hw, corner_model=placer)
         self.whole = Preprocessor(replace(self.cfg, mode="none"), None, self.size_hw)
         self.fallbacks = 0
 
@@ -89,6 +101,7 @@ def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:
         mode=cfg.runtime_mode,
         corners=cfg.runtime_corners,
         refine=cfg.runtime_refine,
+        corner_model=getattr(cfg, "runtime_corner_model", "") or None,
         clahe_clip=cfg.clahe_clip,
         clahe_tile=cfg.clahe_tile,
     )

@@ -132,3 +132,42 @@ def brightness_verifier_onnx(path: Path, size: tuple[int, int] = (32, 64), gain:
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def constant_corner_model_onnx(path: Path, offsets: np.ndarray, size: tuple[int, int] = (64, 96)) -> Path:
+    """A real corner model ONNX (input `page` [1, 3, h, w], output `offsets` [1, 8]) whose output is
+    `offsets` whatever the page: offsets = const + 0 * mean(page)."""
+    h, w = size
+    nodes = [
+        helper.make_node("ReduceMean", ["page"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Add", ["const", "z"], ["offsets"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant_corner_model",
+        [helper.make_tensor_value_info("page", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("offsets", TensorProto.FLOAT, [1, 8])],
+        initializer=[
+            numpy_helper.from_array(np.asarray(offsets, np.float32).reshape(1, 8), "const"),
+            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def white_on_white_scene(size: tuple[int, int] = (800, 600), seed: int = 0) -> HandScene:
+    """The canonical sheet on a background as white as its paper: no edge to see (a scanner lid)."""
+    scene = make_hand_scene(size, seed=seed)
+    w, h = size
+    ph, pw = scene.paper.shape[:2]
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32) - 0.5
+    m = cv2.getPerspectiveTransform(src, scene.quad - 0.5)
+    img = np.full((h, w, 3), 250, np.uint8)
+    cv2.warpPerspective(
+        scene.paper, m, (w, h), dst=img, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_TRANSPARENT
+    )
+    return HandScene(img, scene.quad, scene.paper)

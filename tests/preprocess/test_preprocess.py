@@ -168,17 +168,18 @@ def test_the_box_from_edges_needs_the_sides_found_and_an_unmoved_frame_side_is_o
 
     shape = (600, 800)
     inside = np.array([[35, 25], [742, 49], [760, 542], [40, 544]], np.float32)
-    assert _box_from_corners(inside, 3.8, False, shape)
-    assert not _box_from_corners(inside, 2.5, True, shape)  # a side not found
+    assert _box_from_corners(inside, 3.8, "classical", shape)
+    assert not _box_from_corners(inside, 2.5, "classical+refined", shape)  # a side not found
+    assert _box_from_corners(inside, 0.0, "classical+model", shape)  # placed from the sheet's content
     corner = inside.copy()
     corner[3] = [0, 544]  # one corner of a tilted sheet on the frame's left edge: still the sheet's box
-    assert _box_from_corners(corner, 3.8, False, shape)
+    assert _box_from_corners(corner, 3.8, "classical", shape)
     side = inside.copy()
     side[[0, 3], 0] = 0  # the whole left side on the frame's edge: the sheet runs on beyond it
-    assert _box_from_corners(side, 3.8, True, shape)  # refinement moved the other sides onto the sheet
-    assert not _box_from_corners(side, 3.8, False, shape)  # unmoved: the detector's box, enlarged
+    assert _box_from_corners(side, 3.8, "classical+refined", shape)  # moved onto the sheet's other sides
+    assert not _box_from_corners(side, 3.8, "classical", shape)  # unmoved: the detector's box, enlarged
     frame = np.array([[0, 0], [800, 0], [800, 600], [0, 600]], np.float32)
-    assert _box_from_corners(frame, 4.0, False, shape)  # a page that fills the picture
+    assert _box_from_corners(frame, 4.0, "classical", shape)  # a page that fills the picture
 
 
 def test_a_sheet_lying_a_quarter_turned_is_warped_landscape():

@@ -57,9 +57,9 @@ def test_the_best_supported_candidate_wins():
     scene = make_hand_scene((1200, 900), seed=1)
     wrong = box_corners(np.array([0, 0, 700, 500], np.float32))  # half the sheet and some desk
     good = _rough(scene.quad, np.random.default_rng(0), 0.03)
-    got, i, support = refine_corners(scene.image, [wrong, good], return_index=True)
+    got, i, support, edges = refine_corners(scene.image, [wrong, good], return_index=True)
     assert i == 1 and _err(got, scene.quad, (900, 1200)) < 0.002
-    assert support > 3.5, "every side of a sheet on a desk has a clear edge"
+    assert support > 3.5 and edges == support, "every side of a sheet on a desk has a clear edge"
 
 
 def test_match_order_follows_the_reference():
