@@ -157,48 +157,50 @@ def _parse_thresholds(data: Any, path: str) -> tuple[list[float], str]:
     return values, method
 
 
-def _corner_model_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
-    """Copy the corner model ONNX into the bundle; its manifest entry from the corners.json beside it."""
+def _onnx_with_sidecar(
+    src: Path, bundle_dir: Path, name: str, option: str, maker: str, fields: Any, needs: str
+) -> dict[str, Any]:
+    """Copy a small model's ONNX into the bundle as `name`; its manifest entry from `fields(meta)`, where
+    meta is the JSON its trainer wrote beside it (a KeyError, TypeError or ValueError there: "lacks `needs`")."""
     meta_path = src.with_suffix(".json")
     if src.suffix != ".onnx" or not src.is_file() or not meta_path.is_file():
-        raise UsageError(
-            f"--corner-model {src}: needs a corner model .onnx with its .json beside it (edgeecg-train corners)"
-        )
+        raise UsageError(f"{option} {src}: needs an .onnx with its .json beside it ({maker})")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        fields = {
+        entry_fields = fields(json.loads(meta_path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{meta_path} lacks {needs}") from None
+    shutil.copyfile(src, bundle_dir / name)
+    return file_entry(bundle_dir, name, **entry_fields)
+
+
+def _corner_model_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
+    """Copy the corner model ONNX into the bundle; its manifest entry from the corners.json beside it."""
+    return _onnx_with_sidecar(
+        src, bundle_dir, "corners.onnx", "--corner-model", "edgeecg-train corners",
+        lambda meta: {
             "kind": str(meta.get("kind", "corner-regressor")),
             "input_size": [int(v) for v in meta["input_size"]],
             "expand": float(meta["expand"]),
             "validation": meta.get("validation"),
-        }
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{meta_path} lacks input_size or expand") from None
-    shutil.copyfile(src, bundle_dir / "corners.onnx")
-    return file_entry(bundle_dir, "corners.onnx", **fields)
+        },
+        "input_size or expand",
+    )  # fmt: skip
 
 
 def _verifier_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
     """Copy the verifier ONNX into the bundle; its manifest entry from the verifier.json beside it."""
-    meta_path = src.with_suffix(".json")
-    if src.suffix != ".onnx" or not src.is_file() or not meta_path.is_file():
-        raise UsageError(
-            f"--verifier {src}: needs a verifier .onnx with its .json beside it (edgeecg-train verifier)"
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        fields = {
+    return _onnx_with_sidecar(
+        src, bundle_dir, "verifier.onnx", "--verifier", "edgeecg-train verifier",
+        lambda meta: {
             "kind": str(meta.get("kind", "ecg-verifier")),
             "input_size": [int(v) for v in meta["input_size"]],
             "threshold": float(meta["threshold"]),
             "outputs": [str(o) for o in meta.get("outputs", ["ecg"])],
             "calibration": meta.get("calibration"),
             "preprocess": meta.get("preprocess"),
-        }
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{meta_path} lacks input_size or threshold") from None
-    shutil.copyfile(src, bundle_dir / "verifier.onnx")
-    return file_entry(bundle_dir, "verifier.onnx", **fields)
+        },
+        "input_size or threshold",
+    )  # fmt: skip
 
 
 def _preprocess(trained: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`edgeecg-export --verifier`: the ECG check is copied in with its manifest entry from verifier.json."""
+"""`edgeecg-export --verifier` and `--corner-model`: each copied in with its entry from the JSON beside it."""
 
 from __future__ import annotations
 
@@ -42,3 +42,20 @@ def test_a_model_without_its_json_is_refused(tmp_path):
     src.with_suffix(".json").write_text('{"input_size": [96, 192]}')
     with pytest.raises(UsageError, match="threshold"):
         _verifier_entry(src, tmp_path)
+
+
+def test_the_corner_model_comes_in_the_same_way(tmp_path):
+    from edgeecg.export.bundle_writer import _corner_model_entry
+
+    src = tmp_path / "corners.onnx"
+    src.write_bytes(b"corner bytes")
+    with pytest.raises(UsageError, match="--corner-model .*edgeecg-train corners"):
+        _corner_model_entry(src, tmp_path)
+    src.with_suffix(".json").write_text('{"input_size": [128, 192]}')
+    with pytest.raises(UsageError, match="expand"):
+        _corner_model_entry(src, tmp_path)
+    src.with_suffix(".json").write_text('{"input_size": [128, 192], "expand": 0.12}')
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    entry = _corner_model_entry(src, bundle)
+    assert entry["file"] == "corners.onnx" and entry["expand"] == 0.12 and entry["kind"] == "corner-regressor"
