@@ -15,11 +15,13 @@ S="$PY/edgeecg synth --workers ${WORKERS:-2} --size 1024x768 --no-progress"
 # Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use.
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
-# chain (the detector of scripts/train_detector.sh, classical corners, warp, CLAHE), so the members learn
-# the corner errors they will meet when served; stage I used ground-truth corners.
+# chain (the detector and corner model of scripts/train_detector.sh, classical corners, refinement, warp,
+# CLAHE), so the members learn the corner errors they will meet when served; stage I used ground-truth
+# corners.
 DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
+CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
-    --set runtime_refine=true)
+    --set runtime_refine=true --set runtime_corner_model="$CORNERS")
 $PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/stage1/best.safetensors" \
   --set lr=5e-4 --set epochs=8 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}" \
