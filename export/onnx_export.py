@@ -95,13 +95,15 @@ def export_onnx(
     width: int,
     output_names: list[str],
     opset: int = OPSET,
+    input_name: str = INPUT_NAME,
 ) -> Path:
-    """Export a torch module taking one NCHW "image" input, with a dynamic batch axis on every tensor."""
+    """Export a torch module taking one NCHW input (named `input_name`), with a dynamic batch axis on every
+    tensor."""
     torch = require("torch")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(2, 3, height, width)
-    axes = {name: {0: "batch"} for name in [INPUT_NAME, *output_names]}
+    axes = {name: {0: "batch"} for name in [input_name, *output_names]}
     module = module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice; we choose it on purpose
@@ -109,7 +111,7 @@ def export_onnx(
             module,
             (dummy,),
             str(path),
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=output_names,
             dynamic_axes=axes,
             opset_version=opset,
@@ -140,6 +142,25 @@ def torch_run(module: Any, batch: np.ndarray) -> list[np.ndarray]:
         out = module.eval()(torch.from_numpy(batch))
     outs = out if isinstance(out, tuple | list) else (out,)
     return [o.detach().cpu().numpy() for o in outs]
+
+
+def export_page_model(module: Any, path: str | Path, pages: np.ndarray, output: str, what: str) -> float:
+    """Export a small model of the pre-processing chain (the ECG check, the corner model: one input "page"
+    [N, 3, H, W], BGR / 255, one output) and check it against torch on `pages` (uint8 [N, H, W, 3]).
+
+    Returns:
+        The max abs difference of the output.
+
+    Raises:
+        EdgeECGError: ONNX Runtime and torch differ by more than 1e-3.
+    """
+    h, w = pages.shape[1:3]
+    export_onnx(module, path, h, w, [output], input_name="page")
+    batch = np.ascontiguousarray(pages.transpose(0, 3, 1, 2), np.float32) / np.float32(255.0)
+    diff = float(np.abs(ort_run(path, batch)[output] - torch_run(module, batch)[0]).max())
+    if diff > 1e-3:
+        raise EdgeECGError(f"{what} ONNX differs from torch by {diff:.2e}")
+    return diff
 
 
 def export_member(model: Any, path: str | Path, input_cfg: dict[str, Any], atol: float = 1e-4) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeecg.errors import EdgeECGError, UsageError
+from edgeecg.errors import UsageError
 from edgeecg.synth.dataset import parse_size
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
+    from edgeecg.export.onnx_export import export_page_model  # noqa: PLC0415
     from edgeecg.train.checkpoint import atomic_write_json, save_weights  # noqa: PLC0415
 
     if not cfg.data or not cfg.val:
@@ -255,17 +255,7 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
         "data": list(cfg.data),
     }
     save_weights(out / "weights.safetensors", net.state_dict(), {**fields, "history": history})
-    onnx_path = out / "corners.onnx"
-    torch.onnx.export(
-        net, (torch.zeros(2, 3, h, w),), str(onnx_path), input_names=["page"], output_names=["offsets"],
-        dynamic_axes={"page": {0: "batch"}, "offsets": {0: "batch"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
-    x = torch.from_numpy(x_va[:16]).permute(0, 3, 1, 2).float() / 255.0
-    with torch.no_grad():
-        ref = net(x).numpy()
-    diff = float(np.abs(ort_run(onnx_path, x.numpy())["offsets"] - ref).max())
-    if diff > 1e-3:
-        raise EdgeECGError(f"corner model ONNX differs from torch by {diff:.2e}")
+    diff = export_page_model(net, out / "corners.onnx", x_va[:16], "offsets", "corner model")
     fields["onnx_vs_torch_max_abs"] = diff
     atomic_write_json(out / "corners.json", fields)
     log.info("corner model trained in %.0f s", time.perf_counter() - t0)

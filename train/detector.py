@@ -314,24 +314,20 @@ def evaluate(
     cfg = PreprocessConfig(mode="warp", corners=corners, refine=refine, conf_threshold=conf_threshold)
     ious, errs, styles, rejected = [], [], [], []
     with contextlib.ExitStack() as stack:
-        check = None
-        if verifier is not None:
-            from edgeecg.preprocess import Verifier  # noqa: PLC0415
+        from edgeecg.preprocess import CornerModel, Verifier  # noqa: PLC0415
 
-            meta_path = Path(verifier).with_suffix(".json")
+        def with_sidecar(path: str | Path, option: str, cls: Any, name: str) -> Any:
+            """`cls` over the ONNX at `path`, its manifest fields from the .json its trainer wrote beside it."""
+            meta_path = Path(path).with_suffix(".json")
             if not meta_path.is_file():
-                raise UsageError(f"--verifier {verifier}: no {meta_path.name} beside it")
-            check_runner = stack.enter_context(OnnxRuntimeRunner(verifier, name="verifier"))
-            check = Verifier.from_manifest(check_runner, json.loads(meta_path.read_text(encoding="utf-8")))
+                raise UsageError(f"{option} {path}: no {meta_path.name} beside it")
+            runner = stack.enter_context(OnnxRuntimeRunner(path, name=name))
+            return cls.from_manifest(runner, json.loads(meta_path.read_text(encoding="utf-8")))
+
+        check = with_sidecar(verifier, "--verifier", Verifier, "verifier") if verifier is not None else None
         placer = None
         if corner_model is not None:
-            from edgeecg.preprocess import CornerModel  # noqa: PLC0415
-
-            cm_meta = Path(corner_model).with_suffix(".json")
-            if not cm_meta.is_file():
-                raise UsageError(f"--corner-model {corner_model}: no {cm_meta.name} beside it")
-            cm_runner = stack.enter_context(OnnxRuntimeRunner(corner_model, name="corner-model"))
-            placer = CornerModel.from_manifest(cm_runner, json.loads(cm_meta.read_text(encoding="utf-8")))
+            placer = with_sidecar(corner_model, "--corner-model", CornerModel, "corner-model")
         det = open_detector(stack.enter_context(OnnxRuntimeRunner(model)), model, input_size)
         pre = Preprocessor(cfg, det, input_size_cls, verifier=check, corner_model=placer)
         for row in tqdm(rows, desc="evaluate", unit="img", disable=None):

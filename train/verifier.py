@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeecg.errors import EdgeECGError, UsageError
+from edgeecg.errors import UsageError
 from edgeecg.synth.dataset import parse_size
 from edgeecg.train.losses import logit
 
@@ -252,7 +252,7 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
+    from edgeecg.export.onnx_export import export_page_model  # noqa: PLC0415
     from edgeecg.train.checkpoint import atomic_write_json, save_weights  # noqa: PLC0415
 
     if not cfg.data or not cfg.tune or not cfg.detector:
@@ -359,19 +359,7 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         net.state_dict(),
         {**fields, "labels": fields["outputs"], "num_classes": len(fields["outputs"]), "history": history},
     )
-    onnx_path = out / "verifier.onnx"
-    dummy = torch.zeros(2, 3, h, w)
-    torch.onnx.export(
-        net, (dummy,), str(onnx_path), input_names=["page"], output_names=["logit"],
-        dynamic_axes={"page": {0: "batch"}, "logit": {0: "batch"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
-    x = torch.from_numpy(x_tu[:16]).permute(0, 3, 1, 2).float() / 255.0
-    with torch.no_grad():
-        ref = net(x).numpy()
-    got = ort_run(onnx_path, x.numpy())["logit"]
-    diff = float(np.abs(got - ref).max())
-    if diff > 1e-3:
-        raise EdgeECGError(f"verifier ONNX differs from torch by {diff:.2e}")
+    diff = export_page_model(net, out / "verifier.onnx", x_tu[:16], "logit", "verifier")
     fields["onnx_vs_torch_max_abs"] = diff
     atomic_write_json(out / "verifier.json", fields)
     log.info("verifier trained in %.0f s", time.perf_counter() - t0)

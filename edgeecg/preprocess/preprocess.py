@@ -273,8 +273,6 @@ class Preprocessor:
             stage = "crop"
         else:
             corners, source, support = self._corners(img, det, box if box is not None else full)
-            # only a sheet whose own edges were found reads portrait for sure: a tight photo or screenshot
-            # of part of a page (no edges, the frame is the quad) may well be taller than wide
             # A sheet reads portrait for sure only where the frame did not cut its width: a side along the
             # frame's top or bottom only hides more height, one along its left or right (a tight photo or
             # screenshot of part of a page) hides width.
@@ -289,7 +287,7 @@ class Preprocessor:
                 corners = landscape_order(corners, det.corners if det is not None else None)
                 source = f"{source}+landscape"
             if box is not None and _box_from_corners(corners, support, source, (h, w)):
-                # four clear edges inside the frame bound the sheet better than the detector's box
+                # the sheet's own outline bounds it better than the detector's box
                 box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
             timings["corners"] = time.perf_counter() - t0
             t0 = time.perf_counter()

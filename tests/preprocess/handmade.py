@@ -69,32 +69,38 @@ def make_hand_scene(
     return HandScene(img, quad, paper)
 
 
-def constant_detector_onnx(
-    path: Path, output: np.ndarray, size: tuple[int | str, int | str] = (64, 64)
+def constant_onnx(
+    path: Path, input_name: str, input_shape: list[int | str], output_name: str, output: np.ndarray
 ) -> Path:
-    """A real ONNX model with input `images` [1, 3, h, w] whose output0 is `output` whatever the input
-    (names for h and w make them dynamic, as a dynamic ultralytics export has them).
-
-    output0 = output + 0 * mean(images): the input is wired in, so ONNX Runtime checks its shape.
-    """
-    h, w = size
-    const = numpy_helper.from_array(output.astype(np.float32), "const")
+    """A real ONNX model whose output is `output` whatever its input: output = const + 0 * mean(input).
+    The input is wired in, so ONNX Runtime checks its shape."""
     nodes = [
-        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+        helper.make_node("ReduceMean", [input_name], ["m"], keepdims=0),
         helper.make_node("Mul", ["m", "zero"], ["z"]),
-        helper.make_node("Add", ["const", "z"], ["output0"]),
+        helper.make_node("Add", ["const", "z"], [output_name]),
     ]
     graph = helper.make_graph(
         nodes,
-        "constant_detector",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, h, w])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))],
-        initializer=[const, numpy_helper.from_array(np.zeros((), np.float32), "zero")],
+        "constant",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, list(output.shape))],
+        initializer=[
+            numpy_helper.from_array(output.astype(np.float32), "const"),
+            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def constant_detector_onnx(
+    path: Path, output: np.ndarray, size: tuple[int | str, int | str] = (64, 64)
+) -> Path:
+    """A real ONNX model with input `images` [1, 3, h, w] whose output0 is `output` whatever the input
+    (names for h and w make them dynamic, as a dynamic ultralytics export has them)."""
+    return constant_onnx(path, "images", [1, 3, *size], "output0", output)
 
 
 def raw_rows(rows: list[list[float]], n_anchors: int = 84) -> np.ndarray:
@@ -136,27 +142,10 @@ def brightness_verifier_onnx(path: Path, size: tuple[int, int] = (32, 64), gain:
 
 def constant_corner_model_onnx(path: Path, offsets: np.ndarray, size: tuple[int, int] = (64, 96)) -> Path:
     """A real corner model ONNX (input `page` [1, 3, h, w], output `offsets` [1, 8]) whose output is
-    `offsets` whatever the page: offsets = const + 0 * mean(page)."""
-    h, w = size
-    nodes = [
-        helper.make_node("ReduceMean", ["page"], ["m"], keepdims=0),
-        helper.make_node("Mul", ["m", "zero"], ["z"]),
-        helper.make_node("Add", ["const", "z"], ["offsets"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "constant_corner_model",
-        [helper.make_tensor_value_info("page", TensorProto.FLOAT, [1, 3, h, w])],
-        [helper.make_tensor_value_info("offsets", TensorProto.FLOAT, [1, 8])],
-        initializer=[
-            numpy_helper.from_array(np.asarray(offsets, np.float32).reshape(1, 8), "const"),
-            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
-        ],
+    `offsets` whatever the page."""
+    return constant_onnx(
+        path, "page", [1, 3, *size], "offsets", np.asarray(offsets, np.float32).reshape(1, 8)
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 def white_on_white_scene(size: tuple[int, int] = (800, 600), seed: int = 0) -> HandScene:
