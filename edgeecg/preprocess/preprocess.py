@@ -27,6 +27,7 @@ from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.corners import (
     box_corners,
     classical_corners,
+    edge_colours,
     is_valid_quad,
     landscape_order,
     match_order,
@@ -380,8 +381,13 @@ class Preprocessor:
         if not cfg.refine:
             return rough[0][1], rough[0][0], None
         # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
+        colours = edge_colours(work)  # shared by every refinement pass below
         quad, i, support, edges = refine_corners(
-            work, [order_corners(q) * scale for _, q in rough], work_size=REFINE_WORK_SIZE, return_index=True
+            work,
+            [order_corners(q) * scale for _, q in rough],
+            work_size=REFINE_WORK_SIZE,
+            return_index=True,
+            colours=colours,
         )
         quad = quad / scale
         if keypoints is not None:
@@ -395,7 +401,11 @@ class Preprocessor:
             if is_valid_quad(placed, min_area=16.0):
                 # the model is a few px off where an edge shows: snap clear sides onto it again
                 snapped, _, support, _ = refine_corners(
-                    work, [order_corners(placed) * scale], band=CORNER_MODEL_BAND, return_index=True
+                    work,
+                    [order_corners(placed) * scale],
+                    band=CORNER_MODEL_BAND,
+                    return_index=True,
+                    colours=colours,
                 )
                 quad, name = match_order(snapped / scale, placed), name + "+model"
         return quad, name, support
