@@ -307,29 +307,13 @@ def evaluate(
     """
     from tqdm import tqdm  # noqa: PLC0415
 
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
-    from edgeecg.preprocess import PreprocessConfig, Preprocessor  # noqa: PLC0415
+    from edgeecg.preprocess import PreprocessConfig  # noqa: PLC0415
 
     rows = scene_rows(data, limit)
     cfg = PreprocessConfig(mode="warp", corners=corners, refine=refine, conf_threshold=conf_threshold)
     ious, errs, styles, rejected = [], [], [], []
     with contextlib.ExitStack() as stack:
-        from edgeecg.preprocess import CornerModel, Verifier  # noqa: PLC0415
-
-        def with_sidecar(path: str | Path, option: str, cls: Any, name: str) -> Any:
-            """`cls` over the ONNX at `path`, its manifest fields from the .json its trainer wrote beside it."""
-            meta_path = Path(path).with_suffix(".json")
-            if not meta_path.is_file():
-                raise UsageError(f"{option} {path}: no {meta_path.name} beside it")
-            runner = stack.enter_context(OnnxRuntimeRunner(path, name=name))
-            return cls.from_manifest(runner, json.loads(meta_path.read_text(encoding="utf-8")))
-
-        check = with_sidecar(verifier, "--verifier", Verifier, "verifier") if verifier is not None else None
-        placer = None
-        if corner_model is not None:
-            placer = with_sidecar(corner_model, "--corner-model", CornerModel, "corner-model")
-        det = open_detector(stack.enter_context(OnnxRuntimeRunner(model)), model, input_size)
-        pre = Preprocessor(cfg, det, input_size_cls, verifier=check, corner_model=placer)
+        pre = _chain(stack, cfg, model, input_size, verifier, input_size_cls, corner_model)
         for row in tqdm(rows, desc="evaluate", unit="img", disable=None):
             img = scene_image(data, row)
             prep = pre(img)
@@ -366,6 +350,41 @@ def evaluate(
     return res
 
 
+#: The lowest detector threshold a calibration with the ECG check may choose: below it the best box of a
+#: picture without paper is noise.
+DETECTOR_FLOOR = 0.05
+
+
+def _chain(
+    stack: contextlib.ExitStack,
+    cfg: Any,
+    model: str | Path,
+    input_size: tuple[int, int] | None,
+    verifier: str | Path | None,
+    input_size_cls: tuple[int, int],
+    corner_model: str | Path | None,
+) -> Any:
+    """The runtime's Preprocessor over these ONNX files (each with the .json its trainer wrote beside it),
+    its sessions closed with `stack`."""
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.preprocess import CornerModel, Preprocessor, Verifier  # noqa: PLC0415
+
+    def with_sidecar(path: str | Path, option: str, cls: Any, name: str) -> Any:
+        """`cls` over the ONNX at `path`, its manifest fields from the .json its trainer wrote beside it."""
+        meta_path = Path(path).with_suffix(".json")
+        if not meta_path.is_file():
+            raise UsageError(f"{option} {path}: no {meta_path.name} beside it")
+        runner = stack.enter_context(OnnxRuntimeRunner(path, name=name))
+        return cls.from_manifest(runner, json.loads(meta_path.read_text(encoding="utf-8")))
+
+    check = with_sidecar(verifier, "--verifier", Verifier, "verifier") if verifier is not None else None
+    placer = None
+    if corner_model is not None:
+        placer = with_sidecar(corner_model, "--corner-model", CornerModel, "corner-model")
+    det = open_detector(stack.enter_context(OnnxRuntimeRunner(model)), model, input_size)
+    return Preprocessor(cfg, det, input_size_cls, verifier=check, corner_model=placer)
+
+
 def _sidecar(model: str | Path) -> dict[str, Any]:
     """The `.json` beside a detector ONNX (written by `export`, updated by `calibrate`), or {}."""
     path = Path(model).with_suffix(".json")
@@ -391,34 +410,67 @@ def _sidecar_threshold(model: str | Path, default: float = 0.25) -> float:
 
 
 def calibrate(
-    data: str | Path, model: str | Path, max_ecg_rejected: float = 0.01, limit: int | None = None
+    data: str | Path,
+    model: str | Path,
+    max_ecg_rejected: float = 0.01,
+    limit: int | None = None,
+    verifier: str | Path | None = None,
+    min_negatives_rejected: float = 0.95,
+    page_size: tuple[int, int] = (96, 192),
+    corner_model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Choose the "no ECG found" threshold on a tuning set (a seed used neither for training nor testing).
 
-    At most `max_ecg_rejected` of the set's ECG images may fall below the threshold (a missed ECG costs more
-    than a desk photo let through); within that, it rejects as many negatives as it can, with a margin
-    (`edgeecg.train.verifier.choose_threshold`). The fraction of negatives it rejects is reported.
+    Alone, the detector's threshold lets at most `max_ecg_rejected` of the set's ECG images fall below it (a
+    missed ECG costs more than a desk photo let through); within that, it rejects as many negatives as it
+    can, with a margin (`edgeecg.train.verifier.choose_threshold`).
+
+    With `verifier`, the ECG check that stands behind the detector in a bundle, the pair is calibrated: the
+    check turns away what is not an ECG, so the detector's threshold drops to the lowest (no lower than
+    DETECTOR_FLOOR) at which the chain, pages made as a bundle makes them (warp, classical corners,
+    refinement, `corner_model`, `page_size`), still rejects `min_negatives_rejected` of the negatives. The
+    detector's scores on synthetic ECGs say little about real photos, which it scores far lower: a low
+    threshold keeps those for the check to judge.
+
     The result is written into the `.json` beside the model, from which the bundle's manifest takes it.
     """
     from tqdm import tqdm  # noqa: PLC0415
 
     from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.preprocess import PreprocessConfig  # noqa: PLC0415
 
     model = Path(model)
     rows = scene_rows(data, limit)
     if not 0 <= max_ecg_rejected < 0.5:
         raise UsageError(f"--max-ecg-rejected must be in [0, 0.5), got {max_ecg_rejected}")
-    pos, neg = [], []
-    with OnnxRuntimeRunner(model) as runner:
-        det = open_detector(runner, model)
+    if not 0 < min_negatives_rejected <= 1:
+        raise UsageError(f"--min-negatives-rejected must be in (0, 1], got {min_negatives_rejected}")
+    pos, neg, neg_checked = [], [], []  # detector scores; for negatives also whether the check rejects them
+    with contextlib.ExitStack() as stack:
+        if verifier is None:
+            det = open_detector(stack.enter_context(OnnxRuntimeRunner(model)), model)
+        else:
+            cfg = PreprocessConfig(mode="warp", corners="classical", refine=True, conf_threshold=0.0)
+            pre = _chain(stack, cfg, model, None, verifier, page_size, corner_model)
+            det = pre.detector
         for row in tqdm(rows, desc="calibrate", unit="img", disable=None):
-            d = det.detect(scene_image(data, row), conf_threshold=0.0)
-            (neg if row.get("paper_quad") is None else pos).append(d.confidence if d is not None else 0.0)
+            img = scene_image(data, row)
+            if row.get("paper_quad") is not None:
+                d = det.detect(img, conf_threshold=0.0)
+                pos.append(d.confidence if d is not None else 0.0)
+            elif verifier is None:
+                d = det.detect(img, conf_threshold=0.0)
+                neg.append(d.confidence if d is not None else 0.0)
+            else:
+                prep = pre(img)  # threshold 0: only the check (or no box at all) rejects
+                neg.append(prep.confidence)
+                neg_checked.append(prep.rejected is not None)
     if not pos or not neg:
         raise UsageError(f"{data} needs both ECG images and no-ECG negatives (synth --negatives)")
     from edgeecg.train.verifier import choose_threshold  # noqa: PLC0415
 
-    cal = choose_threshold(np.asarray(pos), np.asarray(neg), max_ecg_rejected, lo=0.05, hi=0.95)
+    pos_a, neg_a = np.asarray(pos), np.asarray(neg)
+    cal = choose_threshold(pos_a, neg_a, max_ecg_rejected, lo=0.05, hi=0.95)
     res = {
         "conf_threshold": round(cal["threshold"], 4),
         "ecg_images": len(pos),
@@ -427,6 +479,25 @@ def calibrate(
         "negatives_rejected": cal["negatives_rejected"],
         "data": str(data),
     }
+    if verifier is not None:
+        checked = np.asarray(neg_checked)
+        # the chain's rejections only grow with the threshold: take the lowest that is enough
+        for t in np.unique(
+            np.r_[DETECTOR_FLOOR, neg_a[neg_a > DETECTOR_FLOOR] + 1e-4, res["conf_threshold"]]
+        ):
+            chain = float(np.mean(checked | (neg_a < t)))
+            if chain >= min_negatives_rejected or t >= res["conf_threshold"]:
+                break
+        res.update(
+            conf_threshold=round(float(min(t, res["conf_threshold"])), 4),
+            detector_alone_threshold=res["conf_threshold"],
+            ecg_rejected=float(np.mean(pos_a < min(t, res["conf_threshold"]))),
+            negatives_rejected=float(np.mean(neg_a < min(t, res["conf_threshold"]))),
+            chain_negatives_rejected=chain,
+            verifier=str(verifier),
+            corner_model=str(corner_model) if corner_model else None,
+            page_size=list(page_size),
+        )
     fields = _sidecar(model)
     fields["conf_threshold"] = res["conf_threshold"]
     fields["conf_threshold_calibration"] = {k: v for k, v in res.items() if k != "conf_threshold"}
@@ -434,7 +505,6 @@ def calibrate(
     return res
 
 
-# -- command line -------------------------------------------------------------------------------------
 def _page_size(text: str) -> tuple[int, int]:
     h, w = parse_size(text, "--page-size", "128x256")
     if h < 8 or w < 8:
@@ -530,6 +600,23 @@ def _parser() -> argparse.ArgumentParser:
         help="highest share of ECG images the threshold may reject (default 0.01)",
     )
     c.add_argument("--limit", type=int, help="use only the first N images")
+    c.add_argument(
+        "--verifier",
+        help="calibrate with the ECG check (verifier .onnx) the bundle puts behind the detector: the detector's "
+        "threshold drops as far as the pair still rejects --min-negatives-rejected of the negatives",
+    )
+    c.add_argument(
+        "--min-negatives-rejected",
+        type=float,
+        default=0.95,
+        help="with --verifier: the share of negatives the pair must reject (default 0.95)",
+    )
+    c.add_argument(
+        "--page-size",
+        default="96x192",
+        help="with --verifier: the bundle's classifier input HxW (default 96x192)",
+    )
+    c.add_argument("--corner-model", help="with --verifier: the bundle's corner model (.onnx)")
     return p
 
 
@@ -559,11 +646,22 @@ def main_detector(argv: list[str] | None = None) -> int:
             print(f"onnx: {Path(cfg.out) / 'detector.onnx'} ({fields['kind']}, input {fields['input_size']})")
         return 0
     if args.command == "calibrate":
-        res = calibrate(args.data, args.model, args.max_ecg_rejected, args.limit)
+        res = calibrate(
+            args.data,
+            args.model,
+            args.max_ecg_rejected,
+            args.limit,
+            verifier=args.verifier,
+            min_negatives_rejected=args.min_negatives_rejected,
+            page_size=_page_size(args.page_size),
+            corner_model=args.corner_model,
+        )
+        chain = res.get("chain_negatives_rejected")
         print(
             f"conf_threshold {res['conf_threshold']}: rejects {res['ecg_rejected']:.1%} of {res['ecg_images']} ECG "
-            f"images and {res['negatives_rejected']:.1%} of {res['negatives']} negatives "
-            f"(written to {Path(args.model).with_suffix('.json')})"
+            f"images and {res['negatives_rejected']:.1%} of {res['negatives']} negatives"
+            + (f" ({chain:.1%} with the ECG check)" if chain is not None else "")
+            + f" (written to {Path(args.model).with_suffix('.json')})"
         )
         return 0
     if args.command == "export":
