@@ -211,6 +211,7 @@ def refine_corners(
     min_support: float = 0.4,
     return_index: bool = False,
     colours: np.ndarray | None = None,
+    narrow_pass: bool = True,
 ) -> np.ndarray | tuple[np.ndarray, int, float]:
     """Snap rough quadrilaterals (keypoints, classical, SAM) onto the paper's straight edges; keep the best.
 
@@ -236,6 +237,9 @@ def refine_corners(
             that clear edges found (0-4, no credit for the frame's edge).
         colours: `edge_colours` of the working copy, when the caller has it already (`img_bgr` must then
             be no larger than `work_size`: it is the working copy).
+        narrow_pass: after the winner is found, search again within a third of `band` with each side
+            spanning the corners its neighbours found; a `band` already that narrow (snapping corners that
+            are close) needs no second pass.
 
     Returns:
         float32 [4, 2] refined corners (a candidate unchanged when refining it would make it invalid), and
@@ -260,19 +264,24 @@ def refine_corners(
             return quad, 0.0
         return refined.astype(np.float32), score
 
-    best, best_i, best_score = None, 0, -1.0
+    best, best_i, best_score, best_edges = None, 0, -1.0, 0.0
     for i, quad in enumerate(candidates):
         quad = np.asarray(quad, np.float32).reshape(4, 2)
-        q, score, _ = _refine_quad(colours, quad * scale - 0.5, band, samples, half_window, min_support)
+        q, score, edges = _refine_quad(colours, quad * scale - 0.5, band, samples, half_window, min_support)
         refined, score = accept(quad, q, score)
         if score > best_score:
-            best, best_i, best_score = refined, i, score
+            best, best_i, best_score, best_edges = refined, i, score, edges
         if best_score >= CONFIDENT_SUPPORT:  # every side clearly found: the other candidates cannot beat it
             break
-    # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
-    q, score, edges = _refine_quad(colours, best * scale - 0.5, band / 3, samples, half_window, min_support)
-    best, support = accept(best, q, score)
-    edges = edges if support > 0 else 0.0
+    if narrow_pass:
+        # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
+        q, score, edges = _refine_quad(
+            colours, best * scale - 0.5, band / 3, samples, half_window, min_support
+        )
+        best, support = accept(best, q, score)
+        edges = edges if support > 0 else 0.0
+    else:
+        support, edges = best_score, best_edges if best_score > 0 else 0.0
     return (best, best_i, support, edges) if return_index else best
 
 

@@ -406,6 +406,7 @@ class Preprocessor:
                     band=CORNER_MODEL_BAND,
                     return_index=True,
                     colours=colours,
+                    narrow_pass=False,
                 )
                 quad, name = match_order(snapped / scale, placed), name + "+model"
         return quad, name, support
