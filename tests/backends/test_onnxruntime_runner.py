@@ -30,8 +30,17 @@ def test_runs_and_validates():
 @pytest.mark.parametrize("spinning", [False, True])
 def test_spinning_setting_reaches_the_session(spinning):
     with OnnxRuntimeRunner(MEMBER, threads=1, spinning=spinning) as r:
-        entries = r.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
-        assert entries == ("1" if spinning else "0")
+        opts = r.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spinning else "0")
+        if spinning:  # ...between the operators of a run, never after it
+            assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
+
+
+def test_sessions_spin_only_within_a_run_by_default():
+    with OnnxRuntimeRunner(MEMBER, threads=1) as r:
+        opts = r.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+        assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
 
 
 def test_unloadable_model_is_one_line_error(tmp_path):
