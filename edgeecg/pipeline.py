@@ -413,6 +413,11 @@ class Pipeline:
             names: a name per image for the results (default: the index).
             debug_dir: write a montage of the pre-processing stages per image there.
         """
+        if isinstance(images, np.ndarray):
+            # one image passed bare would be taken row by row: thousands of one-pixel-high "images"
+            raise UsageError(
+                f"run() takes a list of images, got one array of shape {images.shape}: pass [img]"
+            )
         names = names or [str(i) for i in range(len(images))]
         prepared = []
         for img, name in zip(images, names, strict=True):

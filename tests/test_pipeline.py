@@ -108,6 +108,13 @@ def test_batching_does_not_change_results(pipe):
             )
 
 
+def test_run_wants_a_list_not_a_bare_image(pipe):
+    img = scene(box=(40, 30, 400, 280))
+    with pytest.raises(UsageError, match=r"pass \[img\]"):
+        pipe.run(img)
+    assert len(pipe.run([img])) == 1
+
+
 def test_run_paths_reports_bad_files_and_keeps_going(pipe, tmp_path):
     good = tmp_path / "a.png"
     cv2.imwrite(str(good), scene(box=BOX))
