@@ -332,14 +332,15 @@ def _step_response(colours: np.ndarray, q: np.ndarray, reach: int, samples: int,
     t_dir = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
     normals = np.stack([t_dir[:, 1], -t_dir[:, 0]], 1)  # outward for clockwise corners (y down)
     pts = p0[:, None, :] + ts[None, :, None] * d[:, None, :]  # [4, S, 2]
-    xy = pts[:, :, None, :] + offs[None, None, :, None] * normals[:, None, None, :]  # [4, S, O, 2]
-    xy = xy.reshape(4 * samples, len(offs), 2)
-    lab = cv2.remap(colours, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # the sampling maps, x and y each contiguous [4 * S, O] (remap copies strided maps)
+    mx = (pts[:, :, None, 0] + offs[None, None, :] * normals[:, None, None, 0]).reshape(4 * samples, -1)
+    my = (pts[:, :, None, 1] + offs[None, None, :] * normals[:, None, None, 1]).reshape(4 * samples, -1)
+    lab = cv2.remap(colours, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     lab = lab.reshape(4, samples, len(offs), 3)
-    in_img = (
-        (xy[..., 0] >= 0) & (xy[..., 0] <= sw - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= sh - 1)
-    ).reshape(4, samples, len(offs))
-    cs = np.concatenate([np.zeros((4, samples, 1, 3), np.float32), np.cumsum(lab, 2)], 2)  # [4, S, O+1, 3]
+    in_img = ((mx >= 0) & (mx <= sw - 1) & (my >= 0) & (my <= sh - 1)).reshape(4, samples, len(offs))
+    cs = np.empty((4, samples, len(offs) + 1, 3), np.float32)  # [4, S, O+1, 3]: running sums from 0
+    cs[:, :, 0] = 0.0
+    np.cumsum(lab, 2, out=cs[:, :, 1:])
     c0, c1 = 2 * k, len(offs) - 2 * k  # candidate edge positions: offs[c0:c1]
 
     def mean(lo: int, hi: int) -> np.ndarray:  # mean colour over offs[c+lo .. c+hi-1]: [4, S, C, 3] (views)
