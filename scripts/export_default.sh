@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 PY=.venv/bin
 RUN=${RUN:-runs/default}
-DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
+DET=${DET_ONNX:-runs/detector_ft/detector_rect.onnx}
 OUT=${OUT:-edgeecg/assets/default}
 VER=${VERIFIER_ONNX:-runs/verifier/verifier.onnx}
 CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}

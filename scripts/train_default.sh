@@ -18,7 +18,7 @@ $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTR
 # chain (the detector and corner model of scripts/train_detector.sh, classical corners, refinement, warp,
 # CLAHE), so the members learn the corner errors they will meet when served; stage I used ground-truth
 # corners.
-DET=${DET_ONNX:-runs/detector_ft/detector.onnx}
+DET=${DET_ONNX:-runs/detector_ft/detector_rect.onnx}
 CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true --set runtime_corner_model="$CORNERS")

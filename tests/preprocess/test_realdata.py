@@ -76,9 +76,9 @@ def bundled_chain():
 def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
     """The shipped detector, corners, refinement and ECG check on real photos and scans (README figures).
 
-    Known misses (see the README's pre-processing section): ecg00015 (detector confidence 0.08) and two
-    photos the ECG check scores under its threshold; no more may appear. No real page is turned upside
-    down (the check's upright output is unsure on real pages; it may only act when it is sure).
+    Known miss (see the README's pre-processing section): one photo (ecg00037) the ECG check scores under
+    its threshold; no more may appear. No real page is turned upside down (the check's upright output is
+    unsure on real pages; it may only act when it is sure).
     """
     rejected = []
     for path in _photos(realdata):
@@ -88,7 +88,7 @@ def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
             continue
         assert prep.image.std() > 5 and cv2.contourArea(prep.corners.astype(np.float32)) > 0, path.name
         assert "+turned" not in (prep.corner_source or ""), f"{path.name} was turned upside down"
-    assert len(rejected) <= 3, f"the bundled chain turns away {len(rejected)} real ECG images: {rejected}"
+    assert len(rejected) <= 1, f"the bundled chain turns away {len(rejected)} real ECG images: {rejected}"
 
 
 def test_the_bundled_detector_keeps_full_frame_scans(realdata, bundled_chain):
@@ -99,6 +99,5 @@ def test_the_bundled_detector_keeps_full_frame_scans(realdata, bundled_chain):
         h, w = img.shape[:2]
         box = prep.box
         kept[name] = 0.0 if box is None else float((box[2] - box[0]) * (box[3] - box[1]) / (h * w))
-    good = [n for n, k in kept.items() if k >= 0.9]
-    # 12 of 14 keep >= 90% of the frame; ecg00015 is rejected and ecg00017 boxed at 73% (README)
-    assert len(good) >= len(FULL_FRAME) - 2, kept
+    # every full-frame scan and screenshot keeps >= 90% of the frame (README)
+    assert all(k >= 0.9 for k in kept.values()), kept
