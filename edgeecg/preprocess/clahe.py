@@ -5,7 +5,7 @@ Run it on the small, model-sized image: at phone-photo size it costs tens of mil
 
 from __future__ import annotations
 
-import functools
+import threading
 
 import cv2
 import numpy as np
@@ -15,9 +15,17 @@ from edgeecg.errors import UsageError
 SPACES = ("lab", "gray", "none")
 
 
-@functools.lru_cache(maxsize=8)
+_local = threading.local()
+
+
 def _clahe(clip: float, tiles: tuple[int, int]) -> cv2.CLAHE:
-    return cv2.createCLAHE(clipLimit=clip, tileGridSize=tiles)
+    """A CLAHE object per thread and setting: `apply` works in buffers the object owns, so one object
+    shared by threads (the training cache's builders, a server's workers) mixes their images."""
+    cache = _local.__dict__.setdefault("clahe", {})
+    key = (float(clip), tuple(tiles))
+    if key not in cache:
+        cache[key] = cv2.createCLAHE(clipLimit=clip, tileGridSize=tiles)
+    return cache[key]
 
 
 def apply_clahe(

@@ -48,3 +48,17 @@ def test_bad_parameters_raise(img):
         apply_clahe(img, 2.0, (8, 8), "hsv")
     with pytest.raises(UsageError):
         apply_clahe(img, 0.0, (8, 8))
+
+
+def test_threads_do_not_share_clahe_buffers():
+    """Pages equalised by several threads at once equal those equalised one by one (a CLAHE object works in
+    buffers of its own: shared between threads, it mixed their images into each other's pages)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    pages = [rng.integers(0, 256, (128, 256, 3), dtype=np.uint8) for _ in range(16)]
+    serial = [apply_clahe(p, 2.0, (8, 8), "lab") for p in pages]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(20):
+            threaded = list(pool.map(lambda p: apply_clahe(p, 2.0, (8, 8), "lab"), pages))
+            assert all(np.array_equal(a, b) for a, b in zip(threaded, serial, strict=True))
