@@ -193,7 +193,8 @@ def _fit_offsets(t: np.ndarray, off: np.ndarray, w: np.ndarray, tol: float) -> t
 
 
 def edge_colours(img_bgr: np.ndarray) -> np.ndarray:
-    """The working copy in the colour space refinement measures steps in: uint8 Lab.
+    """The working copy in the colour space refinement measures steps in: Lab on OpenCV's 8-bit scale, as
+    float32 (so that the passes sample it without rounding).
 
     Made once per working copy and shared by every refinement pass: converting each pass's sampled profiles
     instead cost ~1 ms a pass (the conversion's tables fall out of cache between passes).
