@@ -66,3 +66,23 @@ def test_match_order_follows_the_reference():
     quad = np.array([[10, 10], [90, 10], [90, 60], [10, 60]], np.float32)
     turned = np.roll(quad, 1, axis=0)  # the same sheet, labelled from another corner
     np.testing.assert_array_equal(match_order(turned, quad + 3), quad)
+
+
+def test_shared_colours_and_one_pass_snapping():
+    """The Lab working copy made once gives the same corners as the one refine_corners makes itself; close
+    corners snap in one pass onto the sheet; colours of another size are refused."""
+    from edgeecg.preprocess.corners import edge_colours
+    from edgeecg.preprocess.geometry import working_copy
+
+    scene = make_hand_scene((1200, 900), seed=2)
+    work, scale = working_copy(scene.image, 512)
+    rough = _rough(scene.quad, np.random.default_rng(2), 0.03) * scale
+    own = refine_corners(work, rough, return_index=True)
+    shared = refine_corners(work, rough, return_index=True, colours=edge_colours(work))
+    np.testing.assert_array_equal(own[0], shared[0])
+    assert own[1:] == shared[1:]
+    close = (scene.quad + np.random.default_rng(3).uniform(-4, 4, (4, 2))).astype(np.float32) * scale
+    snapped, _, support, edges = refine_corners(work, close, band=0.015, return_index=True, narrow_pass=False)
+    assert _err(snapped / scale, scene.quad, (900, 1200)) < 0.002 and edges > 3.5 and support == edges
+    with pytest.raises(ValueError, match="working copy"):
+        refine_corners(work, rough, colours=edge_colours(scene.image))
