@@ -178,10 +178,9 @@ def _predict(net, x: np.ndarray, batch: int = 256) -> np.ndarray:
 def train(cfg: CornerConfig) -> dict[str, Any]:
     """Build the pages, train, keep the epoch best on the validation set, export ONNX; returns the fields."""
     import torch  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
 
-    from edgeecg.export.onnx_export import export_page_model  # noqa: PLC0415
-    from edgeecg.train.checkpoint import atomic_write_json, save_weights  # noqa: PLC0415
+    from edgeecg.train.checkpoint import atomic_write_json  # noqa: PLC0415
+    from edgeecg.train.pagemodel import fit_page_model, save_page_model  # noqa: PLC0415
 
     if not cfg.data or not cfg.val:
         raise UsageError("corner model training needs --data and --val")
@@ -199,46 +198,29 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
     del parts
     x_va, y_va = build_set(cfg.val, cfg, cfg.per_scene, cfg.seed + 1000)
     net = build_net(cfg.width, cfg.input_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * (len(x_tr) // cfg.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
-    gen = torch.Generator().manual_seed(cfg.seed)
     yt = torch.from_numpy(y_tr)
-    best: dict[str, Any] | None = None
-    history = []
-    t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        net.train()
-        order = torch.randperm(len(x_tr), generator=gen)
-        bar = tqdm(
-            range(0, len(x_tr) - cfg.batch + 1, cfg.batch), desc=f"corners epoch {epoch + 1}", disable=None
-        )
-        for i in bar:
-            idx = order[i : i + cfg.batch]
-            xb = torch.from_numpy(x_tr[idx.numpy()]).permute(0, 3, 1, 2).float() / 255.0
-            # exposure: the content, not the brightness, says where the sheet is
-            gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.8, 1.2, generator=gen)
-            xb = xb * gain + torch.empty(len(idx), 1, 1, 1).uniform_(-0.1, 0.1, generator=gen)
-            # offsets are ~0.01-0.1: scaled so that smooth L1 is linear beyond 0.005
-            loss = torch.nn.functional.smooth_l1_loss(net(xb) * 10, yt[idx] * 10, beta=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+
+    def batch_loss(xb: Any, idx: Any, gen: Any) -> Any:
+        # exposure: the content, not the brightness, says where the sheet is
+        gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.8, 1.2, generator=gen)
+        xb = xb * gain + torch.empty(len(idx), 1, 1, 1).uniform_(-0.1, 0.1, generator=gen)
+        # offsets are ~0.01-0.1: scaled so that smooth L1 is linear beyond 0.005
+        return torch.nn.functional.smooth_l1_loss(net(xb) * 10, yt[idx] * 10, beta=0.05)
+
+    def evaluate(net: Any, epoch: int) -> tuple[dict[str, Any], float]:
         err = corner_errors(_predict(net, x_va), y_va)
         row = {
-            "epoch": epoch + 1,
+            "epoch": epoch,
             "median_error": float(np.median(err)),
             "within_0.01": float((err <= 0.01).mean()),
         }
-        history.append(row)
-        log.info("epoch %d: %s", epoch + 1, row)
-        if best is None or row["median_error"] < best["median_error"]:
-            best = {**row, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
-    assert best is not None
-    net.load_state_dict(best.pop("state"))
-    net.eval()
+        return row, -row["median_error"]
+
+    t0 = time.perf_counter()
+    best, history = fit_page_model(
+        net, x_tr, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, batch=cfg.batch,
+        seed=cfg.seed, batch_loss=batch_loss, evaluate=evaluate, desc="corners", drop_last=True,
+    )  # fmt: skip
     h, w = cfg.input_size
     fields = {
         "kind": "corner-regressor",
@@ -254,10 +236,9 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
         },
         "data": list(cfg.data),
     }
-    save_weights(out / "weights.safetensors", net.state_dict(), {**fields, "history": history})
-    diff = export_page_model(net, out / "corners.onnx", x_va[:16], "offsets", "corner model")
-    fields["onnx_vs_torch_max_abs"] = diff
-    atomic_write_json(out / "corners.json", fields)
+    fields = save_page_model(
+        net, out, "corners", fields, x_va[:16], "offsets", "corner model", {"history": history}
+    )
     log.info("corner model trained in %.0f s", time.perf_counter() - t0)
     return {**fields, "history": history}
 

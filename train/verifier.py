@@ -250,10 +250,9 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     """Train, select on the tuning set, export ONNX and write the manifest fields; returns the summary."""
     import torch  # noqa: PLC0415
     from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
 
-    from edgeecg.export.onnx_export import export_page_model  # noqa: PLC0415
-    from edgeecg.train.checkpoint import atomic_write_json, save_weights  # noqa: PLC0415
+    from edgeecg.train.checkpoint import atomic_write_json  # noqa: PLC0415
+    from edgeecg.train.pagemodel import fit_page_model, save_page_model  # noqa: PLC0415
 
     if not cfg.data or not cfg.tune or not cfg.detector:
         raise UsageError("verifier training needs --data, --tune and --detector")
@@ -276,62 +275,41 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         up_tr = np.concatenate([upright_pages(cfg, d, out / "cache") for d in cfg.data])
         up_tu = upright_pages(cfg, cfg.tune, out / "cache")
     net = build_net(outputs=2 if cfg.upright else 1)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * int(np.ceil(len(x_tr) / cfg.batch))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
-    gen = torch.Generator().manual_seed(cfg.seed)
     yt = torch.from_numpy(y_tr)
-    best: dict[str, Any] | None = None
-    history = []
-    t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        net.train()
-        order = torch.randperm(len(x_tr), generator=gen)
-        bar = tqdm(range(0, len(x_tr), cfg.batch), desc=f"verifier epoch {epoch + 1}", disable=None)
-        for i in bar:
-            idx = order[i : i + cfg.batch]
-            xb = torch.from_numpy(x_tr[idx.numpy()]).permute(0, 3, 1, 2).float() / 255.0
-            if torch.rand(1, generator=gen).item() < 0.5:  # a page upside down is still (not) an ECG
-                xb = xb.flip(2).flip(3)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb)[:, 0], yt[idx])
-            if up_tr is not None:
-                j = torch.randint(len(up_tr), (len(idx),), generator=gen).numpy()
-                xu = torch.from_numpy(up_tr[j]).permute(0, 3, 1, 2).float() / 255.0
-                turn = torch.rand(len(j), generator=gen) < 0.5
-                xu = torch.where(turn[:, None, None, None], xu.flip(2).flip(3), xu)
-                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-                    net(xu)[:, 1], (~turn).float()
-                )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+
+    def batch_loss(xb: Any, idx: Any, gen: Any) -> Any:
+        if torch.rand(1, generator=gen).item() < 0.5:  # a page upside down is still (not) an ECG
+            xb = xb.flip(2).flip(3)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb)[:, 0], yt[idx])
+        if up_tr is not None:
+            j = torch.randint(len(up_tr), (len(idx),), generator=gen).numpy()
+            xu = torch.from_numpy(up_tr[j]).permute(0, 3, 1, 2).float() / 255.0
+            turn = torch.rand(len(j), generator=gen) < 0.5
+            xu = torch.where(turn[:, None, None, None], xu.flip(2).flip(3), xu)
+            loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(net(xu)[:, 1], (~turn).float())
+        return loss
+
+    def evaluate(net: Any, epoch: int) -> tuple[dict[str, Any], tuple[float, float, float]]:
         p = _probs(net, x_tu)
         pos, neg = p[y_tu == 1], p[y_tu == 0]
         cal = choose_threshold(pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected)
         # margin: how far (logit) the lowest tuning ECG sits above the threshold
         margin = float(logit(pos.min()) - logit(cal["threshold"]))
-        row = {"epoch": epoch + 1, "auroc": float(roc_auc_score(y_tu, p)), **cal, "margin": margin}
+        row = {"epoch": epoch, "auroc": float(roc_auc_score(y_tu, p)), **cal, "margin": margin}
         if up_tu is not None:
             row["upright_accuracy"] = upright_accuracy(net, up_tu)
-        history.append(row)
-        log.info("epoch %d: %s", epoch + 1, row)
         rank = (
             row["negatives_rejected"] - row["ecg_rejected"],
             round(row["auroc"], 4) + round(row.get("upright_accuracy", 0.0), 3),
             margin,
         )
-        if best is None or rank > best["rank"]:
-            best = {
-                **row,
-                "rank": rank,
-                "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
-            }
-    assert best is not None
-    net.load_state_dict(best.pop("state"))
-    best.pop("rank")
-    net.eval()
+        return row, rank
+
+    t0 = time.perf_counter()
+    best, history = fit_page_model(
+        net, x_tr, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, batch=cfg.batch,
+        seed=cfg.seed, batch_loss=batch_loss, evaluate=evaluate, desc="verifier",
+    )  # fmt: skip
     h, w = cfg.input_size
     fields = {
         "kind": "ecg-verifier",
@@ -354,14 +332,8 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         },
         "preprocess": {"mode": cfg.mode, "corners": cfg.corners, "refine": cfg.refine},
     }
-    save_weights(
-        out / "weights.safetensors",
-        net.state_dict(),
-        {**fields, "labels": fields["outputs"], "num_classes": len(fields["outputs"]), "history": history},
-    )
-    diff = export_page_model(net, out / "verifier.onnx", x_tu[:16], "logit", "verifier")
-    fields["onnx_vs_torch_max_abs"] = diff
-    atomic_write_json(out / "verifier.json", fields)
+    meta = {"labels": fields["outputs"], "num_classes": len(fields["outputs"]), "history": history}
+    fields = save_page_model(net, out, "verifier", fields, x_tu[:16], "logit", "verifier", meta)
     log.info("verifier trained in %.0f s", time.perf_counter() - t0)
     return {**fields, "history": history}
 
