@@ -45,9 +45,12 @@ def _overrides(pairs: list[str]) -> dict:
 
 def _absolute(data: dict) -> dict:
     """Paths given with --set are relative to the current directory."""
-    for key in ("target", "val"):
-        if isinstance(data.get(key), dict) and data[key].get("path"):
-            data[key]["path"] = str(Path(data[key]["path"]).resolve())
+    entries = [data.get("target"), data.get("val")]
+    if isinstance(data.get("sources"), list):
+        entries += data["sources"]
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("path"):
+            entry["path"] = str(Path(entry["path"]).resolve())
     if data.get("init_checkpoint"):
         data["init_checkpoint"] = str(Path(data["init_checkpoint"]).resolve())
     return data

@@ -43,3 +43,16 @@ def test_bad_values_are_usage_errors(tmp_path):
 def test_shipped_recipe_loads():
     c = load_config(ROOT / "train" / "configs" / "default.yaml")
     assert c.model == "convnext_atto" and len(c.sources) == 2 and c.target is not None and c.folds == 5
+
+
+def test_cli_set_paths_are_relative_to_the_current_directory(tmp_path, monkeypatch):
+    from edgeecg.train.cli import _absolute, _overrides
+
+    monkeypatch.chdir(tmp_path)
+    over = _absolute(
+        _overrides(["sources=[{path: a, weight: 2.0}, {path: b}]", "target={path: c}", "val={path: d}"])
+    )
+    cfg = load_config(None, over)
+    assert [s.path for s in cfg.sources] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert cfg.sources[0].weight == 2.0
+    assert cfg.target.path == str(tmp_path / "c") and cfg.val.path == str(tmp_path / "d")
