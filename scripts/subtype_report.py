@@ -3,10 +3,11 @@
     python scripts/subtype_report.py PREDICTIONS.csv DATASET [--json OUT]
 
 PREDICTIONS.csv is what `edgeecg eval DATASET --out DIR` writes (DIR/predictions.csv); DATASET is an
-`edgeecg synth` directory made from the simulator (not from WFDB records). Each item's record is simulated
-again from the dataset's seed (item i draws from the generator seeded by (seed, i), so the same code gives
-the same record; the labels are checked against labels.csv), which recovers its subtypes (territory and
-age of an MI, kind of conduction defect, ST/T findings). For every class it prints the AUROC of each
+`edgeecg synth` directory made from the simulator (not from WFDB records). Its labels.csv names each
+record's subtypes (territory and age of an MI, kind of conduction defect, ST/T findings) in the `findings`
+column; for sets written before that column existed, each single-style set's record is simulated again
+from the dataset's seed (item i draws from the generator seeded by (seed, i), so the same code gives the
+same record; the labels are checked against labels.csv). For every class it prints the AUROC of each
 subtype's positives against all negatives, and the mean probability the model gives negatives that carry
 each other finding: the confounders.
 """
@@ -39,7 +40,16 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def subtypes_of(dataset: Path, names: list[str], labels: np.ndarray) -> list[list[str]]:
+    rows = list(csv.DictReader((dataset / "labels.csv").open()))
+    if rows and "findings" in rows[0]:
+        by_name = {r["image"]: [f for f in r["findings"].split(";") if f] for r in rows}
+        found = [by_name.get(n) or by_name.get(_relative(n, dataset)) for n in names]
+        if any(f is None for f in found):
+            raise UsageError(f"some predicted images are not in {dataset}/labels.csv")
+        return found
     meta = json.loads((dataset / "synth.json").read_text())
+    if meta.get("style") == "mix":
+        raise UsageError("mixed-style sets draw the style first; give a single-style set")
     if meta.get("records"):
         raise UsageError(f"{dataset} was made from WFDB records: its subtypes cannot be simulated again")
     out = []
@@ -55,13 +65,18 @@ def subtypes_of(dataset: Path, names: list[str], labels: np.ndarray) -> list[lis
     return out
 
 
+def _relative(name: str, dataset: Path) -> str:
+    """edgeecg eval names images by the path it was given; labels.csv names them inside the dataset."""
+    try:
+        return Path(name).resolve().relative_to(dataset.resolve()).as_posix()
+    except ValueError:
+        return name
+
+
 def report(pred_csv: Path, dataset: Path) -> dict:
     rows = list(csv.DictReader(pred_csv.open()))
     if not rows or any(f"p_{k}" not in rows[0] for k in LABELS):
         raise UsageError(f"{pred_csv} has no p_<label> columns (is it edgeecg eval's predictions.csv?)")
-    meta = json.loads((dataset / "synth.json").read_text())
-    if meta.get("style") == "mix":
-        raise UsageError("mixed-style sets draw the style first; give a single-style set")
     names = [r["image"] for r in rows]
     y = np.array([[int(r[k]) for k in LABELS] for r in rows])
     p = np.array([[float(r[f"p_{k}"]) for k in LABELS] for r in rows])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,34 @@ def test_perfect_class_scores_one_per_subtype(dataset, tmp_path):
     assert af == 0.5 or math.isnan(af)  # all tied, or no AF in so small a set
 
 
+def _without_findings(dataset: Path, out: Path) -> Path:
+    """The same set as written before labels.csv had a findings column."""
+    out.mkdir()
+    shutil.copy(dataset / "synth.json", out / "synth.json")
+    rows = list(csv.DictReader((dataset / "labels.csv").open()))
+    keep = [k for k in rows[0] if k != "findings"]
+    with (out / "labels.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keep, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    (out / "images").symlink_to(dataset / "images")
+    return out
+
+
+def test_the_findings_column_matches_the_records_simulated_again(dataset, tmp_path):
+    mod = _script()
+    rows = list(csv.DictReader((dataset / "labels.csv").open()))
+    names = [r["image"] for r in rows]
+    y = [[int(r[k]) for k in LABELS] for r in rows]
+    written = mod.subtypes_of(dataset, names, y)
+    assert any(written) and all(isinstance(f, list) for f in written)
+    assert mod.subtypes_of(_without_findings(dataset, tmp_path / "old"), names, y) == written
+
+
 def test_labels_that_do_not_match_the_simulator_are_refused(dataset, tmp_path, capsys, monkeypatch):
     mod = _script()
-    pred = _predictions(dataset, tmp_path / "p.csv", flip="MI")
-    monkeypatch.setattr("sys.argv", ["subtype_report", str(pred), str(dataset)])
+    old = _without_findings(dataset, tmp_path / "old")
+    pred = _predictions(old, tmp_path / "p.csv", flip="MI")
+    monkeypatch.setattr("sys.argv", ["subtype_report", str(pred), str(old)])
     assert mod.main() == 2
     assert "differ from labels.csv" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 Layout of DIR::
 
-    labels.csv        image,MI,AF,HYP,CD,STTC,NORM,record,source,style   (ECG images only)
+    labels.csv        image,MI,AF,HYP,CD,STTC,NORM,record,source,style,findings   (ECG images only)
     images/NNNNNN.jpg every image, negatives included
     geometry.jsonl    one object per image: {"image", "paper_quad" (null for negatives), "paper_box", "lead_boxes"}
     labels/NNNNNN.txt YOLO pose label per image: "0 cx cy w h x1 y1 v1 ... x4 y4 v4" (normalised; empty for
@@ -163,6 +163,8 @@ class _Worker:
                 record=record.record,
                 source=record.source,
                 style=style,
+                # the simulator's findings (MI territory and age, conduction defect, ST/T kinds), ';'-joined
+                findings=";".join(record.meta.get("subtypes") or ()),
             )
         return {"row": row, "geometry": geometry}
 
@@ -196,7 +198,7 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
     bar = tqdm(total=cfg.n, desc="synth", unit="img", disable=not progress, dynamic_ncols=True)
     counts = dict.fromkeys(LABELS, 0)
     n_ecg = 0
-    fields = ["image", *LABELS, "NORM", "record", "source", "style"]
+    fields = ["image", *LABELS, "NORM", "record", "source", "style", "findings"]
     with (
         open(out / "labels.csv", "w", newline="", encoding="utf-8") as fcsv,
         open(out / "geometry.jsonl", "w", encoding="utf-8") as fgeo,
