@@ -27,16 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeecg import LABELS  # noqa: E402
 from edgeecg.errors import UsageError  # noqa: E402
+from edgeecg.metrics import roc_auc  # noqa: E402
 from edgeecg.synth.dataset import item_rng  # noqa: E402
 from edgeecg.synth.waveforms import simulate  # noqa: E402
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Mann-Whitney AUROC (ties count half)."""
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+    """AUROC of positives `pos` against negatives `neg` (scores); NaN when either is empty."""
+    return roc_auc(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg])
 
 
 def subtypes_of(dataset: Path, names: list[str], labels: np.ndarray) -> list[list[str]]:

@@ -488,11 +488,12 @@ def calibrate(
             chain = float(np.mean(checked | (neg_a < t)))
             if chain >= min_negatives_rejected or t >= res["conf_threshold"]:
                 break
+        t = float(min(t, res["conf_threshold"]))
         res.update(
-            conf_threshold=round(float(min(t, res["conf_threshold"])), 4),
+            conf_threshold=round(t, 4),
             detector_alone_threshold=res["conf_threshold"],
-            ecg_rejected=float(np.mean(pos_a < min(t, res["conf_threshold"]))),
-            negatives_rejected=float(np.mean(neg_a < min(t, res["conf_threshold"]))),
+            ecg_rejected=float(np.mean(pos_a < t)),
+            negatives_rejected=float(np.mean(neg_a < t)),
             chain_negatives_rejected=chain,
             verifier=str(verifier),
             corner_model=str(corner_model) if corner_model else None,
@@ -505,6 +506,7 @@ def calibrate(
     return res
 
 
+# -- command line -------------------------------------------------------------------------------------
 def _page_size(text: str) -> tuple[int, int]:
     h, w = parse_size(text, "--page-size", "128x256")
     if h < 8 or w < 8:
