@@ -40,15 +40,20 @@ N_CLEAN=${N_CLEAN:-500}
 CLS_INPUT=${CLS_INPUT:-96x192}   # the ECG check's page size (the runtime makes its page at this size)
 PAGE_SIZE=${PAGE_SIZE:-128x256}  # the bundled classifier's input: the pages the chain makes for it
 
-synth() {  # name n seed style negatives
+synth() {  # name n seed style negatives [more synth options]
   [ -f "$DATA/$1/geometry.jsonl" ] && { echo "keep $DATA/$1"; return; }
   .venv/bin/edgeecg synth --out "$DATA/$1" --n "$2" --seed "$3" --style "$4" --negatives "$5" \
-    --size "$SIZE" --workers "$WORKERS" --no-progress
+    --size "$SIZE" --workers "$WORKERS" --no-progress "${@:6}"
 }
-synth train_photo $((N_TRAIN * 6 / 10)) 101 photo 0.12
-synth train_scan $((N_TRAIN * 4 / 10)) 102 scan 0.12
-synth ft_photo $((N_FT * 6 / 10)) 111 photo 0.3
-synth ft_scan $((N_FT * 4 / 10)) 112 scan 0.3
+# Training scenes only: frame shapes (ASPECT, e.g. 0.75-2.6) and pages without header or calibration pulse
+# (BARE); the tuning, validation and held-out sets stay 4:3 with the renderer's own page mix.
+VARY=()
+[ -n "${ASPECT:-}" ] && VARY+=(--aspect "$ASPECT")
+[ -n "${BARE:-}" ] && VARY+=(--bare-pages "$BARE")
+synth train_photo $((N_TRAIN * 6 / 10)) 101 photo 0.12 "${VARY[@]}"
+synth train_scan $((N_TRAIN * 4 / 10)) 102 scan 0.12 "${VARY[@]}"
+synth ft_photo $((N_FT * 6 / 10)) 111 photo 0.3 "${VARY[@]}"
+synth ft_scan $((N_FT * 4 / 10)) 112 scan 0.3 "${VARY[@]}"
 synth val "$N_VAL" 201 mix 0.12
 synth tune "$N_TUNE" 401 mix 0.15
 synth corner_clean "$N_CLEAN" 121 clean 0   # the corner model also learns pages that fill the picture

@@ -17,6 +17,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--negatives", type=float, default=0.0, help="fraction of scenes with no ECG (detector negatives)"
     )
     p.add_argument(
+        "--aspect",
+        help="frame shapes W/H to draw from, e.g. 0.75-2.6, each at the area of --size (default: all --size)",
+    )
+    p.add_argument(
+        "--bare-pages",
+        type=float,
+        default=0.0,
+        help="fraction of ECG pages printed without header and calibration pulse (default 0)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes (output does not depend on it)"
     )
     p.add_argument("--jpeg-quality", type=int, default=92, help="JPEG quality of stored images")
@@ -25,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeecg.synth.dataset import SynthConfig, parse_size, write_dataset  # noqa: PLC0415
+    from edgeecg.synth.dataset import SynthConfig, parse_aspect, parse_size, write_dataset  # noqa: PLC0415
 
     cfg = SynthConfig(
         out=args.out,
@@ -37,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         records=args.records,
         workers=args.workers,
         jpeg_quality=args.jpeg_quality,
+        aspect=parse_aspect(args.aspect) if args.aspect else None,
+        bare=args.bare_pages,
     )
     summary = write_dataset(cfg, progress=not args.no_progress)
     if args.json:

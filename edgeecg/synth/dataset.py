@@ -21,7 +21,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -53,6 +53,11 @@ class SynthConfig:
         records: a directory of WFDB records to render instead of simulated signals.
         workers: parallel worker processes.
         jpeg_quality: quality of the stored JPEG images.
+        aspect: (lo, hi) range of frame shapes (width / height): each scene's frame keeps the area of
+            `size` with a shape drawn from it (real scans come 2:1 and wider, phone photos 16:9 or
+            portrait). None: every scene at `size`.
+        bare: fraction of ECG pages printed with neither header nor calibration pulse (a scan cropped to
+            the grid, a machine that prints neither).
     """
 
     out: str
@@ -64,6 +69,8 @@ class SynthConfig:
     records: str | None = None
     workers: int = 1
     jpeg_quality: int = 92
+    aspect: tuple[float, float] | None = None
+    bare: float = 0.0
 
     def check(self) -> None:
         """Raise UsageError for settings that cannot work."""
@@ -77,6 +84,14 @@ class SynthConfig:
             raise UsageError(f"--negatives must be a fraction in [0, 1], got {self.negatives}")
         if not 1 <= self.jpeg_quality <= 100:
             raise UsageError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+        if self.aspect is not None:
+            lo, hi = self.aspect
+            if self.size is None:
+                raise UsageError("--aspect needs --size (the area each frame keeps)")
+            if not 0.25 <= lo <= hi <= 4.0:
+                raise UsageError(f"--aspect must be LO-HI with 0.25 <= LO <= HI <= 4, got {lo}-{hi}")
+        if not 0.0 <= self.bare <= 1.0:
+            raise UsageError(f"--bare-pages must be a fraction in [0, 1], got {self.bare}")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.records is not None and not Path(self.records).is_dir():
@@ -90,6 +105,23 @@ def parse_size(text: str, option: str = "--size", example: str = "1024x768") -> 
     except ValueError:
         raise UsageError(f"{option} must look like {example}, got {text!r}") from None
     return a, b
+
+
+def parse_aspect(text: str) -> tuple[float, float]:
+    """'1.2-2.6' -> (1.2, 2.6); a single number is a fixed shape."""
+    try:
+        parts = [float(v) for v in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise UsageError(f"--aspect must look like 1.2-2.6 (width / height), got {text!r}")
+    return parts[0], parts[-1]
+
+
+def frame_size(size: tuple[int, int], aspect: float) -> tuple[int, int]:
+    """(W, H) with the area of `size` and W / H = aspect."""
+    area = float(size[0]) * float(size[1])
+    return max(16, round((area * aspect) ** 0.5)), max(16, round((area / aspect) ** 0.5))
 
 
 def item_rng(seed: int, index: int) -> np.random.Generator:
@@ -139,7 +171,20 @@ class _Worker:
                     log.warning("record %s unusable (%s); simulating instead", path, err)
             if record is None:
                 record = simulate(rng)
-        scene = make_scene(record, "negative" if negative else style, rng, size=cfg.size)
+        # Frame shape and bare pages draw from a stream of their own: without them a set is byte-identical
+        # to one written before they existed.
+        aux = np.random.default_rng([cfg.seed, index, 1])
+        size = cfg.size
+        if cfg.aspect is not None and size is not None:
+            lo, hi = cfg.aspect
+            size = frame_size(size, float(np.exp(aux.uniform(np.log(lo), np.log(hi)))))
+        render = None
+        if record is not None and cfg.bare > 0 and aux.random() < cfg.bare:
+            from edgeecg.synth.render import RenderConfig  # noqa: PLC0415
+
+            # drawn from rng exactly as make_scene would, so only these two settings change
+            render = replace(RenderConfig.random(rng), header=False, calibration=False)
+        scene = make_scene(record, "negative" if negative else style, rng, size=size, render=render)
         name = f"{index:06d}.jpg"
         ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
         if not ok:

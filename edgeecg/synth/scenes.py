@@ -185,6 +185,7 @@ def _scan_quad(paper_mm, size, rng: np.random.Generator) -> np.ndarray:
     W, H = size
     w_mm, h_mm = paper_mm
     fit = min(W / w_mm, H / h_mm)
+    cover = max(W / w_mm, H / h_mm)
     u = rng.random()
     margin = u < 0.4
     # 15%: a tight scan or screenshot where the grid runs off the frame and the sheet's edges are not
@@ -193,6 +194,8 @@ def _scan_quad(paper_mm, size, rng: np.random.Generator) -> np.ndarray:
     s = fit * (
         rng.uniform(0.86, 0.97) if margin else rng.uniform(1.08, 1.4) if zoom else rng.uniform(0.98, 1.03)
     )
+    if zoom:  # the sheet runs off every side, also in a frame far wider than the sheet (a 2:1 screenshot)
+        s = max(s, cover)
     w, h = w_mm * s, h_mm * s
     q = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
     ang = np.radians(rng.normal(0, 1.2) if rng.random() < 0.8 else rng.uniform(-3, 3))

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -91,6 +92,10 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path, small_set):
         (["--n", "3", "--workers", "0"], "--workers must be at least 1"),
         (["--n", "3", "--records", "/nonexistent/records"], "is not a directory"),
         (["--n", "x"], "invalid int value"),
+        (["--n", "3", "--aspect", "1-2"], "--aspect needs --size"),
+        (["--n", "3", "--size", "400x300", "--aspect", "wide"], "--aspect must look like"),
+        (["--n", "3", "--size", "400x300", "--aspect", "2-1"], "--aspect must be LO-HI"),
+        (["--n", "3", "--bare-pages", "1.5"], "--bare-pages must be a fraction"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(tmp_path, capsys, args, message):
@@ -113,6 +118,48 @@ def test_cli_subprocess_writes_and_reports(tmp_path):
     )  # fmt: skip
     summary = json.loads(out.stdout)
     assert summary["images"] == 2 and summary["ecg_images"] == 2
+
+
+def test_frame_shapes_keep_the_area_and_leave_the_rest_alone(tmp_path, small_set):
+    out, _ = small_set
+    # a range of one shape, the shape of --size: the same bytes as without --aspect (its own random stream)
+    same = tmp_path / "same"
+    cfg = dict(n=12, seed=3, style="mix", size=(320, 240), negatives=0.25)
+    write_dataset(SynthConfig(out=str(same), aspect=(4 / 3, 4 / 3), **cfg), progress=False)
+    assert _digest(same) == _digest(out)
+
+    wide = tmp_path / "wide"
+    write_dataset(SynthConfig(out=str(wide), aspect=(0.75, 2.6), **cfg), progress=False)
+    geos = [json.loads(line) for line in (wide / "geometry.jsonl").read_text().splitlines()]
+    shapes = [g["width"] / g["height"] for g in geos]
+    assert all(0.74 <= a <= 2.62 for a in shapes) and max(shapes) - min(shapes) > 0.5
+    assert all(abs(g["width"] * g["height"] / (320 * 240) - 1) < 0.02 for g in geos)
+    for g in geos:  # YOLO labels are normalised by each frame's own size
+        img = cv2.imread(str(wide / g["image"]))
+        assert img.shape[:2] == (g["height"], g["width"])
+        line = (wide / "labels" / (g["image"].split("/")[1][:-4] + ".txt")).read_text().split()
+        if g["paper_box"] is not None:
+            x0, y0, x1, y1 = np.clip(g["paper_box"], 0, [g["width"], g["height"]] * 2)
+            assert float(line[3]) == pytest.approx((x1 - x0) / g["width"], abs=1e-4)
+
+
+def test_bare_pages_drop_header_and_calibration_pulse_only(tmp_path):
+    cfg = dict(n=10, seed=8, style="clean")
+    plain, bare = tmp_path / "plain", tmp_path / "bare"
+    write_dataset(SynthConfig(out=str(plain), **cfg), progress=False)
+    write_dataset(SynthConfig(out=str(bare), bare=1.0, **cfg), progress=False)
+    rows = [(plain / "labels.csv").read_text(), (bare / "labels.csv").read_text()]
+    assert rows[0] == rows[1]  # the same records and labels
+    g0 = [json.loads(x) for x in (plain / "geometry.jsonl").read_text().splitlines()]
+    g1 = [json.loads(x) for x in (bare / "geometry.jsonl").read_text().splitlines()]
+    moved = 0
+    for a, b in zip(g0, g1, strict=True):
+        # without a header the rows start higher, without the pulse the traces start further left
+        (ax, ay), (bx, by) = (np.array(a["lead_boxes"]["I"][:2]) / a["px_per_mm"],
+                              np.array(b["lead_boxes"]["I"][:2]) / b["px_per_mm"])  # fmt: skip
+        assert bx <= ax + 0.1 and by <= ay + 0.1
+        moved += (bx < ax - 1) + (by < ay - 1)
+    assert moved >= 10
 
 
 def _main(argv):
