@@ -58,6 +58,9 @@ class DataConfig:
     label_columns: dict = _f(
         {k: k for k in LABELS}, "map from each edgeecg label (MI, AF, HYP, CD, STTC) to its CSV column"
     )
+    findings_column: str = _f(
+        "findings", "CSV column with the simulator's ';'-joined findings (for aux_findings); may be absent"
+    )
     root: str = _f("", "folder image paths are relative to; default: the CSV's folder")
     geometry: str = _f("", "geometry.jsonl with paper boxes; default: <root>/geometry.jsonl when present")
     synth_style: str = _f("mix", "kind=synth: rendering style (clean, scan, photo, mix)")
@@ -132,6 +135,15 @@ class TrainConfig:
         "",
         "preprocess=edgeecg, warp: corner model ONNX (its .json beside it) the runtime will use; '' = none",
     )
+    aux_findings: float = _f(
+        0.0,
+        "weight of an auxiliary loss on the simulator's findings (edgeecg synth's `findings` column: MI "
+        "territory and age, kind of conduction defect or hypertrophy, ST/T change and wall); 0 = off. The extra "
+        "outputs only train: saved weights keep the five labels' head",
+    )
+    aux_balance: bool = _f(
+        True, "aux_findings: weight each finding's positives by its inverse positive rate, as the labels' are"
+    )
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(
@@ -149,6 +161,8 @@ class TrainConfig:
             raise UsageError(
                 f"preprocess must be crop_clahe, warp_clahe, edgeecg or none, not {self.preprocess!r}"
             )
+        if self.aux_findings < 0:
+            raise UsageError(f"aux_findings must be >= 0, got {self.aux_findings}")
         for name in ("batch_size", "grad_accum", "epochs", "input_height", "input_width", "folds"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1")

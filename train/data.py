@@ -46,9 +46,50 @@ __all__ = [
     "make_preprocess",
     "CachedSource",
     "preprocess_key",
+    "FINDINGS",
+    "findings_matrix",
 ]
 
 Preprocess = Callable[[np.ndarray, "dict | None"], np.ndarray]
+
+#: The simulator's findings (`edgeecg synth` labels.csv column `findings`, ';'-joined), in the order of the
+#: auxiliary outputs (`aux_findings`). They say which of several pictures a label has (an acute inferior MI
+#: or an old anterior one; ST depression in the lateral leads or LVH's strain), which the five labels lump.
+FINDINGS = (
+    "AF",
+    "LVH",
+    "LVH strain",
+    "RVH",
+    "LAE",
+    *(f"{t} MI {age}" for t in ("inferior", "anterior", "lateral") for age in ("acute", "old")),
+    "RBBB",
+    "LBBB",
+    "1AVB",
+    "LAFB",
+    *(
+        f"{k} {wall}"
+        for k in ("ST depression", "T inversion")
+        for wall in ("lateral", "inferior", "anterior")
+    ),
+    "flat T",
+    "long QT",
+)
+
+
+def findings_matrix(texts: Sequence[str], where: str = "findings") -> np.ndarray:
+    """0/1 float32 [n, len(FINDINGS)] from ';'-joined finding names (empty: none).
+
+    Raises:
+        UsageError: a name that is not one of FINDINGS (say where).
+    """
+    index = {name: j for j, name in enumerate(FINDINGS)}
+    out = np.zeros((len(texts), len(FINDINGS)), np.float32)
+    for i, text in enumerate(texts):
+        for name in filter(None, (t.strip() for t in (text or "").split(";"))):
+            if name not in index:
+                raise UsageError(f"{where}: unknown finding {name!r} (known: {', '.join(FINDINGS)})")
+            out[i, index[name]] = 1.0
+    return out
 
 
 class CropClahe:
@@ -194,6 +235,7 @@ class CachedSource:
         import hashlib  # noqa: PLC0415
 
         self.source, self.labels, self.cfg = source, source.labels, getattr(source, "cfg", None)
+        self.findings = getattr(source, "findings", None)
         if hasattr(source, "images"):
             self.images = source.images  # fold tables and OOF CSVs name the images
         ident = json.dumps({"source": _source_identity(source), "pre": key, "n": len(source)}, sort_keys=True)
@@ -288,6 +330,12 @@ class ImageFolderSource:
         self.labels = np.asarray(labels, dtype=np.float32).reshape(len(rows), len(LABELS))  # [n, 5]
         if not np.isin(self.labels, (0, 1)).all():
             raise UsageError(f"{csv_path}: label columns must hold 0/1")
+        # [n, len(FINDINGS)] where the CSV has the simulator's findings column, else None
+        self.findings = (
+            findings_matrix([r[cfg.findings_column] for r in rows], f"{csv_path}")
+            if cfg.findings_column in cols
+            else None
+        )
         geo_path = Path(cfg.geometry) if cfg.geometry else self.root / "geometry.jsonl"
         self.geometry: dict[str, dict] = {}
         if geo_path.is_file():
@@ -333,7 +381,9 @@ class SynthSource:
         self._mix = MIX_WEIGHTS
         self._cache: dict[int, tuple[np.ndarray, dict | None, np.ndarray]] = {}
         # Labels must be known before rendering (for pos_weight and folds): render lazily but label now.
-        self.labels = np.stack([self._render(i, labels_only=True) for i in range(cfg.synth_n)])  # [n, 5]
+        records = [self._render(i, labels_only=True) for i in range(cfg.synth_n)]
+        self.labels = np.stack([r.label_vector() for r in records])  # [n, 5]
+        self.findings = findings_matrix([";".join(r.meta.get("subtypes") or ()) for r in records])
 
     def __len__(self) -> int:
         return self.cfg.synth_n
@@ -350,7 +400,7 @@ class SynthSource:
             style = names[rng.choice(len(names), p=list(self._mix.values()))]
         record = simulate(rng)
         if labels_only:
-            return record.label_vector()
+            return record
         scene = make_scene(record, style, rng)
         geo = scene.geometry.to_json() if scene.geometry is not None else None
         return scene.image, geo
@@ -367,6 +417,8 @@ class Subset:
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = source.labels[self.indices]
+        found = getattr(source, "findings", None)
+        self.findings = None if found is None else found[self.indices]
         self.cfg = getattr(source, "cfg", None)
         self.preprocessed = getattr(source, "preprocessed", False)
 
@@ -407,6 +459,8 @@ class TrainDataset:
         preprocess: `(img_bgr, geometry) -> img_bgr` hook.
         size_hw: model input (height, width); the hook's output is resized to it if needed.
         augment: an Albumentations Compose or None.
+        findings: the targets also hold each item's simulator findings after its five labels
+            ([5 + len(FINDINGS)]; every source needs them).
     """
 
     def __init__(
@@ -415,6 +469,7 @@ class TrainDataset:
         preprocess: Preprocess,
         size_hw: tuple[int, int],
         augment: Any | None = None,
+        findings: bool = False,
     ) -> None:
         self.sources = list(sources)
         self.offsets = np.cumsum([0] + [len(s) for s in self.sources])
@@ -422,6 +477,16 @@ class TrainDataset:
         self.size_hw = size_hw
         self.augment = augment
         self.labels = np.concatenate([s.labels for s in self.sources]).astype(np.float32)  # [n, 5]
+        self.findings = None
+        self.targets = self.labels
+        if findings:
+            if any(getattr(s, "findings", None) is None for s in self.sources):
+                raise UsageError(
+                    "aux_findings needs the simulator's findings in every source "
+                    "(the `findings` column that edgeecg synth writes)"
+                )
+            self.findings = np.concatenate([s.findings for s in self.sources]).astype(np.float32)
+            self.targets = np.concatenate([self.labels, self.findings], axis=1)  # [n, 5 + K]
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -449,7 +514,7 @@ class TrainDataset:
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, Any]:
         torch = require("torch")
         i, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
-        return to_tensor(self.image(i, seed)), torch.from_numpy(self.labels[i])
+        return to_tensor(self.image(i, seed)), torch.from_numpy(self.targets[i])
 
 
 class EpochSampler:

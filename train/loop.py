@@ -40,13 +40,22 @@ from edgeecg.train.checkpoint import (
     save_weights,
 )
 from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
-from edgeecg.train.data import EpochSampler, TrainDataset
+from edgeecg.train.data import FINDINGS, EpochSampler, TrainDataset
 from edgeecg.train.losses import logit, pos_weight, weighted_bce
 from edgeecg.train.model import create_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cosine_with_warmup", "Dist", "FitResult", "fit", "predict", "input_spec", "seed_everything"]
+__all__ = [
+    "cosine_with_warmup",
+    "Dist",
+    "FitResult",
+    "fit",
+    "predict",
+    "input_spec",
+    "labels_head",
+    "seed_everything",
+]
 
 STATE_FILE = "last.state.safetensors"
 
@@ -119,6 +128,17 @@ def _device(cfg: TrainConfig, dist: Dist) -> Any:
     return dev
 
 
+def labels_head(model: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with the classifier head cut to the five labels' rows: auxiliary outputs only train, and
+    what is saved for stage II, export and evaluation is the five-label model."""
+    head = model.default_cfg.get("classifier", "head.fc") if hasattr(model, "default_cfg") else "head.fc"
+    n = len(LABELS)
+    return {
+        k: (v[:n] if k in (f"{head}.weight", f"{head}.bias") and v.shape[0] > n else v)
+        for k, v in state.items()
+    }
+
+
 def input_spec(cfg: TrainConfig) -> dict[str, Any]:
     """The classifier input as the bundle manifest and export describe it."""
     return {
@@ -186,7 +206,8 @@ def predict(
     out = []
     with torch.no_grad():
         for x, _ in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-            out.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy().astype(np.float64))
+            logits = model(x.to(device))[:, : len(LABELS)]  # auxiliary outputs (aux_findings) are not scored
+            out.append(torch.sigmoid(logits.float()).cpu().numpy().astype(np.float64))
     model.train(was_training)
     probs = np.concatenate(out) if out else np.zeros((0, len(LABELS)))
     if dist.world > 1:
@@ -261,8 +282,10 @@ def fit(
         dump_config(cfg, out / "config.yaml")
     seed_everything(cfg.seed + (fold or 0) * 1000)
 
+    aux = train_ds.findings is not None
     model = create_model(
         cfg.model,
+        num_classes=len(LABELS) + (len(FINDINGS) if aux else 0),
         drop_rate=cfg.drop_rate,
         drop_path_rate=cfg.drop_path_rate,
         checkpoint=(init or cfg.init_checkpoint) or None,
@@ -272,6 +295,18 @@ def fit(
     model = model.to(memory_format=fmt)
     pw = pos_weight(train_ds.labels)
     criterion = weighted_bce(pw).to(device)
+    aux_criterion = None
+    if aux:
+        aux_pw = pos_weight(train_ds.findings) if cfg.aux_balance else np.ones(len(FINDINGS), np.float32)
+        aux_criterion = weighted_bce(aux_pw).to(device)
+
+    def loss_of(logits: Any, y: Any) -> Any:
+        n = len(LABELS)
+        loss = criterion(logits[:, :n], y[:, :n])
+        if aux_criterion is not None:
+            loss = loss + cfg.aux_findings * aux_criterion(logits[:, n:], y[:, n:])
+        return loss
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     weights = train_ds.item_weights(source_weights) if source_weights else None
@@ -343,7 +378,7 @@ def fit(
             last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
             sync = train_model.no_sync() if dist.world > 1 and not last_micro else _Null()
             with sync, torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                loss = criterion(train_model(x).float(), y)
+                loss = loss_of(train_model(x).float(), y)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler else scaled).backward()
             if last_micro:
@@ -385,7 +420,7 @@ def fit(
         state["epoch"] = epoch
         if dist.main:
             metrics = {k: row[k] for k in ("val_macro_auroc", "val_auroc", "val_loss", "train_loss")}
-            sd = model.state_dict()
+            sd = labels_head(model, model.state_dict())
             if improved:
                 save_weights(out / "best.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
             # The resume state is the commit point: everything above is redone if we die before it.

@@ -54,7 +54,9 @@ def read_state_dict(path: str | Path, allow_torch: bool = True) -> dict[str, Any
 def load_weights(model: Any, state: dict[str, Any], source: str = "checkpoint") -> list[str]:
     """Load `state` into `model`, skipping the classifier head (with a warning) where its shape differs.
 
-    Backbone keys must all match; a head of another size (ImageNet's 1000 classes) is left at its init.
+    Backbone keys must all match; a head of another size (ImageNet's 1000 classes) is left at its init,
+    except that a head with more outputs than the saved one (auxiliary outputs after the five labels) takes
+    the saved rows as its first ones.
 
     Returns:
         The names of the model keys left at their initial values.
@@ -72,6 +74,12 @@ def load_weights(model: Any, state: dict[str, Any], source: str = "checkpoint") 
                 continue
             raise BundleError(f"{source}: unexpected key {k!r} for this architecture")
         if tuple(own[k].shape) != tuple(v.shape):
+            if k.startswith(head) and own[k].shape[1:] == v.shape[1:] and own[k].shape[0] > v.shape[0]:
+                # the saved labels' rows of a head that has auxiliary outputs after them (aux_findings)
+                grown = own[k].clone()
+                grown[: v.shape[0]] = v
+                keep[k] = grown
+                continue
             if k.startswith(head):
                 skipped.append(k)
                 continue

@@ -49,10 +49,15 @@ __all__ = ["run_stage1", "run_stage2", "merge_oof", "load_trained", "datasets_fo
 
 
 def datasets_for(cfg: TrainConfig, sources: list[Any], train_augment: bool = True) -> TrainDataset:
-    """A TrainDataset over `sources` with the config's pre-processing (and augmentation if asked)."""
+    """A TrainDataset over `sources` with the config's pre-processing (and augmentation if asked).
+
+    A training set (`train_augment`) also carries the simulator's findings when `aux_findings` is on;
+    validation and test sets are scored on the five labels only, so they need none.
+    """
     size = (cfg.input_height, cfg.input_width)
     aug = build_augment(cfg.augment) if train_augment else None
-    return TrainDataset(sources, make_preprocess(cfg), size, aug)
+    aux = train_augment and cfg.aux_findings > 0
+    return TrainDataset(sources, make_preprocess(cfg), size, aug, findings=aux)
 
 
 def open_source(cfg: TrainConfig, data_cfg: Any, out_dir: str | Path) -> Any:
