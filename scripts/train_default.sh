@@ -8,21 +8,29 @@ PY=${PY:-.venv/bin}                 # where the edgeecg commands are
 RUN=${RUN:-runs/default}
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"  # --set overrides for stage I, stage II and the evaluation (after theirs)
 S="$PY/edgeecg synth --workers ${WORKERS:-2} --size 1024x768 --no-progress"
-[ -f data/s1_clean/labels.csv ] || $S --out data/s1_clean --n 1500 --style clean --seed 101
-[ -f data/s1_scan/labels.csv ]  || $S --out data/s1_scan  --n 2500 --style scan  --seed 102
+stage1_set() {  # dir n style seed: stage I learns the simulator's findings too, so its sets need that column
+  if [ -f "$1/labels.csv" ] && ! head -n 1 "$1/labels.csv" | grep -q findings; then
+    echo "$1 was made before synth wrote the findings column: making it again" >&2
+    rm -rf "$1"
+  fi
+  [ -f "$1/labels.csv" ] || $S --out "$1" --n "$2" --style "$3" --seed "$4"
+}
+stage1_set data/s1_clean 1500 clean 101
+stage1_set data/s1_scan 2500 scan 102
 [ -f data/s2_photo/labels.csv ] || $S --out data/s2_photo --n 2000 --style photo --seed 201
 [ -f data/test_photo/labels.csv ] || $S --out data/test_photo --n 1000 --style photo --seed 901  # held out
-# Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use.
+# Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use, and
+# auxiliary outputs on the simulator's findings (config: aux_findings; they are not saved with the weights).
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
-# chain (the detector and corner model of scripts/train_detector.sh, classical corners, refinement, warp,
+# chain (the detector and corner model of scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp,
 # CLAHE), so the members learn the corner errors they will meet when served; stage I used ground-truth
 # corners.
-DET=${DET_ONNX:-runs/detector_ft/detector_rect.onnx}
+DET=${DET_ONNX:-runs/detector2/detector_rect.onnx}
 CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true --set runtime_corner_model="$CORNERS")
 $PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/stage1/best.safetensors" \
-  --set lr=5e-4 --set epochs=8 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+  --set lr=5e-4 --set epochs=8 --set aux_findings=0 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}" \
   ${EXTRA[@]+"${EXTRA[@]}"}
