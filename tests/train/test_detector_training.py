@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -95,14 +96,17 @@ def synth_sets(tmp_path_factory, scene_sets) -> tuple[Path, Path]:
     return train, val
 
 
-def test_smoke_train_export_evaluate(synth_sets, tmp_path):
+def test_smoke_train_export_evaluate(synth_sets, tmp_path, caplog):
     train_dir, val_dir = synth_sets
     yaml_path = _tiny_pose_yaml(tmp_path)
     cfg = det_train.DetectorTrainConfig(
         data=(str(train_dir),), val=str(val_dir), out=str(tmp_path / "run"), model=str(yaml_path),
-        imgsz=64, epochs=1, batch=4, workers=0,
+        imgsz=64, epochs=1, batch=4, workers=0, threads=2,
     )  # fmt: skip
-    best = det_train.train(cfg)
+    with caplog.at_level(logging.INFO, logger="edgeecg.train.detector"):
+        best = det_train.train(cfg)
+    # ultralytics would train with cores - 1 threads; the option takes over once it has chosen
+    assert "detector training with 2 torch threads" in caplog.text
     assert best.is_file() and (tmp_path / "run" / "detector_config.json").is_file()
     onnx_path = tmp_path / "detector.onnx"
     fields = det_train.export(best, onnx_path, imgsz=64)
