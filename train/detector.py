@@ -173,13 +173,13 @@ def train(cfg: DetectorTrainConfig) -> Path:
     (out / "detector_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n", encoding="utf-8")
     if cfg.init and not Path(cfg.init).is_file():
         raise UsageError(f"--init {cfg.init}: no such weights file")
+    if cfg.threads < 0:
+        raise UsageError(f"--threads must be >= 0, got {cfg.threads}")
     # our own earlier run's checkpoint (ultralytics' format); the model yaml is then the one saved in it
     arch = cfg.model
     if cfg.width is not None and not cfg.init:
         arch = str(scaled_model_yaml(cfg.model, cfg.width, out))
     model = ul.YOLO(cfg.init or arch, task="pose")
-    if cfg.threads < 0:
-        raise UsageError(f"--threads must be >= 0, got {cfg.threads}")
     if cfg.threads:
         # ultralytics sets torch to cores - 1 threads when it picks the CPU; this runs after that
         def _threads(trainer: Any) -> None:

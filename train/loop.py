@@ -42,7 +42,7 @@ from edgeecg.train.checkpoint import (
 from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
 from edgeecg.train.data import FINDINGS, EpochSampler, TrainDataset
 from edgeecg.train.losses import logit, pos_weight, weighted_bce
-from edgeecg.train.model import create_model
+from edgeecg.train.model import create_model, head_prefix
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _device(cfg: TrainConfig, dist: Dist) -> Any:
 def labels_head(model: Any, state: dict[str, Any]) -> dict[str, Any]:
     """`state` with the classifier head cut to the five labels' rows: auxiliary outputs only train, and
     what is saved for stage II, export and evaluation is the five-label model."""
-    head = model.default_cfg.get("classifier", "head.fc") if hasattr(model, "default_cfg") else "head.fc"
+    head = head_prefix(model)
     n = len(LABELS)
     return {
         k: (v[:n] if k in (f"{head}.weight", f"{head}.bias") and v.shape[0] > n else v)

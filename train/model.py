@@ -12,7 +12,7 @@ from edgeecg.errors import BundleError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["create_model", "load_weights", "read_state_dict"]
+__all__ = ["create_model", "head_prefix", "load_weights", "read_state_dict"]
 
 _WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
 
@@ -51,6 +51,11 @@ def read_state_dict(path: str | Path, allow_torch: bool = True) -> dict[str, Any
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def head_prefix(model: Any) -> str:
+    """The state-dict prefix of a timm model's classifier head ("head.fc" for ConvNeXt)."""
+    return model.default_cfg.get("classifier", "head.fc") if hasattr(model, "default_cfg") else "head.fc"
+
+
 def load_weights(model: Any, state: dict[str, Any], source: str = "checkpoint") -> list[str]:
     """Load `state` into `model`, skipping the classifier head (with a warning) where its shape differs.
 
@@ -65,7 +70,7 @@ def load_weights(model: Any, state: dict[str, Any], source: str = "checkpoint") 
     for prefix in _WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state) and not all(k.startswith(prefix) for k in own):
             state = {k[len(prefix) :]: v for k, v in state.items()}
-    head = model.default_cfg.get("classifier", "head.fc") if hasattr(model, "default_cfg") else "head.fc"
+    head = head_prefix(model)
     keep, skipped = {}, []
     for k, v in state.items():
         if k not in own:
