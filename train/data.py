@@ -27,6 +27,7 @@ import numpy as np
 from edgeecg import LABELS
 from edgeecg._lazy import require
 from edgeecg.errors import InputError, UsageError
+from edgeecg.synth.waveforms import FINDINGS
 from edgeecg.train.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from edgeecg.train.config import DataConfig, TrainConfig
 
@@ -51,29 +52,6 @@ __all__ = [
 ]
 
 Preprocess = Callable[[np.ndarray, "dict | None"], np.ndarray]
-
-#: The simulator's findings (`edgeecg synth` labels.csv column `findings`, ';'-joined), in the order of the
-#: auxiliary outputs (`aux_findings`). They say which of several pictures a label has (an acute inferior MI
-#: or an old anterior one; ST depression in the lateral leads or LVH's strain), which the five labels lump.
-FINDINGS = (
-    "AF",
-    "LVH",
-    "LVH strain",
-    "RVH",
-    "LAE",
-    *(f"{t} MI {age}" for t in ("inferior", "anterior", "lateral") for age in ("acute", "old")),
-    "RBBB",
-    "LBBB",
-    "1AVB",
-    "LAFB",
-    *(
-        f"{k} {wall}"
-        for k in ("ST depression", "T inversion")
-        for wall in ("lateral", "inferior", "anterior")
-    ),
-    "flat T",
-    "long QT",
-)
 
 
 def findings_matrix(texts: Sequence[str], where: str = "findings") -> np.ndarray:

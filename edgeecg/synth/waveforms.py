@@ -62,6 +62,24 @@ TERRITORY_LEADS: dict[str, tuple[str, ...]] = {
     "anterior": ("V1", "V2", "V3", "V4"),
     "lateral": ("I", "aVL", "V5", "V6"),
 }
+# What each label's pictures are drawn from (in the draw order of `_design`, which the seeds depend on).
+_HYP_KINDS = ("LVH", "LVH strain", "RVH", "LAE")
+_MI_TERRITORIES = ("inferior", "anterior", "lateral")
+_CD_KINDS = ("RBBB", "LBBB", "1AVB", "LAFB")
+_STTC_WALLS = ("lateral", "inferior", "anterior")
+_STTC_WALL_KINDS = ("ST depression", "T inversion")  # named with their wall ("T inversion lateral")
+#: Every finding a record's `meta["subtypes"]` can hold (`edgeecg synth` writes them to labels.csv's
+#: `findings` column; training's auxiliary outputs follow this order). Built from the lists the draw code
+#: draws from, so the two cannot disagree.
+FINDINGS: tuple[str, ...] = (
+    "AF",
+    *_HYP_KINDS,
+    *(f"{t} MI {age}" for t in _MI_TERRITORIES for age in ("acute", "old")),
+    *_CD_KINDS,
+    *(f"{k} {wall}" for k in _STTC_WALL_KINDS for wall in _STTC_WALLS),
+    "flat T",
+    "long QT",
+)
 # Pairs of leads that count as contiguous (neighbours on the Cabrera / precordial order).
 _CONTIGUOUS = [
     ("aVL", "I"), ("I", "II"), ("II", "aVF"), ("aVF", "III"), ("I", "V6"), ("II", "III"),
@@ -424,7 +442,7 @@ def _apply_sttc(b: _Beat, rng: np.random.Generator, kinds: list[str], wall: str)
     if "long QT" in kinds:
         # Recomputed by the caller from this QTc (Bazett).
         b.diagnoses.append("Prolonged QT")
-    b.subtypes.extend(f"{k} {wall}" if k in ("ST depression", "T inversion") else k for k in kinds)
+    b.subtypes.extend(f"{k} {wall}" if k in _STTC_WALL_KINDS else k for k in kinds)
 
 
 def _retime_t(b: _Beat, qt: float) -> None:
@@ -442,21 +460,20 @@ def _design(rng: np.random.Generator, labels: dict[str, int], rr: float, fs: flo
         b.subtypes.append("AF")
         b.diagnoses.insert(0, "Atrial fibrillation")
     if labels["HYP"]:
-        kind = str(rng.choice(["LVH", "LVH strain", "RVH", "LAE"], p=[0.45, 0.3, 0.12, 0.13]))
+        kind = str(rng.choice(_HYP_KINDS, p=[0.45, 0.3, 0.12, 0.13]))
         if kind == "LAE" and labels["AF"]:
             kind = "LVH"
         _apply_hyp(b, rng, kind, fs)
     if labels["MI"]:
-        territory = str(rng.choice(["inferior", "anterior", "lateral"], p=[0.45, 0.4, 0.15]))
+        territory = str(rng.choice(_MI_TERRITORIES, p=[0.45, 0.4, 0.15]))
         _apply_mi(b, rng, territory, acute=bool(rng.random() < 0.45))
     if labels["CD"]:
-        kinds = ["RBBB", "LBBB", "1AVB", "LAFB"]
         probs = np.array([0.35, 0.2, 0.25, 0.2])
         if labels["AF"]:
             probs[2] = 0.0  # no PR interval to prolong in AF
         if labels["HYP"] and "RVH" in b.subtypes:
             probs[3] = 0.0  # LAFB's left axis contradicts RVH's right axis
-        kind = str(rng.choice(kinds, p=probs / probs.sum()))
+        kind = str(rng.choice(_CD_KINDS, p=probs / probs.sum()))
         _apply_cd(b, rng, kind, fs)
     if labels["STTC"]:
         primary = "ST depression" if rng.random() < 0.55 else "T inversion"
@@ -467,7 +484,7 @@ def _design(rng: np.random.Generator, labels: dict[str, int], rr: float, fs: flo
             kinds.append("flat T")
         if rng.random() < 0.2:
             kinds.append("long QT")
-        wall = str(rng.choice(["lateral", "inferior", "anterior"], p=[0.5, 0.3, 0.2]))
+        wall = str(rng.choice(_STTC_WALLS, p=[0.5, 0.3, 0.2]))
         _apply_sttc(b, rng, kinds, wall)
         info["sttc_wall"] = wall
         if "long QT" in kinds:
