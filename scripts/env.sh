@@ -4,3 +4,10 @@
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export OMP_WAIT_POLICY=PASSIVE NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
 export YOLO_CONFIG_DIR="$PWD/build/yolo-config"
+# timed LABEL CMD...: run CMD and say how long it took (the recipes report their step times this way).
+timed() {
+  local t0=$SECONDS rc=0
+  "${@:2}" || rc=$?
+  echo "[time] $1: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s" >&2
+  return $rc
+}

@@ -8,9 +8,10 @@
 # One phase from random init on 3,500 photo and scan scenes (12% and 30% no-ECG negatives) whose frames
 # come in every shape from 3:4 portrait to 2.6:1 (real scans and screenshots are 2:1 and wider) and 30% of
 # whose pages carry neither header nor calibration pulse (a scan cropped to the grid). On the project's
-# 2-core CPUs (measured step by step): scenes ~3.5 min, detector ~44 min (8 epochs), the ECG check ~12 min
-# (pages of 2,100 scenes through the chain, 12 epochs), exports, calibration and the held-out evaluation
-# ~3 min: about 62 min. Every step keeps what exists (delete a directory to redo it).
+# 2-core CPUs (2026-11-27, from nothing, after scripts/train_corners.sh; step times printed as [time]):
+# 18.5 min in all: detector 13.8 (8 epochs), the ECG check 3.8 (pages of 2,100 scenes through the chain,
+# 12 epochs), scenes, exports, calibration and the held-out evaluation under 1. With the corner model's
+# script, 26.4 min. Every step keeps what exists (delete a directory to redo it).
 #
 #   scripts/train_corners.sh && scripts/train_detector.sh   # build/scenes/*, runs/detector2, runs/verifier2
 #   BUNDLE=build/bundle CHECKPOINTS=runs/stage2 scripts/train_detector.sh   # also write a model bundle
@@ -72,7 +73,7 @@ T=(.venv/bin/edgeecg-train detector train --val "$DATA/val" --imgsz "$IMGSZ" --w
 [ -n "${THREADS:-}" ] && T+=(--threads "$THREADS")
 SETS=("$DATA/train_photo" "$DATA/train_scan")
 [ -n "$ONE_PHASE" ] && { SETS+=("$DATA/ft_photo" "$DATA/ft_scan"); FT_EPOCHS=0; }
-[ -f "$RUN/detector.onnx" ] || "${T[@]}" --data "${SETS[@]}" --out "$RUN" --epochs "$EPOCHS"
+[ -f "$RUN/detector.onnx" ] || timed detector "${T[@]}" --data "${SETS[@]}" --out "$RUN" --epochs "$EPOCHS"
 FINAL=$RUN
 if [ "$FT_EPOCHS" -gt 0 ]; then
   FINAL=${RUN}_ft
@@ -84,20 +85,20 @@ fi
 .venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$FINAL/detector.onnx" --max-ecg-rejected 0
 # The ECG check sees what the classifier sees: the bundle's input size and pre-processing (warp, classical
 # corners, refinement for the bundled model).
-[ -f "$VERIFIER/verifier.onnx" ] || .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
+[ -f "$VERIFIER/verifier.onnx" ] || timed "ECG check" .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
   "$DATA/train_neg" --tune "$DATA/tune" --detector "$FINAL/detector.onnx" --out "$VERIFIER" --input-size "$CLS_INPUT" \
   --mode warp --corners classical
 # What ships: the same weights with a dynamic input, letterboxed "rect" (padded only to the stride), as
 # good on the tuning scenes as the square input they were trained on and a fifth cheaper on a 4:3 photo.
 DET=$FINAL/detector_rect.onnx
-[ -f "$DET" ] || .venv/bin/edgeecg-train detector export --weights "$FINAL/weights/best.pt" --out "$DET" \
+[ -f "$DET" ] || timed "rect export" .venv/bin/edgeecg-train detector export --weights "$FINAL/weights/best.pt" --out "$DET" \
   --imgsz "$IMGSZ" --letterbox rect
 # With the ECG check behind it the detector only has to find the sheet: its threshold drops as far as the
 # pair still rejects 95% of the tuning set's no-ECG scenes (real photos, which the detector scores far
 # lower than our scenes, then reach the check rather than being turned away by the detector).
-.venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$DET" --max-ecg-rejected 0 \
+timed calibration .venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$DET" --max-ecg-rejected 0 \
   --verifier "$VERIFIER/verifier.onnx" --corner-model "$CORNERS/corners.onnx" --page-size "$PAGE_SIZE"
-.venv/bin/edgeecg-train detector evaluate --data "$DATA/test" --model "$DET" --corners classical \
+timed evaluation .venv/bin/edgeecg-train detector evaluate --data "$DATA/test" --model "$DET" --corners classical \
   --verifier "$VERIFIER/verifier.onnx" --corner-model "$CORNERS/corners.onnx" --page-size "$PAGE_SIZE" || \
   echo "held-out targets not met (see above): train longer or on more scenes before shipping"
 
