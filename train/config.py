@@ -100,6 +100,10 @@ class TrainConfig:
     weight_decay: float = _f(1e-2, "AdamW weight decay")
     batch_size: int = _f(16, "images per optimiser micro-batch (per process under DDP)")
     grad_accum: int = _f(1, "micro-batches accumulated per optimiser step")
+    grad_clip: float = _f(
+        0.0,
+        "clip the gradients' global norm to this before each optimiser step (0: off); the norms are logged",
+    )
     epochs: int = _f(20, "maximum epochs")
     samples_per_epoch: int = _f(0, "training samples drawn per epoch; 0 = the size of the training data")
     warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (fractions allowed)")

@@ -364,6 +364,7 @@ def fit(
         sampler.set_epoch(epoch)
         train_model.train()
         losses = []
+        grad_norms = []
         optimizer.zero_grad(set_to_none=True)
         bar = tqdm(
             loader,
@@ -382,6 +383,11 @@ def fit(
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler else scaled).backward()
             if last_micro:
+                if cfg.grad_clip > 0:
+                    if scaler:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+                    norm = torch.nn.utils.clip_grad_norm_(train_model.parameters(), cfg.grad_clip)
+                    grad_norms.append(float(norm))
                 if scaler:
                     scaler.step(optimizer)
                     scaler.update()
@@ -415,6 +421,11 @@ def fit(
             "val_auroc": dict(zip(LABELS, aurocs.tolist(), strict=True)),
             "lr": float(optimizer.param_groups[0]["lr"]),
             "seconds": time.perf_counter() - t0,
+            **(
+                {"grad_norm_median": float(np.median(grad_norms)), "grad_norm_max": float(np.max(grad_norms))}
+                if grad_norms
+                else {}
+            ),
         }
         state["history"].append(row)
         state["epoch"] = epoch
