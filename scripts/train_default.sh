@@ -4,6 +4,8 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 # On a GPU machine, e.g.: WORKERS=14 TRAIN_ARGS="--set input_height=256 --set input_width=512 --set workers=12"
+# On CPUs: TRAIN_ARGS="--set aux_findings=0": with the findings, stage I stalled on its starting plateau on
+# the project's 2 cores (0.811 against 0.893 on a GPU; without them 0.886 on both; train/README.md).
 PY=${PY:-.venv/bin}                 # where the edgeecg commands are
 RUN=${RUN:-runs/default}
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"  # --set overrides for stage I, stage II and the evaluation (after theirs)
