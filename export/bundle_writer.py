@@ -694,6 +694,71 @@ def add_engines(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noo
     return manifest
 
 
+def swap_preprocessing(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Copy an existing bundle to `cfg.out` with its paper detector, ECG check and/or corner model replaced
+    by `cfg.detector`, `cfg.verifier`, `cfg.corner_model`; the classifier, its thresholds and its plans are
+    kept as they are. For a pre-processing chain retrained without the classifier's checkpoints at hand.
+
+    The held-out figures a bundle records (`metrics.held_out_test`) were measured through the old chain:
+    they move to `metrics.before_swap`, so nobody reads them as the new chain's. A replaced detector's
+    TensorRT plans are dropped (rebuild them with `--engines --bundle`).
+
+    Raises:
+        BundleError: the source bundle is missing or does not verify.
+        UsageError: nothing to replace, no --out, or --out is the source bundle itself.
+    """
+    src = Path(bundle)
+    parts = {"detector": cfg.detector, "verifier": cfg.verifier, "corner_model": cfg.corner_model}
+    if not any(parts.values()):
+        raise UsageError(
+            "--bundle without --engines replaces pre-processing models: give --detector, --verifier or --corner-model"
+        )
+    if not cfg.out:
+        raise UsageError("--out BUNDLE is required (the bundle with the models replaced)")
+    if Path(cfg.out).resolve() == src.resolve():
+        raise UsageError("--out must be a new directory, not the source bundle")
+    manifest = load_manifest(src)
+    verify(src, manifest)
+    with AtomicBundleDir(cfg.out) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        for key, new in parts.items():
+            old = manifest.get(key)
+            if new and old:  # the old file goes unless the new one takes its name
+                (tmp / old["file"]).unlink(missing_ok=True)
+        if cfg.detector:
+            from edgeecg.export.detector import export_detector  # noqa: PLC0415
+
+            progress(f"detector {Path(cfg.detector).name} → ONNX")
+            fields = export_detector(
+                cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz, cfg.detector_letterbox
+            )
+            manifest["detector"] = file_entry(tmp, "detector.onnx", **fields)
+            plans = [e for e in manifest.get("engines", []) if e.get("target") == "detector"]
+            for e in plans:
+                (tmp / e["file"]).unlink(missing_ok=True)
+                progress(f"dropped the old detector's plan {e['file']}")
+            manifest["engines"] = [e for e in manifest.get("engines", []) if e.get("target") != "detector"]
+        if cfg.verifier:
+            progress(f"ECG check {Path(cfg.verifier).name}")
+            manifest["verifier"] = _verifier_entry(Path(cfg.verifier), tmp)
+        if cfg.corner_model:
+            progress(f"corner model {Path(cfg.corner_model).name}")
+            manifest["corner_model"] = _corner_model_entry(Path(cfg.corner_model), tmp)
+        prov = manifest.setdefault("provenance", {})
+        prov["swapped"] = {
+            "command": cfg.command,
+            "from_bundle": str(src.resolve()),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **{k: {"file": str(Path(v).resolve()), "sha256": sha256_file(v)} for k, v in parts.items() if v},
+        }
+        metrics = manifest.setdefault("metrics", {})
+        if "held_out_test" in metrics:
+            metrics["before_swap"] = {"held_out_test": metrics.pop("held_out_test")}
+        write_manifest(tmp, manifest)
+        verify(tmp, manifest)
+    return manifest
+
+
 # -- summary -----------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@ Export a bundle on a workstation:
     edgeecg-export --checkpoints runs/stage2 --detector runs/detector/best.pt --out bundle --fused
 Build TensorRT plans for it on the target (Jetson, T4):
     edgeecg-export --engines --bundle bundle
+Put a retrained detector, ECG check or corner model into a copy of a bundle (its classifier kept):
+    edgeecg-export --bundle bundle --detector runs/detector2/detector_rect.onnx --out bundle2
 """
 
 from __future__ import annotations
@@ -123,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build TensorRT plans (needs tensorrt and an NVIDIA GPU; skipped with a message otherwise)",
     )
-    p.add_argument("--bundle", metavar="BUNDLE", help="with --engines: build plans for this existing bundle")
+    p.add_argument(
+        "--bundle",
+        metavar="BUNDLE",
+        help="an existing bundle: with --engines, build its plans; else copy it to --out with the models given "
+        "by --detector / --verifier / --corner-model in place of its own (its classifier kept)",
+    )
     p.add_argument(
         "--batch-sizes",
         type=_batch_sizes,
@@ -179,15 +186,25 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Carry out a parsed command line; returns the exit code."""
-    from edgeecg.export.bundle_writer import add_engines, export_bundle, summary  # noqa: PLC0415
+    from edgeecg.export.bundle_writer import (  # noqa: PLC0415
+        add_engines,
+        export_bundle,
+        summary,
+        swap_preprocessing,
+    )
 
     def progress(msg: str) -> None:
         print(msg, flush=True)
 
     start = time.perf_counter()
-    if args.bundle:
-        if not args.engines:
-            raise UsageError("--bundle is for building plans of an existing bundle: add --engines")
+    if args.bundle and not args.engines:
+        if args.checkpoints:
+            raise UsageError("--bundle takes no --checkpoints (it keeps that bundle's classifier)")
+        if not args.out:
+            raise UsageError("--out BUNDLE is required: --bundle is copied there with its models replaced")
+        manifest = swap_preprocessing(args.bundle, _config(args, argv), progress)
+        out = args.out
+    elif args.bundle:
         if args.checkpoints or args.out:
             raise UsageError("--bundle takes no --checkpoints or --out (it adds plans to that bundle)")
         manifest = add_engines(args.bundle, _config(args, argv), progress)
