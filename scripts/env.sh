@@ -11,3 +11,10 @@ timed() {
   echo "[time] $1: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s" >&2
   return $rc
 }
+# scene_set NAME N SEED STYLE NEGATIVES [more synth options]: the `edgeecg synth` scene set $DATA/NAME at
+# $SIZE with $WORKERS processes, kept when it exists (delete the directory to make it again).
+scene_set() {
+  [ -f "$DATA/$1/geometry.jsonl" ] && { echo "keep $DATA/$1"; return; }
+  .venv/bin/edgeecg synth --out "$DATA/$1" --n "$2" --seed "$3" --style "$4" --negatives "$5" \
+    --size "$SIZE" --workers "$WORKERS" --no-progress "${@:6}"
+}

@@ -13,18 +13,14 @@ source "$(dirname "$0")/env.sh"
 DATA=${DATA:-build/corner_scenes}
 CORNERS=${CORNERS:-runs/corners}
 WORKERS=${WORKERS:-2}
-synth() {  # name n seed style negatives
-  [ -f "$DATA/$1/geometry.jsonl" ] && { echo "keep $DATA/$1"; return; }
-  .venv/bin/edgeecg synth --out "$DATA/$1" --n "$2" --seed "$3" --style "$4" --negatives "$5" \
-    --size 800x600 --workers "$WORKERS" --no-progress
-}
+SIZE=800x600
 # The detector's earlier scene sets (the same seeds, 4:3 frames), plus 500 clean pages that fill the
 # picture, so that it learns when the frame is the sheet.
-synth train_photo 1200 101 photo 0.12
-synth train_scan 800 102 scan 0.12
-synth ft_photo 900 111 photo 0.3
-synth ft_scan 600 112 scan 0.3
-synth corner_clean 500 121 clean 0
-synth val 200 201 mix 0.12
+scene_set train_photo 1200 101 photo 0.12
+scene_set train_scan 800 102 scan 0.12
+scene_set ft_photo 900 111 photo 0.3
+scene_set ft_scan 600 112 scan 0.3
+scene_set corner_clean 500 121 clean 0
+scene_set val 200 201 mix 0.12
 [ -f "$CORNERS/corners.onnx" ] || timed "corner model" .venv/bin/edgeecg-train corners --data "$DATA/train_photo" \
   "$DATA/train_scan" "$DATA/ft_photo" "$DATA/ft_scan" "$DATA/corner_clean" --val "$DATA/val" --out "$CORNERS"

@@ -42,11 +42,6 @@ CLS_INPUT=${CLS_INPUT:-96x192}   # the ECG check's page size (the runtime makes 
 PAGE_SIZE=${PAGE_SIZE:-128x256}  # the bundled classifier's input: the pages the chain makes for it
 
 [ -f "$CORNERS/corners.onnx" ] || { echo "no corner model at $CORNERS: run scripts/train_corners.sh first" >&2; exit 2; }
-synth() {  # name n seed style negatives [more synth options]
-  [ -f "$DATA/$1/geometry.jsonl" ] && { echo "keep $DATA/$1"; return; }
-  .venv/bin/edgeecg synth --out "$DATA/$1" --n "$2" --seed "$3" --style "$4" --negatives "$5" \
-    --size "$SIZE" --workers "$WORKERS" --no-progress "${@:6}"
-}
 # Training scenes only: frame shapes (ASPECT, e.g. 0.75-2.6) and pages without header or calibration pulse
 # (BARE); the tuning, validation and held-out sets stay 4:3 with the renderer's own page mix.
 ASPECT=${ASPECT-0.75-2.6}
@@ -54,16 +49,16 @@ BARE=${BARE-0.3}
 VARY=()
 [ -n "${ASPECT:-}" ] && VARY+=(--aspect "$ASPECT")
 [ -n "${BARE:-}" ] && VARY+=(--bare-pages "$BARE")
-synth train_photo $((N_TRAIN * 6 / 10)) 101 photo 0.12 "${VARY[@]}"
-synth train_scan $((N_TRAIN * 4 / 10)) 102 scan 0.12 "${VARY[@]}"
-synth ft_photo $((N_FT * 6 / 10)) 111 photo 0.3 "${VARY[@]}"
-synth ft_scan $((N_FT * 4 / 10)) 112 scan 0.3 "${VARY[@]}"
-synth val "$N_VAL" 201 mix 0.12
-synth tune "$N_TUNE" 401 mix 0.15
-synth test "$N_TEST" 303 mix 0.15
+scene_set train_photo $((N_TRAIN * 6 / 10)) 101 photo 0.12 "${VARY[@]}"
+scene_set train_scan $((N_TRAIN * 4 / 10)) 102 scan 0.12 "${VARY[@]}"
+scene_set ft_photo $((N_FT * 6 / 10)) 111 photo 0.3 "${VARY[@]}"
+scene_set ft_scan $((N_FT * 4 / 10)) 112 scan 0.3 "${VARY[@]}"
+scene_set val "$N_VAL" 201 mix 0.12
+scene_set tune "$N_TUNE" 401 mix 0.15
+scene_set test "$N_TEST" 303 mix 0.15
 # No-ECG scenes for the ECG check alone: trained on the 450 negatives of the ft sets it let 3.7% of 300
 # fresh negatives (another seed) through, with these 600 more 1.0%.
-synth train_neg "$N_NEG" 131 mix 1.0 "${VARY[@]}"
+scene_set train_neg "$N_NEG" 131 mix 1.0 "${VARY[@]}"
 
 T=(.venv/bin/edgeecg-train detector train --val "$DATA/val" --imgsz "$IMGSZ" --workers "$WORKERS" --export)
 [ -n "$WIDTH" ] && T+=(--width "$WIDTH")
