@@ -203,6 +203,26 @@ def _verifier_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _detector_entry(
+    cfg: ExportConfig, bundle_dir: Path, checks: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Export `cfg.detector` into the bundle as detector.onnx (int8-stored weights with
+    `cfg.detector_weights`, whose parity goes into `checks`); its manifest entry."""
+    from edgeecg.export.detector import export_detector  # noqa: PLC0415
+
+    progress(f"detector {Path(cfg.detector).name} → ONNX")
+    fields = export_detector(
+        cfg.detector, bundle_dir / "detector.onnx", cfg.detector_imgsz, cfg.detector_letterbox
+    )
+    checks.pop("detector_int8_vs_fp32_onnxruntime", None)  # a replaced detector's check is not this one's
+    if cfg.detector_weights == "int8":
+        checks["detector_int8_vs_fp32_onnxruntime"] = _int8_detector(
+            bundle_dir, "detector.onnx", fields["input_size"], progress
+        )
+        fields["weights"] = "int8"
+    return file_entry(bundle_dir, "detector.onnx", **fields)
+
+
 def _preprocess(trained: Any) -> dict[str, Any]:
     """The manifest's preprocess section: the runtime defaults, with training's CLAHE settings when known."""
     section = json.loads(json.dumps(DEFAULT_PREPROCESS))  # deep copy
@@ -424,20 +444,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         if "fp32" not in wanted:
             shutil.rmtree(tmp / "fp32")  # the reference only: the bundle ships the derived variants
 
-        detector = None
-        if cfg.detector:
-            from edgeecg.export.detector import export_detector  # noqa: PLC0415
-
-            progress(f"detector {Path(cfg.detector).name} → ONNX")
-            fields = export_detector(
-                cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz, cfg.detector_letterbox
-            )
-            if cfg.detector_weights == "int8":
-                checks["detector_int8_vs_fp32_onnxruntime"] = _int8_detector(
-                    tmp, "detector.onnx", fields["input_size"], progress
-                )
-                fields["weights"] = "int8"
-            detector = file_entry(tmp, "detector.onnx", **fields)
+        detector = _detector_entry(cfg, tmp, checks, progress) if cfg.detector else None
 
         verifier = None
         if cfg.verifier:
@@ -725,19 +732,18 @@ def swap_preprocessing(bundle: str | Path, cfg: ExportConfig, progress: Progress
             old = manifest.get(key)
             if new and old:  # the old file goes unless the new one takes its name
                 (tmp / old["file"]).unlink(missing_ok=True)
+        metrics = manifest.setdefault("metrics", {})
         if cfg.detector:
-            from edgeecg.export.detector import export_detector  # noqa: PLC0415
-
-            progress(f"detector {Path(cfg.detector).name} → ONNX")
-            fields = export_detector(
-                cfg.detector, tmp / "detector.onnx", cfg.detector_imgsz, cfg.detector_letterbox
-            )
-            manifest["detector"] = file_entry(tmp, "detector.onnx", **fields)
-            plans = [e for e in manifest.get("engines", []) if e.get("target") == "detector"]
-            for e in plans:
-                (tmp / e["file"]).unlink(missing_ok=True)
-                progress(f"dropped the old detector's plan {e['file']}")
-            manifest["engines"] = [e for e in manifest.get("engines", []) if e.get("target") != "detector"]
+            checks = metrics.setdefault("export_checks", {})
+            manifest["detector"] = _detector_entry(cfg, tmp, checks, progress)
+            kept = []
+            for e in manifest.get("engines", []):
+                if e.get("target") == "detector":
+                    (tmp / e["file"]).unlink(missing_ok=True)
+                    progress(f"dropped the old detector's plan {e['file']}")
+                else:
+                    kept.append(e)
+            manifest["engines"] = kept
         if cfg.verifier:
             progress(f"ECG check {Path(cfg.verifier).name}")
             manifest["verifier"] = _verifier_entry(Path(cfg.verifier), tmp)
@@ -751,7 +757,6 @@ def swap_preprocessing(bundle: str | Path, cfg: ExportConfig, progress: Progress
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **{k: {"file": str(Path(v).resolve()), "sha256": sha256_file(v)} for k, v in parts.items() if v},
         }
-        metrics = manifest.setdefault("metrics", {})
         if "held_out_test" in metrics:
             metrics["before_swap"] = {"held_out_test": metrics.pop("held_out_test")}
         write_manifest(tmp, manifest)

@@ -70,3 +70,17 @@ def test_bad_calls_are_refused_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_swapped_detector_can_store_int8_weights_as_an_export_would(tmp_path):
+    if not (BUNDLE / "manifest.json").is_file():
+        pytest.skip("no default bundle in this checkout")
+    det = _with_sidecar(tmp_path, "detector", "detector_rect")
+    out = tmp_path / "b3"
+    argv = ["--bundle", str(BUNDLE), "--detector", det, "--detector-weights", "int8", "--out", str(out)]
+    assert main(argv) == 0
+    new = load_manifest(out)
+    verify(out, new)
+    assert new["detector"]["weights"] == "int8"
+    assert "detector_int8_vs_fp32_onnxruntime" in new["metrics"]["export_checks"]
+    assert (out / "detector.onnx").stat().st_size < (BUNDLE / "detector.onnx").stat().st_size / 2
