@@ -275,9 +275,9 @@ def fit(
         else "cpu"
     )
     device = _device(cfg, dist)
-    use_amp = device.type == "cuda" and cfg.amp in ("auto", "on")
-    if cfg.amp == "on" and device.type != "cuda":
-        log.warning("amp=on needs CUDA; training in float32 on %s", device)
+    use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
+    # float16 with a loss scaler on CUDA; bfloat16 elsewhere (its float32 range needs no scaler)
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     if dist.main:
         dump_config(cfg, out / "config.yaml")
     seed_everything(cfg.seed + (fold or 0) * 1000)
@@ -325,7 +325,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(warmup, total, cfg.num_cycles)
     )
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
 
     state = {
         "epoch": -1,
@@ -378,7 +378,7 @@ def fit(
             y = y.to(device, non_blocking=True)
             last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
             sync = train_model.no_sync() if dist.world > 1 and not last_micro else _Null()
-            with sync, torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            with sync, torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 loss = loss_of(train_model(x).float(), y)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler else scaled).backward()

@@ -56,3 +56,11 @@ def test_cli_set_paths_are_relative_to_the_current_directory(tmp_path, monkeypat
     assert [s.path for s in cfg.sources] == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert cfg.sources[0].weight == 2.0
     assert cfg.target.path == str(tmp_path / "c") and cfg.val.path == str(tmp_path / "d")
+
+
+def test_amp_on_and_off_survive_yaml_booleans(tmp_path):
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("amp: on\n")  # YAML 1.1 reads this as True
+    assert load_config(cfg_path).amp == "on"
+    assert load_config(None, {"amp": False}).amp == "off"
+    assert load_config(None, {"amp": "auto"}).amp == "auto"
