@@ -9,7 +9,8 @@ column; for sets written before that column existed, each single-style set's rec
 from the dataset's seed (item i draws from the generator seeded by (seed, i), so the same code gives the
 same record; the labels are checked against labels.csv). For every class it prints the AUROC of each
 subtype's positives against all negatives, and the mean probability the model gives negatives that carry
-each other finding: the confounders.
+each other finding: the confounders. Then the AUROC of each page layout the renderer drew (3x4 with a lead II
+strip, 6x2, 12x1; read from geometry.jsonl's lead boxes). `--json` writes {"classes": ..., "layouts": ...}.
 """
 
 from __future__ import annotations
@@ -104,6 +105,41 @@ def report(pred_csv: Path, dataset: Path) -> dict:
     return out
 
 
+def layout_of(boxes: dict) -> str:
+    """The page layout from one geometry.jsonl record's lead boxes: 3x4 has the lead II strip; in 6x2 V1 sits
+    beside I, in 12x1 below it (compared along the page, so a tilted photo reads the same)."""
+    if "II_rhythm" in boxes:
+        return "3x4"
+    (ax, ay, bx, by), (cx, cy, dx, dy) = boxes["I"], boxes["V1"]
+    across, down = (cx + dx - ax - bx) / 2, (cy + dy - ay - by) / 2
+    return "6x2" if abs(across) > abs(down) else "12x1"
+
+
+def layout_report(pred_csv: Path, dataset: Path) -> dict:
+    """{layout: {n, auroc: {label: AUROC}, macro}} over the images of each page layout; {} without geometry."""
+    geo_path = dataset / "geometry.jsonl"
+    if not geo_path.is_file():
+        return {}
+    layout = {}
+    for line in geo_path.read_text().splitlines():
+        g = json.loads(line)
+        if g.get("lead_boxes"):
+            layout[g["image"]] = layout_of(g["lead_boxes"])
+    rows = list(csv.DictReader(pred_csv.open()))
+    names = [_relative(r["image"], dataset) for r in rows]
+    y = np.array([[int(r[k]) for k in LABELS] for r in rows])
+    p = np.array([[float(r[f"p_{k}"]) for k in LABELS] for r in rows])
+    out = {}
+    for lay in ("3x4", "6x2", "12x1"):
+        sel = np.array([layout.get(n) == lay for n in names])
+        if not sel.any():
+            continue
+        per = {k: auroc(p[sel & (y[:, j] == 1), j], p[sel & (y[:, j] == 0), j]) for j, k in enumerate(LABELS)}
+        finite = [v for v in per.values() if np.isfinite(v)]
+        out[lay] = {"n": int(sel.sum()), "auroc": per, "macro": float(np.mean(finite)) if finite else None}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("predictions", type=Path, help="predictions.csv from edgeecg eval --out")
@@ -112,6 +148,7 @@ def main() -> int:
     args = ap.parse_args()
     try:
         rep = report(args.predictions, args.dataset)
+        layouts = layout_report(args.predictions, args.dataset)
     except (UsageError, OSError, ValueError, KeyError) as err:
         print(f"subtype_report: error: {err}", file=sys.stderr)
         return 2
@@ -124,8 +161,12 @@ def main() -> int:
         worst = sorted(r["negatives_with"].items(), key=lambda kv: -kv[1]["mean_p"])[:5]
         print("  negatives it scores highest, by their other findings (mean p): "
               + "; ".join(f"{s} {v['mean_p']:.2f} (n {v['n']})" for s, v in worst))  # fmt: skip
+    for lay, r in layouts.items():
+        macro = "n/a" if r["macro"] is None else f"{r['macro']:.3f}"
+        print(f"layout {lay} (n {r['n']}): macro AUROC {macro}; "
+              + ", ".join(f"{k} {v:.3f}" for k, v in r["auroc"].items()))  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(rep, indent=1))
+        args.json.write_text(json.dumps({"classes": rep, "layouts": layouts}, indent=1))
     return 0
 
 

@@ -87,3 +87,28 @@ def test_labels_that_do_not_match_the_simulator_are_refused(dataset, tmp_path, c
     monkeypatch.setattr("sys.argv", ["subtype_report", str(pred), str(old)])
     assert mod.main() == 2
     assert "differ from labels.csv" in capsys.readouterr().err
+
+
+def test_layout_of_reads_the_renderers_layout_from_lead_boxes_even_tilted():
+    mod = _script()
+
+    def box(cx, cy, w, h, turn=0.0):  # axis-aligned box around a centre turned by `turn` radians
+        x, y = cx * math.cos(turn) - cy * math.sin(turn), cx * math.sin(turn) + cy * math.cos(turn)
+        return [x - w / 2, y - h / 2, x + w / 2, y + h / 2]
+
+    for turn in (0.0, 0.35, -0.35):  # +-20 degrees
+        assert mod.layout_of({"I": box(0, 0, 200, 40), "II_rhythm": box(300, 120, 800, 40)}) == "3x4"
+        six = {"I": box(0, 0, 400, 40, turn), "V1": box(400, 0, 400, 40, turn)}
+        twelve = {"I": box(0, 0, 800, 20, turn), "V1": box(0, 150, 800, 20, turn)}
+        short = {"I": box(0, 0, 200, 20, turn), "V1": box(0, 150, 200, 20, turn)}  # 2.5 s traces
+        assert mod.layout_of(six) == "6x2"
+        assert mod.layout_of(twelve) == mod.layout_of(short) == "12x1"
+
+
+def test_layout_report_scores_every_image_once(dataset, tmp_path):
+    mod = _script()
+    lay = mod.layout_report(_predictions(dataset, tmp_path / "p.csv"), dataset)
+    n = len(list(csv.DictReader((dataset / "labels.csv").open())))
+    assert lay and set(lay) <= {"3x4", "6x2", "12x1"} and sum(v["n"] for v in lay.values()) == n
+    for v in lay.values():  # the perfect MI column stays perfect within every layout that has both kinds
+        assert math.isnan(v["auroc"]["MI"]) or v["auroc"]["MI"] == 1.0
