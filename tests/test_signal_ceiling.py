@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("signal_ceiling", ROOT / "scripts" / "signal_ceiling.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_as_page_keeps_each_lead_in_its_column_and_the_rhythm_strip():
-    sc = _script()
+def test_as_page_keeps_each_lead_in_its_column_and_the_rhythm_strip(load_script):
+    sc = load_script("signal_ceiling")
     t = int(10 * sc.FS)
     x = np.zeros((1, 12, t), np.float32)
     x[0, 0] = 1.0  # lead I: only its first 2.5 s column survives
@@ -37,8 +25,8 @@ def test_as_page_keeps_each_lead_in_its_column_and_the_rhythm_strip():
     np.testing.assert_array_equal(lo, hi)
 
 
-def test_as_page_takes_each_pixel_columns_extremes_in_whole_pixels():
-    sc = _script()
+def test_as_page_takes_each_pixel_columns_extremes_in_whole_pixels(load_script):
+    sc = load_script("signal_ceiling")
     t = int(10 * sc.FS)
     x = np.zeros((2, 12, t), np.float32)
     x[:, 1] = np.sin(np.arange(t) / 3.0)[None]  # lead II

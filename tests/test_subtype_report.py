@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 import shutil
 from pathlib import Path
@@ -12,15 +11,6 @@ import pytest
 
 from edgeecg import LABELS
 from edgeecg.synth.dataset import SynthConfig, write_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("subtype_report", ROOT / "scripts" / "subtype_report.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +37,8 @@ def _predictions(dataset: Path, path: Path, flip: str | None = None) -> Path:
     return path
 
 
-def test_perfect_class_scores_one_per_subtype(dataset, tmp_path):
-    rep = _script().report(_predictions(dataset, tmp_path / "p.csv"), dataset)
+def test_perfect_class_scores_one_per_subtype(dataset, tmp_path, load_script):
+    rep = load_script("subtype_report").report(_predictions(dataset, tmp_path / "p.csv"), dataset)
     assert rep["MI"]["auroc"] == 1.0
     assert rep["MI"]["subtypes"] and all(v["auroc"] == 1.0 for v in rep["MI"]["subtypes"].values())
     assert any(" MI " in s for s in rep["MI"]["subtypes"])  # territory and age come back
@@ -70,8 +60,8 @@ def _without_findings(dataset: Path, out: Path) -> Path:
     return out
 
 
-def test_the_findings_column_matches_the_records_simulated_again(dataset, tmp_path):
-    mod = _script()
+def test_the_findings_column_matches_the_records_simulated_again(dataset, tmp_path, load_script):
+    mod = load_script("subtype_report")
     rows = list(csv.DictReader((dataset / "labels.csv").open()))
     names = [r["image"] for r in rows]
     y = [[int(r[k]) for k in LABELS] for r in rows]
@@ -80,8 +70,10 @@ def test_the_findings_column_matches_the_records_simulated_again(dataset, tmp_pa
     assert mod.subtypes_of(_without_findings(dataset, tmp_path / "old"), names, y) == written
 
 
-def test_labels_that_do_not_match_the_simulator_are_refused(dataset, tmp_path, capsys, monkeypatch):
-    mod = _script()
+def test_labels_that_do_not_match_the_simulator_are_refused(
+    dataset, tmp_path, capsys, monkeypatch, load_script
+):
+    mod = load_script("subtype_report")
     old = _without_findings(dataset, tmp_path / "old")
     pred = _predictions(old, tmp_path / "p.csv", flip="MI")
     monkeypatch.setattr("sys.argv", ["subtype_report", str(pred), str(old)])
@@ -89,8 +81,8 @@ def test_labels_that_do_not_match_the_simulator_are_refused(dataset, tmp_path, c
     assert "differ from labels.csv" in capsys.readouterr().err
 
 
-def test_layout_of_reads_the_renderers_layout_from_lead_boxes_even_tilted():
-    mod = _script()
+def test_layout_of_reads_the_renderers_layout_from_lead_boxes_even_tilted(load_script):
+    mod = load_script("subtype_report")
 
     def box(cx, cy, w, h, turn=0.0):  # axis-aligned box around a centre turned by `turn` radians
         x, y = cx * math.cos(turn) - cy * math.sin(turn), cx * math.sin(turn) + cy * math.cos(turn)
@@ -105,8 +97,8 @@ def test_layout_of_reads_the_renderers_layout_from_lead_boxes_even_tilted():
         assert mod.layout_of(twelve) == mod.layout_of(short) == "12x1"
 
 
-def test_layout_report_scores_every_image_once(dataset, tmp_path):
-    mod = _script()
+def test_layout_report_scores_every_image_once(dataset, tmp_path, load_script):
+    mod = load_script("subtype_report")
     lay = mod.layout_report(_predictions(dataset, tmp_path / "p.csv"), dataset)
     n = len(list(csv.DictReader((dataset / "labels.csv").open())))
     assert lay and set(lay) <= {"3x4", "6x2", "12x1"} and sum(v["n"] for v in lay.values()) == n
