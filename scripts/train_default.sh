@@ -4,8 +4,8 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 # On a GPU machine, e.g.: WORKERS=14 TRAIN_ARGS="--set input_height=256 --set input_width=512 --set workers=12"
-# On CPUs: TRAIN_ARGS="--set aux_findings=0": with the findings, stage I stalled on its starting plateau on
-# the project's 2 cores (0.811 against 0.893 on a GPU; without them 0.886 on both; train/README.md).
+# The findings' auxiliary outputs are off (config: aux_findings): with them stage I stalled on its starting
+# plateau on the project's 2 cores (train/README.md); a GPU run may try --set aux_findings=0.1.
 PY=${PY:-.venv/bin}                 # where the edgeecg commands are
 RUN=${RUN:-runs/default}
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"  # --set overrides for stage I, stage II and the evaluation (after theirs)
@@ -21,8 +21,8 @@ stage1_set data/s1_clean 1500 clean 101
 stage1_set data/s1_scan 2500 scan 102
 [ -f data/s2_photo/labels.csv ] || $S --out data/s2_photo --n 2000 --style photo --seed 201
 [ -f data/test_photo/labels.csv ] || $S --out data/test_photo --n 1000 --style photo --seed 901  # held out
-# Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use, and
-# auxiliary outputs on the simulator's findings (config: aux_findings; they are not saved with the weights).
+# Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use, over a
+# 72-epoch cosine schedule that early stopping ends (config: epochs, patience).
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
 # chain (the detector and corner model of scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp,
