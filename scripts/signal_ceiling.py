@@ -24,15 +24,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgeecg import LABELS  # noqa: E402
+from edgeecg import LABELS, LEADS  # noqa: E402
 from edgeecg.metrics import roc_auc_per_class  # noqa: E402
+from edgeecg.synth.render import COLUMNS_3X4  # noqa: E402
 from edgeecg.synth.waveforms import simulate  # noqa: E402
 
 FS = 125.0
 
 
-# The 3x4 page: four 2.5 s columns (I/II/III, aVR/aVL/aVF, V1-V3, V4-V6) and a 10 s lead II strip.
-_COLUMN = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # leads in simulate()'s order: I II III aVR aVL aVF V1..V6
+# The renderer's 3x4 page: each lead's 2.5 s column (leads in simulate()'s order), and the 10 s lead II strip.
+_COLUMN = [next(c for c, leads in enumerate(COLUMNS_3X4) if lead in leads) for lead in LEADS]
+_STRIP = LEADS.index("II")
 
 
 def as_page(x: np.ndarray, px_per_s: float, px_per_mv: float) -> np.ndarray:
@@ -46,7 +48,7 @@ def as_page(x: np.ndarray, px_per_s: float, px_per_mv: float) -> np.ndarray:
     quarter = t // 4
     for lead, col in enumerate(_COLUMN):
         page[:, lead, col * quarter : (col + 1) * quarter] = x[:, lead, col * quarter : (col + 1) * quarter]
-    page[:, leads] = x[:, 1]
+    page[:, leads] = x[:, _STRIP]
     step = FS / px_per_s
     edges = np.round(np.arange(0, t + 1e-9, step)).astype(int)
     spans = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]

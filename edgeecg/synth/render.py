@@ -43,7 +43,8 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_H = 22.0  # cap height in px of FONT_HERSHEY_SIMPLEX at scale 1 (approx.)
 
 # Standard 3x4 page: columns of leads, each column one quarter of the shown time.
-_COLS_3X4 = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
+#: The 3x4 layout's four columns of leads, left to right (each column shows 2.5 s of its three leads).
+COLUMNS_3X4 = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
 
 
 @dataclass(frozen=True)
@@ -410,7 +411,7 @@ def render_page(
     panels: list[tuple[str, str, int, float, float, float]] = []  # (box name, lead, row, x_mm, t0, t1)
     if cfg.layout == "3x4":
         tc = t_total / 4
-        for c, leads in enumerate(_COLS_3X4):
+        for c, leads in enumerate(COLUMNS_3X4):
             for r, lead in enumerate(leads):
                 panels.append((lead, lead, r, x_trace_mm + c * tc * cfg.speed, c * tc, (c + 1) * tc))
         panels.append(("II_rhythm", "II", 3, x_trace_mm, 0.0, t_total))
