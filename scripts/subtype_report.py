@@ -72,13 +72,19 @@ def _relative(name: str, dataset: Path) -> str:
         return name
 
 
-def report(pred_csv: Path, dataset: Path) -> dict:
+def read_predictions(pred_csv: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(image names, labels [n, 5], probabilities [n, 5]) of edgeecg eval's predictions.csv."""
     rows = list(csv.DictReader(pred_csv.open()))
     if not rows or any(f"p_{k}" not in rows[0] for k in LABELS):
         raise UsageError(f"{pred_csv} has no p_<label> columns (is it edgeecg eval's predictions.csv?)")
     names = [r["image"] for r in rows]
     y = np.array([[int(r[k]) for k in LABELS] for r in rows])
     p = np.array([[float(r[f"p_{k}"]) for k in LABELS] for r in rows])
+    return names, y, p
+
+
+def report(pred_csv: Path, dataset: Path) -> dict:
+    names, y, p = read_predictions(pred_csv)
     subs = subtypes_of(dataset, names, y)
     every = sorted({s for ss in subs for s in ss})
     out: dict = {}
@@ -125,13 +131,10 @@ def layout_report(pred_csv: Path, dataset: Path) -> dict:
         g = json.loads(line)
         if g.get("lead_boxes"):
             layout[g["image"]] = layout_of(g["lead_boxes"])
-    rows = list(csv.DictReader(pred_csv.open()))
-    names = [_relative(r["image"], dataset) for r in rows]
-    y = np.array([[int(r[k]) for k in LABELS] for r in rows])
-    p = np.array([[float(r[f"p_{k}"]) for k in LABELS] for r in rows])
+    names, y, p = read_predictions(pred_csv)
     out = {}
     for lay in ("3x4", "6x2", "12x1"):
-        sel = np.array([layout.get(n) == lay for n in names])
+        sel = np.array([layout.get(_relative(n, dataset)) == lay for n in names])
         if not sel.any():
             continue
         per = {k: auroc(p[sel & (y[:, j] == 1), j], p[sel & (y[:, j] == 0), j]) for j, k in enumerate(LABELS)}
