@@ -152,6 +152,22 @@ class TrainConfig:
     aux_balance: bool = _f(
         True, "aux_findings: weight each finding's positives by its inverse positive rate, as the labels' are"
     )
+    lead_maps: float = _f(
+        0.0,
+        "weight of an auxiliary dense loss on lead maps (which lead lies where on the page and what the "
+        "simulator put into it, from the ground-truth lead boxes and findings; needs warp_clahe); 0 = off. The "
+        "map head only trains: saved weights are the plain model",
+    )
+    ema_decay: float = _f(
+        0.0,
+        "validate and save an exponential moving average of the weights with this decay per optimizer step "
+        "(e.g. 0.998); 0 = off, the weights as trained",
+    )
+    lead_maps_from: int = _f(
+        0,
+        "first epoch with the lead-map loss: from random init on 2 CPU cores the map from epoch 0 kept the "
+        "model on its starting plateau; later, it adds to what the labels teach",
+    )
     clahe_clip: float = _f(2.0, "CLAHE clip limit")
     clahe_tile: int = _f(8, "CLAHE tile grid size")
     cache: bool = _f(
@@ -171,8 +187,11 @@ class TrainConfig:
             raise UsageError(
                 f"preprocess must be crop_clahe, warp_clahe, edgeecg or none, not {self.preprocess!r}"
             )
-        if self.aux_findings < 0:
-            raise UsageError(f"aux_findings must be >= 0, got {self.aux_findings}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UsageError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("aux_findings", "lead_maps"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "grad_accum", "epochs", "input_height", "input_width", "folds"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1")

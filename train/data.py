@@ -265,6 +265,15 @@ class CachedSource:
         """(pre-processed BGR image, None) of item i."""
         return np.array(self.data[i]), None
 
+    def geometry_of(self, i: int) -> dict | None:
+        """The source's geometry of item i (lead maps need it after the image is cached)."""
+        return _geometry_of(self.source, i)
+
+
+def _geometry_of(source: Any, i: int) -> dict | None:
+    fn = getattr(source, "geometry_of", None)
+    return fn(i) if fn is not None else None
+
 
 def _read_image(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -335,7 +344,11 @@ class ImageFolderSource:
 
     def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict | None]:
         """(BGR image, geometry or None) of item i."""
-        return _read_image(self.path(i)), self.geometry.get(self.images[i])
+        return _read_image(self.path(i)), self.geometry_of(i)
+
+    def geometry_of(self, i: int) -> dict | None:
+        """The geometry.jsonl entry of item i, or None."""
+        return self.geometry.get(self.images[i])
 
 
 class SynthSource:
@@ -407,6 +420,10 @@ class Subset:
         """Item i of the view."""
         return self.source.load(int(self.indices[i]), rng)
 
+    def geometry_of(self, i: int) -> dict | None:
+        """The geometry of item i of the view, or None."""
+        return _geometry_of(self.source, int(self.indices[i]))
+
 
 def make_source(cfg: DataConfig) -> Any:
     """The source a DataConfig describes."""
@@ -439,6 +456,10 @@ class TrainDataset:
         augment: an Albumentations Compose or None.
         findings: the targets also hold each item's simulator findings after its five labels
             ([5 + len(FINDINGS)]; every source needs them).
+        lead_maps: items also carry the lead-map target (`edgeecg.train.leadmaps`), made from the
+            ground-truth geometry's lead boxes and the findings: (image, targets, map). Needs `findings`
+            and the `warp_clahe` pre-processing (whose warp the boxes follow); an item without lead boxes
+            gets an all-zero map.
     """
 
     def __init__(
@@ -448,6 +469,7 @@ class TrainDataset:
         size_hw: tuple[int, int],
         augment: Any | None = None,
         findings: bool = False,
+        lead_maps: bool = False,
     ) -> None:
         self.sources = list(sources)
         self.offsets = np.cumsum([0] + [len(s) for s in self.sources])
@@ -460,11 +482,14 @@ class TrainDataset:
         if findings:
             if any(getattr(s, "findings", None) is None for s in self.sources):
                 raise UsageError(
-                    "aux_findings needs the simulator's findings in every source "
-                    "(the `findings` column that edgeecg synth writes)"
+                    f"{'lead_maps' if lead_maps else 'aux_findings'} needs the simulator's findings in every "
+                    "source (the `findings` column that edgeecg synth writes)"
                 )
             self.findings = np.concatenate([s.findings for s in self.sources]).astype(np.float32)
             self.targets = np.concatenate([self.labels, self.findings], axis=1)  # [n, 5 + K]
+        self.lead_maps = bool(lead_maps)
+        if self.lead_maps and self.findings is None:
+            raise UsageError("lead_maps needs findings=True (the map's finding channels come from them)")
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -478,21 +503,43 @@ class TrainDataset:
 
     def image(self, i: int, seed: int = 0) -> np.ndarray:
         """The pre-processed (and, when training, augmented) BGR image of item i."""
+        return self._item(i, seed, with_map=False)[0]
+
+    def _item(self, i: int, seed: int, with_map: bool) -> tuple[np.ndarray, np.ndarray | None]:
         k = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        img, geo = self.sources[k].load(i - int(self.offsets[k]))
+        j = i - int(self.offsets[k])
+        img, geo = self.sources[k].load(j)
         out = img if getattr(self.sources[k], "preprocessed", False) else self.preprocess(img, geo)
         out = _fit_size(out, self.size_hw)
+        mask = None
+        if with_map:
+            from edgeecg.train.leadmaps import lead_mask  # noqa: PLC0415
+
+            geo = geo if geo is not None else _geometry_of(self.sources[k], j)
+            mask = lead_mask(geo, self.size_hw) if geo is not None else None
+            if mask is None:
+                mask = np.zeros(self.size_hw, np.uint8)
         if self.augment is not None:
             from edgeecg.train.augment import seed_transform  # noqa: PLC0415
 
             seed_transform(self.augment, seed)
-            out = self.augment(image=out)["image"]
-        return out
+            if mask is None:
+                out = self.augment(image=out)["image"]
+            else:  # the same rotation and perspective move the lead boxes
+                done = self.augment(image=out, mask=mask)
+                out, mask = done["image"], done["mask"]
+        return out, mask
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, ...]:
         torch = require("torch")
         i, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
-        return to_tensor(self.image(i, seed)), torch.from_numpy(self.targets[i])
+        img, mask = self._item(i, seed, with_map=self.lead_maps)
+        x, y = to_tensor(img), torch.from_numpy(self.targets[i])
+        if mask is None:
+            return x, y
+        from edgeecg.train.leadmaps import lead_findings, map_target  # noqa: PLC0415
+
+        return x, y, torch.from_numpy(map_target(mask, lead_findings(self.findings[i])))
 
 
 class EpochSampler:

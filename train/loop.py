@@ -282,7 +282,8 @@ def fit(
         dump_config(cfg, out / "config.yaml")
     seed_everything(cfg.seed + (fold or 0) * 1000)
 
-    aux = train_ds.findings is not None
+    aux = train_ds.findings is not None and cfg.aux_findings > 0  # lead maps also carry the findings
+    maps = bool(getattr(train_ds, "lead_maps", False))
     model = create_model(
         cfg.model,
         num_classes=len(LABELS) + (len(FINDINGS) if aux else 0),
@@ -307,7 +308,31 @@ def fit(
             loss = loss + cfg.aux_findings * aux_criterion(logits[:, n:], y[:, n:])
         return loss
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net = model  # what trains: the model, or the model with the lead-map head (never saved with the weights)
+    if maps:
+        from edgeecg.train.leadmaps import map_channels, with_lead_maps  # noqa: PLC0415
+
+        net = with_lead_maps(model, len(map_channels())).to(device).to(memory_format=fmt)
+    map_loss = torch.nn.BCEWithLogitsLoss()
+
+    def loss_of_batch(x: Any, y: Any, target_map: Any | None, epoch: int) -> Any:
+        if target_map is None:
+            return loss_of(train_model(x).float(), y)
+        logits, side = train_model(x)
+        weight = cfg.lead_maps if epoch >= cfg.lead_maps_from else 0.0
+        return loss_of(logits.float(), y) + weight * map_loss(side.float(), target_map)
+
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # An exponential moving average of the weights is what gets validated and saved when `ema_decay` is on;
+    # the resume state holds both (under net. and ema.).
+    ema = None
+    saved = net
+    if cfg.ema_decay > 0:
+        import copy  # noqa: PLC0415
+
+        ema = copy.deepcopy(model).eval().requires_grad_(False)
+        saved = torch.nn.ModuleDict({"net": net, "ema": ema})
+    scored = ema if ema is not None else model  # what validation scores and the checkpoints hold
 
     weights = train_ds.item_weights(source_weights) if source_weights else None
     sampler = EpochSampler(
@@ -334,15 +359,17 @@ def fit(
         "bad_epochs": 0,
         "stopped": False,
         "history": [],
+        "ema_updates": 0,
     }
     if (out / STATE_FILE).is_file():
-        state = load_state(out / STATE_FILE, model, optimizer, scheduler, scaler)
+        state = load_state(out / STATE_FILE, saved, optimizer, scheduler, scaler)
+        state.setdefault("ema_updates", 0)
         log.info("resuming %s after epoch %d", out, state["epoch"])
-    train_model = model
+    train_model = net
     if dist.world > 1:
         ddp = require("torch.nn.parallel")
         train_model = ddp.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            net, device_ids=[device.index] if device.type == "cuda" else None
         )
 
     loader = torch.utils.data.DataLoader(
@@ -373,13 +400,14 @@ def fit(
             leave=False,
             dynamic_ncols=True,
         )
-        for i, (x, y) in enumerate(bar):
-            x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
-            y = y.to(device, non_blocking=True)
+        for i, batch in enumerate(bar):
+            x = batch[0].to(device, non_blocking=True).contiguous(memory_format=fmt)
+            y = batch[1].to(device, non_blocking=True)
+            target_map = batch[2].to(device, non_blocking=True) if maps else None
             last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
             sync = train_model.no_sync() if dist.world > 1 and not last_micro else _Null()
             with sync, torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_of(train_model(x).float(), y)
+                loss = loss_of_batch(x, y, target_map, epoch)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler else scaled).backward()
             if last_micro:
@@ -395,10 +423,13 @@ def fit(
                     optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
+                if ema is not None:
+                    _ema_update(ema, model, cfg.ema_decay, state["ema_updates"])
+                    state["ema_updates"] += 1
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         probs = predict(
-            model, val_ds, cfg.eval_batch_size, device, dist, cfg.progress and dist.main, f"{tag} val"
+            scored, val_ds, cfg.eval_batch_size, device, dist, cfg.progress and dist.main, f"{tag} val"
         )
         y_val = val_ds.labels
         val_loss = float(
@@ -431,11 +462,11 @@ def fit(
         state["epoch"] = epoch
         if dist.main:
             metrics = {k: row[k] for k in ("val_macro_auroc", "val_auroc", "val_loss", "train_loss")}
-            sd = labels_head(model, model.state_dict())
+            sd = labels_head(scored, scored.state_dict())
             if improved:
                 save_weights(out / "best.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
             # The resume state is the commit point: everything above is redone if we die before it.
-            save_state(out / STATE_FILE, model, optimizer, state, scheduler, scaler)
+            save_state(out / STATE_FILE, saved, optimizer, state, scheduler, scaler)
             save_weights(out / "last.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
             atomic_write_json(out / "history.json", state["history"])
         log.info(
@@ -463,6 +494,18 @@ def fit(
         stopped_early=bool(state["stopped"]),
         history=state["history"],
     )
+
+
+def _ema_update(ema: Any, model: Any, decay: float, updates: int) -> None:
+    """One step of the weights' moving average; the decay ramps up over the first updates (as in
+    TensorFlow's ExponentialMovingAverage) so the average does not start out as mostly random init."""
+    torch = require("torch")
+    d = min(decay, (1 + updates) / (10 + updates))
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1.0 - d)
+        for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+            e.copy_(b)  # BatchNorm's running statistics are averages already
 
 
 class _Null:

@@ -51,13 +51,22 @@ __all__ = ["run_stage1", "run_stage2", "merge_oof", "load_trained", "datasets_fo
 def datasets_for(cfg: TrainConfig, sources: list[Any], train_augment: bool = True) -> TrainDataset:
     """A TrainDataset over `sources` with the config's pre-processing (and augmentation if asked).
 
-    A training set (`train_augment`) also carries the simulator's findings when `aux_findings` is on;
-    validation and test sets are scored on the five labels only, so they need none.
+    A training set (`train_augment`) also carries the simulator's findings when `aux_findings` is on, and
+    the lead maps when `lead_maps` is; validation and test sets are scored on the five labels only.
+
+    Raises:
+        UsageError: lead maps with a pre-processing other than warp_clahe (the boxes follow its warp).
     """
     size = (cfg.input_height, cfg.input_width)
     aug = build_augment(cfg.augment) if train_augment else None
-    aux = train_augment and cfg.aux_findings > 0
-    return TrainDataset(sources, make_preprocess(cfg), size, aug, findings=aux)
+    maps = train_augment and cfg.lead_maps > 0
+    if maps and cfg.preprocess != "warp_clahe":
+        raise UsageError(
+            f"lead_maps needs preprocess=warp_clahe (the lead boxes follow its ground-truth warp), not "
+            f"{cfg.preprocess}: set lead_maps=0 for this stage"
+        )
+    aux = train_augment and (cfg.aux_findings > 0 or maps)
+    return TrainDataset(sources, make_preprocess(cfg), size, aug, findings=aux, lead_maps=maps)
 
 
 def open_source(cfg: TrainConfig, data_cfg: Any, out_dir: str | Path) -> Any:

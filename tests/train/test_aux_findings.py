@@ -87,7 +87,7 @@ def test_aux_needs_findings_in_every_source(tiny_dataset, tiny_cfg):
     cfg = tiny_cfg(aux_findings=1.0)
     src = ImageFolderSource(DataConfig(path=str(tiny_dataset)))  # a user CSV without findings
     assert src.findings is None
-    with pytest.raises(UsageError, match="aux_findings needs"):
+    with pytest.raises(UsageError, match="aux_findings needs the simulator"):
         datasets_for(cfg, [src])
     with pytest.raises(UsageError, match="aux_findings must be >= 0"):
         tiny_cfg(aux_findings=-1)
