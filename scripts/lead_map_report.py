@@ -46,7 +46,13 @@ def read_maps(state: Path, dataset: Path, config: Path | None = None, limit: int
     cfg_path = config or state.parent / "config.yaml"
     if not cfg_path.is_file():
         raise UsageError(f"no config at {cfg_path} (name one with --config)")
-    still = {"rotate_p": 0.0, "perspective_p": 0.0, "brightness_contrast_p": 0.0, "shadow_p": 0.0, "elastic_p": 0.0}
+    still = {
+        "rotate_p": 0.0,
+        "perspective_p": 0.0,
+        "brightness_contrast_p": 0.0,
+        "shadow_p": 0.0,
+        "elastic_p": 0.0,
+    }
     cfg = load_config(cfg_path, {"lead_maps": 1.0, "preprocess": "warp_clahe", "augment": still})
     tensors, _ = _load_tensors(Path(state))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
