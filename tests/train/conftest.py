@@ -110,3 +110,26 @@ def write_scene_sets(root: Path, specs: list[tuple[str, int, int]], negatives: f
 def scene_sets():
     """`write_scene_sets(root, specs, negatives)` for tests that need synthetic scenes with geometry."""
     return write_scene_sets
+
+
+def _stage1_killed_and_resumed(cfg, out: Path) -> dict:
+    from edgeecg.train.model import read_state_dict
+    from edgeecg.train.stages import run_stage1
+
+    class Killed(Exception):
+        pass
+
+    def stop(epoch):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_stage1(cfg, out, on_epoch_end=stop)
+    run_stage1(cfg, out)
+    return read_state_dict(out / "stage1" / "last.safetensors")
+
+
+@pytest.fixture
+def stage1_killed_and_resumed():
+    """`f(cfg, out)`: stage I killed after its first epoch, run again to the end; its last weights."""
+    return _stage1_killed_and_resumed

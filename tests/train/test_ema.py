@@ -30,7 +30,7 @@ def test_config_range(tiny_cfg):
             tiny_cfg(ema_decay=bad)
 
 
-def test_stage1_saves_the_average_and_resumes(tiny_dataset, tmp_path, tiny_cfg):
+def test_stage1_saves_the_average_and_resumes(tiny_dataset, tmp_path, tiny_cfg, stage1_killed_and_resumed):
     import torch
 
     from edgeecg.train.checkpoint import _load_tensors
@@ -47,15 +47,5 @@ def test_stage1_saves_the_average_and_resumes(tiny_dataset, tmp_path, tiny_cfg):
     assert torch.equal(last[key], tensors[f"model.ema.{key}"])  # the checkpoint is the average ...
     assert not torch.equal(last[key], tensors[f"model.net.{key}"])  # ... not the weights as trained
 
-    class Killed(Exception):
-        pass
-
-    def stop(epoch):
-        if epoch == 0:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_stage1(tiny_cfg(**over), tmp_path / "cut", on_epoch_end=stop)
-    run_stage1(tiny_cfg(**over), tmp_path / "cut")
-    resumed = read_state_dict(tmp_path / "cut" / "stage1" / "last.safetensors")
+    resumed = stage1_killed_and_resumed(tiny_cfg(**over), tmp_path / "cut")
     assert all(torch.equal(last[k], resumed[k]) for k in last)
