@@ -10,7 +10,7 @@ from the dataset's seed (item i draws from the generator seeded by (seed, i), so
 same record; the labels are checked against labels.csv). For every class it prints the AUROC of each
 subtype's positives against all negatives, and the mean probability the model gives negatives that carry
 each other finding: the confounders. Then the AUROC of each page layout the renderer drew (3x4 with a lead II
-strip, 6x2, 12x1; read from geometry.jsonl's lead boxes). `--json` writes {"classes": ..., "layouts": ...}.
+strip, 6x2, 12x1; geometry.jsonl's `layout`, or for older sets read from its lead boxes). `--json` writes {"classes": ..., "layouts": ...}.
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ def layout_report(pred_csv: Path, dataset: Path) -> dict:
     layout = {}
     for line in geo_path.read_text().splitlines():
         g = json.loads(line)
-        if g.get("lead_boxes"):
+        if g.get("layout"):  # edgeecg synth writes it; older sets only have the boxes
+            layout[g["image"]] = g["layout"]
+        elif g.get("lead_boxes"):
             layout[g["image"]] = layout_of(g["lead_boxes"])
     names, y, p = read_predictions(pred_csv)
     out = {}

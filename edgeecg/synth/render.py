@@ -160,11 +160,13 @@ class Geometry:
         paper_quad: float32 [4, 2] (x, y), clockwise from the paper's top-left.
         lead_boxes: lead name -> float32 [x0, y0, x1, y1] of its panel; the 3x4 rhythm strip is "II_rhythm".
         px_per_mm: pixels per mm of paper (the mean scale when the sheet is seen in perspective).
+        layout: the page layout the leads are drawn in ("3x4", "6x2", "12x1"), or None if not known.
     """
 
     paper_quad: np.ndarray
     lead_boxes: dict[str, np.ndarray] = field(default_factory=dict)
     px_per_mm: float = 1.0
+    layout: str | None = None
 
     def transformed(self, h: np.ndarray) -> Geometry:
         """Apply a 3x3 homography (corner convention) to every point; boxes become bounding boxes."""
@@ -174,7 +176,9 @@ class Geometry:
             pts = _apply_h(h, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
             boxes[name] = np.array([*pts.min(axis=0), *pts.max(axis=0)], dtype=np.float32)
         scale = math.sqrt(abs(_quad_area(quad)) / max(abs(_quad_area(self.paper_quad)), 1e-9))
-        return Geometry(paper_quad=quad, lead_boxes=boxes, px_per_mm=float(self.px_per_mm * scale))
+        return Geometry(
+            paper_quad=quad, lead_boxes=boxes, px_per_mm=float(self.px_per_mm * scale), layout=self.layout
+        )
 
     @property
     def paper_box(self) -> np.ndarray:
@@ -183,17 +187,21 @@ class Geometry:
         return np.array([*q.min(axis=0), *q.max(axis=0)], dtype=np.float32)
 
     def to_json(self) -> dict:
-        """JSON-ready dict: {"paper_quad": [[x, y]*4], "paper_box": [...], "lead_boxes": {...}, "px_per_mm"}."""
+        """JSON-ready dict: {"paper_quad": [[x, y]*4], "paper_box": [...], "lead_boxes": {...}, "px_per_mm",
+        "layout" (when known)}."""
 
         def r(v: np.ndarray) -> list:
             return np.round(np.asarray(v, np.float64), 2).tolist()
 
-        return {
+        out = {
             "paper_quad": r(self.paper_quad),
             "paper_box": r(self.paper_box),
             "lead_boxes": {k: r(v) for k, v in self.lead_boxes.items()},
             "px_per_mm": round(float(self.px_per_mm), 4),
         }
+        if self.layout is not None:
+            out["layout"] = self.layout
+        return out
 
 
 def _quad_area(q: np.ndarray) -> float:
@@ -482,7 +490,7 @@ def render_page(
         _put(page, footer, (side_mm * ppm, H - 3.5 * ppm), 0.8 * th, text_color)
 
     quad = np.array([[0, 0], [W, 0], [W, H], [0, H]], np.float32)
-    return page, Geometry(paper_quad=quad, lead_boxes=boxes, px_per_mm=float(ppm))
+    return page, Geometry(paper_quad=quad, lead_boxes=boxes, px_per_mm=float(ppm), layout=cfg.layout)
 
 
 def with_dpi(cfg: RenderConfig, dpi: float) -> RenderConfig:

@@ -35,7 +35,7 @@ def small_set(tmp_path_factory):
     return out, summary
 
 
-def test_layout_and_labels(small_set):
+def test_layout_and_labels(small_set, load_script):
     out, summary = small_set
     rows = list(csv.DictReader((out / "labels.csv").read_text().splitlines()))
     geos = [json.loads(line) for line in (out / "geometry.jsonl").read_text().splitlines()]
@@ -66,6 +66,11 @@ def test_layout_and_labels(small_set):
                 assert kx * g["width"] == pytest.approx(quad[k, 0], abs=0.01)
                 assert ky * g["height"] == pytest.approx(quad[k, 1], abs=0.01)
     assert set(by_image) >= {r["image"] for r in rows}
+    # each ECG page names its layout, and the lead boxes agree with it
+    layout_of = load_script("subtype_report").layout_of
+    for g in geos:
+        if g["paper_quad"] is not None:
+            assert g["layout"] == layout_of(g["lead_boxes"]), g["image"]
     data = (out / "data.yaml").read_text()
     assert "kpt_shape: [4, 3]" in data and "flip_idx: [1, 0, 3, 2]" in data
 

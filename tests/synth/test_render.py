@@ -110,6 +110,9 @@ def test_lead_boxes_contain_their_trace(layout: str) -> None:
     t = np.arange(base.signal.shape[1]) / base.fs
     expected_boxes = {"3x4": 13, "6x2": 12, "12x1": 12}[layout]
     assert len(geom.lead_boxes) == expected_boxes
+    # the layout travels with the geometry, through a scene's homography and into geometry.jsonl
+    assert geom.layout == layout and geom.to_json()["layout"] == layout
+    assert geom.transformed(np.diag([0.5, 0.5, 1.0])).layout == layout
     for i, lead in enumerate(LEADS):
         sig = base.signal.copy()
         sig[i] = 0.5 * np.sin(2 * np.pi * 3.0 * t)  # 0.5 mV stays within the nominal row band
