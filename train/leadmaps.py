@@ -77,20 +77,21 @@ def lead_mask(geometry: dict, size_hw: tuple[int, int]) -> np.ndarray | None:
     """uint8 [H, W]: 1 + the lead index where a lead's box lies after the paper is warped to `size_hw`
     (0 elsewhere), or None when the geometry has no lead boxes or paper quadrilateral.
 
-    The boxes are mapped by the same quad-to-rectangle matrix as `WarpClahe` (ground-truth quad).
+    The boxes are mapped by the matrix `WarpClahe`'s warp uses (`warp_matrix` of the ground-truth quad).
     """
+    from edgeecg.preprocess.geometry import warp_matrix  # noqa: PLC0415
+
     boxes, quad = geometry.get("lead_boxes"), geometry.get("paper_quad")
     if not boxes or quad is None:
         return None
     h, w = size_hw
-    dst = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    m = cv2.getPerspectiveTransform(np.asarray(quad, np.float32), dst)
+    m = warp_matrix(np.asarray(quad, np.float32), size_hw)  # image edges -> output pixel centres
     mask = np.zeros((h, w), np.uint8)
     for name, (x0, y0, x1, y1) in boxes.items():
         lead = "II" if name.endswith("_rhythm") else name
         if lead not in _LEAD_INDEX:
             continue
-        corners = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])[None]
+        corners = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])[None] - 0.5  # edges -> centres
         poly = cv2.perspectiveTransform(corners, m)[0]
         cv2.fillConvexPoly(mask, np.round(poly).astype(np.int32), _LEAD_INDEX[lead] + 1)
     return mask
@@ -107,9 +108,9 @@ def map_target(mask: np.ndarray, per_lead: np.ndarray, stride: int = STRIDE) -> 
     cells = mask[: gh * stride, : gw * stride].reshape(gh, stride, gw, stride).transpose(0, 2, 1, 3)
     cells = cells.reshape(gh * gw, stride * stride).astype(np.int64)
     n = len(LEADS) + 1
-    counts = np.zeros((gh * gw, n), np.float32)
-    np.add.at(counts, (np.repeat(np.arange(gh * gw), stride * stride), cells.ravel()), 1.0)
-    cover = counts[:, 1:] / float(stride * stride)  # [cells, 12], background dropped
+    # one histogram of mask values per cell: cell c, value v -> bin c * n + v
+    counts = np.bincount((cells + n * np.arange(gh * gw)[:, None]).ravel(), minlength=gh * gw * n)
+    cover = counts.reshape(gh * gw, n)[:, 1:] / float(stride * stride)  # [cells, 12], background dropped
     found = cover @ per_lead  # [cells, K]
     return np.concatenate([cover, found], axis=1).T.reshape(-1, gh, gw).astype(np.float32)
 
