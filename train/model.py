@@ -79,6 +79,10 @@ def load_weights(model: Any, state: dict[str, Any], source: str = "checkpoint") 
                 continue
             raise BundleError(f"{source}: unexpected key {k!r} for this architecture")
         if tuple(own[k].shape) != tuple(v.shape):
+            grown_stem = _widen_patch_stem(model, k, v, own[k])
+            if grown_stem is not None:
+                keep[k] = grown_stem
+                continue
             if k.startswith(head) and own[k].shape[1:] == v.shape[1:] and own[k].shape[0] > v.shape[0]:
                 # the saved labels' rows of a head that has auxiliary outputs after them (aux_findings)
                 grown = own[k].clone()
@@ -104,6 +108,29 @@ def load_weights(model: Any, state: dict[str, Any], source: str = "checkpoint") 
         )
     model.load_state_dict(keep, strict=False)
     return missing
+
+
+def _widen_patch_stem(model: Any, key: str, saved: Any, want: Any) -> Any:
+    """A k x k patchify stem's kernel spread over an (m k) x (m k) one, or None where that does not apply.
+
+    Each weight is copied over an m x m block and divided by m*m, so the wide stem on an m-times larger
+    image computes exactly what the saved stem computed on that image area-averaged by m, and the rest of
+    the network starts from its trained weights. (timm keeps a ConvNeXt's output stride at 32, so with an
+    8x8 stem its last stage runs dilated at twice its former resolution: the whole model starts close to,
+    not exactly at, the saved one.)
+    """
+    first = model.default_cfg.get("first_conv") if hasattr(model, "default_cfg") else None
+    if not first or key != f"{first}.weight" or saved.ndim != 4 or want.ndim != 4:
+        return None
+    conv = model.get_submodule(first)
+    if tuple(conv.stride) != tuple(conv.kernel_size) or tuple(want.shape[:2]) != tuple(saved.shape[:2]):
+        return None  # not a patchify stem, or other channels
+    (kh, kw), (wh, ww) = saved.shape[2:], want.shape[2:]
+    m = wh // kh
+    if m < 2 or wh != m * kh or ww != m * kw:
+        return None
+    log.info("%s: %dx%d stem spread over %dx%d (input %dx larger)", key, kh, kw, wh, ww, m)
+    return saved.repeat_interleave(m, dim=2).repeat_interleave(m, dim=3) / (m * m)
 
 
 def create_model(

@@ -94,3 +94,24 @@ def test_create_model_skips_a_mismatched_head(tmp_path, caplog):
     assert m.head.fc.out_features == 5
     assert torch.equal(m.stem[0].weight, src.stem[0].weight)
     assert "head not loaded" in caplog.text
+
+
+def test_a_4x4_stem_checkpoint_spreads_over_an_8x8_stem(tmp_path):
+    """The wide stem on a 2x image computes exactly what the saved stem computed on it 2x2-averaged."""
+    torch.manual_seed(0)
+    small = create_model("convnext_atto", **TINY).eval()
+    save_weights(tmp_path / "s.safetensors", small.state_dict(), {"model": "convnext_atto"})
+    wide = create_model("convnext_atto", patch_size=8, checkpoint=tmp_path / "s.safetensors", **TINY).eval()
+    assert tuple(wide.stem[0].weight.shape[2:]) == (8, 8)
+    x = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        want = small.stem(torch.nn.functional.avg_pool2d(x, 2))
+        got = wide.stem(x)
+        assert wide(x).shape == (2, 5)
+    assert torch.allclose(got, want, atol=1e-5)
+    for k, v in small.state_dict().items():  # everything after the stem's kernel is the saved weights
+        if k != "stem.0.weight":
+            assert torch.equal(wide.state_dict()[k], v), k
+    # 4x4 into 6x6 is no whole-number widening: an error naming the stem, not a silent skip
+    with pytest.raises(BundleError, match="stem"):
+        create_model("convnext_atto", patch_size=6, checkpoint=tmp_path / "s.safetensors", **TINY)
