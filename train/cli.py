@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, out: bool = True) -> None:
-        p.add_argument("--config", help="YAML config (see `edgeecg-train show-config` for the keys)")
+        p.add_argument(
+            "--config",
+            action="append",
+            help="YAML config (see `edgeecg-train show-config` for the keys); repeat to layer files, a later "
+            "one changing only the keys it names",
+        )
         p.add_argument(
             "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
         )

@@ -253,21 +253,28 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults, then the YAML file at `path`, then `overrides` (nested dicts merge key by key).
+def load_config(
+    path: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None, overrides: dict | None = None
+) -> TrainConfig:
+    """Defaults, then the YAML file(s) at `path` in order, then `overrides` (nested dicts merge key by key,
+    lists are replaced).
 
-    Relative dataset paths in the YAML are taken relative to the YAML file's folder.
+    Several files layer: a later one changes only the keys it names (`--config default.yaml --config
+    fresh.yaml`). Relative dataset paths in a YAML file are taken relative to that file's folder.
     """
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
     data: dict = {}
-    if path:
-        p = Path(path)
+    for one in paths:
+        p = Path(one)
         if not p.is_file():
             raise UsageError(f"config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            layer = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:
             raise UsageError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
-        data = _anchor_paths(data, p.parent.resolve())
+        if not isinstance(layer, dict):
+            raise UsageError(f"{p}: a config file holds a mapping of keys, not {type(layer).__name__}")
+        data = _merge(data, _anchor_paths(layer, p.parent.resolve()))
     data = _merge(data, overrides or {})
     return config_from_dict(data)
 
