@@ -19,11 +19,19 @@ stage1_set() {  # dir n style seed: stage I learns the simulator's findings too,
 }
 stage1_set data/s1_clean 1500 clean 101
 stage1_set data/s1_scan 2500 scan 102
+for x in b:211 c:221 d:231 e:241 f:251; do  # the second pass's fresh pages (train/configs/fresh.yaml)
+  stage1_set "data/s1_clean_${x%:*}" 1500 clean "${x#*:}"
+  stage1_set "data/s1_scan_${x%:*}" 2500 scan "$((${x#*:} + 1))"
+done
 [ -f data/s2_photo/labels.csv ] || $S --out data/s2_photo --n 2000 --style photo --seed 201
 [ -f data/test_photo/labels.csv ] || $S --out data/test_photo --n 1000 --style photo --seed 901  # held out
 # Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use, over a
 # 72-epoch cosine schedule that early stopping ends (config: epochs, patience).
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
+# Stage I, second pass: from the first pass's best weights over its pages and 20,000 fresh ones, a lower lr
+# (train/configs/fresh.yaml, layered over the recipe).
+$PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/configs/fresh.yaml --out "$RUN/fresh" \
+  --set init_checkpoint="$RUN/stage1/best.safetensors" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
 # chain (the detector and corner model of scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp,
 # CLAHE), so the members learn the corner errors they will meet when served; stage I used ground-truth
@@ -32,7 +40,7 @@ DET=${DET_ONNX:-runs/detector2/detector_rect.onnx}
 CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true --set runtime_corner_model="$CORNERS")
-$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/stage1/best.safetensors" \
+$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/fresh/stage1/best.safetensors" \
   --set lr=5e-4 --set epochs=8 --set aux_findings=0 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}" \
   ${EXTRA[@]+"${EXTRA[@]}"}

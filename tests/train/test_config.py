@@ -31,6 +31,24 @@ def test_yaml_overrides_nested_and_paths_relative_to_the_file(tmp_path):
     assert load_config(tmp_path / "out" / "config.yaml") == c
 
 
+def test_config_files_layer_in_order_each_anchoring_its_own_paths(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    base, more = tmp_path / "a" / "base.yaml", tmp_path / "b" / "more.yaml"
+    base.write_text(
+        "lr: 1.0e-3\nepochs: 72\naugment: {shadow_p: 0.3, rotate_p: 0.5}\nsources: [{path: d1}, {path: d2}]\n"
+    )
+    more.write_text("lr: 3.0e-4\naugment: {shadow_p: 0.0}\nsources: [{path: d3}]\n")
+    c = load_config([base, more], {"epochs": "12"})
+    assert (c.lr, c.epochs) == (3e-4, 12)  # the later file, then --set
+    assert (c.augment.shadow_p, c.augment.rotate_p) == (0.0, 0.5)  # nested keys merge one by one
+    assert [s.path for s in c.sources] == [str(tmp_path / "b" / "d3")]  # a list is replaced, anchored at b/
+    assert load_config([base]).sources[1].path == str(tmp_path / "a" / "d2")
+    (tmp_path / "list.yaml").write_text("- lr: 1\n")
+    with pytest.raises(UsageError, match="mapping"):
+        load_config([base, tmp_path / "list.yaml"])
+
+
 def test_bad_values_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="unknown key"):
         load_config(None, {"augment": {"nope": 1}})
@@ -64,3 +82,36 @@ def test_amp_on_and_off_survive_yaml_booleans(tmp_path):
     assert load_config(cfg_path).amp == "on"
     assert load_config(None, {"amp": False}).amp == "off"
     assert load_config(None, {"amp": "auto"}).amp == "auto"
+
+
+def test_cli_takes_several_config_files(tmp_path, capsys):
+    yaml = pytest.importorskip("yaml")
+    from edgeecg.train.cli import main  # noqa: PLC0415
+
+    (tmp_path / "a.yaml").write_text("lr: 1.0e-3\nepochs: 72\n")
+    (tmp_path / "b.yaml").write_text("lr: 3.0e-4\n")
+    args = ["show-config", "--config", str(tmp_path / "a.yaml"), "--config", str(tmp_path / "b.yaml")]
+    assert main([*args, "--set", "patience=2"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["lr"], shown["epochs"], shown["patience"]) == (3e-4, 72, 2)
+
+
+def test_second_pass_layers_over_the_recipe_with_the_sets_the_script_makes():
+    import re  # noqa: PLC0415
+
+    first = load_config(ROOT / "train" / "configs" / "default.yaml")
+    second = load_config(
+        [ROOT / "train" / "configs" / "default.yaml", ROOT / "train" / "configs" / "fresh.yaml"]
+    )
+    assert second.lr < first.lr and second.epochs < first.epochs
+    assert [s.path for s in second.sources[: len(first.sources)]] == [s.path for s in first.sources]
+    assert (second.input_height, second.model_kwargs, second.ema_decay) == (
+        first.input_height,
+        first.model_kwargs,
+        first.ema_decay,
+    )
+    fresh = {Path(s.path).name for s in second.sources[len(first.sources) :]}
+    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    letters = re.search(r"for x in ((?:[a-z]:\d+ ?)+); do", script).group(1).split()
+    made = {f"s1_{style}_{x.split(':')[0]}" for x in letters for style in ("clean", "scan")}
+    assert fresh == made
