@@ -247,6 +247,22 @@ def _preprocess(trained: Any) -> dict[str, Any]:
 # -- ensemble outputs in ONNX Runtime -----------------------------------------------------------------
 
 
+def _lineage_data(sidecar: dict[str, Any]) -> Any:
+    """Every dataset behind a member, each once, oldest first: its lineage (stage I pages, then stage II
+    photos) where the sidecar has one, else (older checkpoints) its config's sources."""
+    steps = sidecar.get("lineage")
+    if not steps:
+        return (sidecar.get("config") or {}).get("sources", sidecar.get("data"))
+    seen, out = set(), []
+    for step in steps:
+        for d in step.get("data") or []:
+            key = (d or {}).get("path")
+            if d and key not in seen:
+                seen.add(key)
+                out.append(d)
+    return out
+
+
 def variant_probs(
     bundle_dir: Path, variant: dict[str, Any], batch: np.ndarray, use_fused: bool
 ) -> np.ndarray:
@@ -476,7 +492,8 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
                 for i, m in enumerate(members)
             ],
             "seed": (members[0].sidecar.get("config") or {}).get("seed", members[0].sidecar.get("seed")),
-            "data": (members[0].sidecar.get("config") or {}).get("sources", members[0].sidecar.get("data")),
+            "data": _lineage_data(members[0].sidecar),
+            "lineage": members[0].sidecar.get("lineage") or None,
         }
         for key, src in (
             ("detector", cfg.detector),

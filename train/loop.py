@@ -17,6 +17,7 @@ run ends in exactly the state of an uninterrupted one (on the same device and th
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -30,6 +31,7 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
+from edgeecg.bundle import sha256_file
 from edgeecg.metrics import macro_auroc, roc_auc_per_class
 from edgeecg.train.checkpoint import (
     IMAGENET_MEAN,
@@ -152,7 +154,38 @@ def input_spec(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _sidecar(cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None) -> dict[str, Any]:
+def data_lineage(cfg: TrainConfig, fold: int | None, init: str | Path | None) -> list[dict[str, Any]]:
+    """The data that made these weights, oldest step first: the init checkpoint's own lineage (from the
+    sidecar beside it) and then this run's data, so a stage II member names its stage I pages as well as
+    its photos (a stage II config's `sources` are not what its folds trained on)."""
+    steps: list[dict[str, Any]] = []
+    ref = None
+    if init:
+        p = Path(init)
+        ref = {"file": str(p.resolve()), "sha256": sha256_file(p) if p.is_file() else None}
+        try:
+            meta = json.loads(p.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            meta = {}  # user-supplied weights (ImageNet) come without a sidecar
+        steps = list(meta.get("lineage") or [])
+        old = meta.get("config") or {}
+        if not steps and old:  # a sidecar from before lineages: its own config's data
+            first = meta.get("fold") is None
+            steps = [
+                {
+                    "stage": "stage1" if first else "stage2",
+                    "data": old.get("sources") if first else [old.get("target")],
+                    "init": None,
+                }
+            ]
+    own = config_to_dict(cfg.sources) if fold is None else [config_to_dict(cfg.target)]
+    steps.append({"stage": "stage1" if fold is None else "stage2", "data": own, "init": ref})
+    return steps
+
+
+def _sidecar(
+    cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None, lineage: list | None = None
+) -> dict[str, Any]:
     return {
         "model": cfg.model,
         "model_kwargs": dict(cfg.model_kwargs),
@@ -176,6 +209,7 @@ def _sidecar(cfg: TrainConfig, epoch: int, metrics: dict, fold: int | None) -> d
         "epoch": epoch,
         "metrics": metrics,
         "config": config_to_dict(cfg),
+        "lineage": lineage or [],
         "output": "logits",
     }
 
@@ -284,6 +318,7 @@ def fit(
 
     aux = train_ds.findings is not None and cfg.aux_findings > 0  # lead maps also carry the findings
     maps = bool(getattr(train_ds, "lead_maps", False))
+    lineage = data_lineage(cfg, fold, init or cfg.init_checkpoint or None)
     model = create_model(
         cfg.model,
         num_classes=len(LABELS) + (len(FINDINGS) if aux else 0),
@@ -464,10 +499,10 @@ def fit(
             metrics = {k: row[k] for k in ("val_macro_auroc", "val_auroc", "val_loss", "train_loss")}
             sd = labels_head(scored, scored.state_dict())
             if improved:
-                save_weights(out / "best.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
+                save_weights(out / "best.safetensors", sd, _sidecar(cfg, epoch, metrics, fold, lineage))
             # The resume state is the commit point: everything above is redone if we die before it.
             save_state(out / STATE_FILE, saved, optimizer, state, scheduler, scaler)
-            save_weights(out / "last.safetensors", sd, _sidecar(cfg, epoch, metrics, fold))
+            save_weights(out / "last.safetensors", sd, _sidecar(cfg, epoch, metrics, fold, lineage))
             atomic_write_json(out / "history.json", state["history"])
         log.info(
             "%s epoch %d: loss %.4f, val loss %.4f, val macro AUROC %.4f%s",

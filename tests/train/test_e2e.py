@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from edgeecg.bundle import sha256_file
 from edgeecg.train.cli import main
 
 pytest.importorskip("matplotlib")
@@ -65,7 +66,12 @@ def test_stage1_stage2_evaluate(tiny_dataset, tiny_kwargs, tmp_path, capsys, cac
     assert len(thr["thresholds"]) == 5 and thr["method"] == "youden_j"
     for f in (0, 1):
         assert (s2 / "ensemble" / f"fold{f}.safetensors").is_file()
-        assert json.loads((s2 / "ensemble" / f"fold{f}.json").read_text())["fold"] == f
+        member = json.loads((s2 / "ensemble" / f"fold{f}.json").read_text())
+        assert member["fold"] == f
+        # the member names its stage I pages and the weights it started from, not just its photos
+        assert [step["stage"] for step in member["lineage"]] == ["stage1", "stage2"]
+        assert member["lineage"][1]["init"]["sha256"] == sha256_file(init)
+        assert member["lineage"][1]["data"][0]["path"] == str(tiny_dataset)
     report = json.loads((s2 / "report.json").read_text())
     assert set(report["folds"]) == {"0", "1"} and report["pooled"]["n"] == 32
     assert list(s2.glob("roc_oof_*.png"))
