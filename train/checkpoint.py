@@ -17,7 +17,6 @@ Loading refuses anything that is not a safetensors file (a pickle put in place r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -29,6 +28,7 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
+from edgeecg.bundle import sha256_file
 from edgeecg.errors import BundleError
 
 __all__ = [
@@ -88,15 +88,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())
     return obj
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def is_safetensors(path: str | Path) -> bool:

@@ -31,7 +31,6 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
-from edgeecg.bundle import sha256_file
 from edgeecg.metrics import macro_auroc, roc_auc_per_class
 from edgeecg.train.checkpoint import (
     IMAGENET_MEAN,
@@ -40,6 +39,8 @@ from edgeecg.train.checkpoint import (
     load_state,
     save_state,
     save_weights,
+    sha256_file,
+    sidecar_path,
 )
 from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
 from edgeecg.train.data import FINDINGS, EpochSampler, TrainDataset
@@ -154,6 +155,13 @@ def input_spec(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def _lineage_step(config: dict[str, Any], fold: int | None, init: dict | None) -> dict[str, Any]:
+    """One training run's data, from its config as a dict: stage I's sources, or stage II's target."""
+    if fold is None:
+        return {"stage": "stage1", "data": config.get("sources"), "init": init}
+    return {"stage": "stage2", "data": [config.get("target")], "init": init}
+
+
 def data_lineage(cfg: TrainConfig, fold: int | None, init: str | Path | None) -> list[dict[str, Any]]:
     """The data that made these weights, oldest step first: the init checkpoint's own lineage (from the
     sidecar beside it) and then this run's data, so a stage II member names its stage I pages as well as
@@ -164,22 +172,13 @@ def data_lineage(cfg: TrainConfig, fold: int | None, init: str | Path | None) ->
         p = Path(init)
         ref = {"file": str(p.resolve()), "sha256": sha256_file(p) if p.is_file() else None}
         try:
-            meta = json.loads(p.with_suffix(".json").read_text())
+            meta = json.loads(sidecar_path(p).read_text())
         except (OSError, ValueError):
             meta = {}  # user-supplied weights (ImageNet) come without a sidecar
         steps = list(meta.get("lineage") or [])
-        old = meta.get("config") or {}
-        if not steps and old:  # a sidecar from before lineages: its own config's data
-            first = meta.get("fold") is None
-            steps = [
-                {
-                    "stage": "stage1" if first else "stage2",
-                    "data": old.get("sources") if first else [old.get("target")],
-                    "init": None,
-                }
-            ]
-    own = config_to_dict(cfg.sources) if fold is None else [config_to_dict(cfg.target)]
-    steps.append({"stage": "stage1" if fold is None else "stage2", "data": own, "init": ref})
+        if not steps and meta.get("config"):  # a sidecar from before lineages: its own config's data
+            steps = [_lineage_step(meta["config"], meta.get("fold"), None)]
+    steps.append(_lineage_step(config_to_dict(cfg), fold, ref))
     return steps
 
 
