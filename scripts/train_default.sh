@@ -29,9 +29,10 @@ done
 # 72-epoch cosine schedule that early stopping ends (config: epochs, patience).
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage I, second pass: from the first pass's best weights over its pages and 20,000 fresh ones, a lower lr
-# (train/configs/fresh.yaml, layered over the recipe).
+# (train/configs/fresh.yaml, layered over the recipe). It shares the first pass's cache (RUN/cache), which
+# holds its pages already.
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/configs/fresh.yaml --out "$RUN/fresh" \
-  --set init_checkpoint="$RUN/stage1/best.safetensors" ${EXTRA[@]+"${EXTRA[@]}"}
+  --set init_checkpoint="$RUN/stage1/best.safetensors" --set cache_dir="$RUN/cache" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
 # chain (the detector and corner model of scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp,
 # CLAHE), so the members learn the corner errors they will meet when served; stage I used ground-truth

@@ -118,7 +118,9 @@ class TrainConfig:
         True, "NHWC memory format for model and batches (ConvNeXt trains ~1.5-2x faster on CPU)"
     )
     seed: int = _f(0, "seed for weights, data order, augmentation and folds")
-    workers: int = _f(0, "DataLoader worker processes; also the threads that build the pre-processing cache")
+    workers: int = _f(
+        0, "DataLoader worker processes; the pre-processing cache builds in max(workers, threads) threads"
+    )
     threads: int = _f(2, "torch CPU threads")
     device: str = _f("auto", "auto (cuda when available), cpu, cuda, cuda:N")
     init_checkpoint: str = _f(
@@ -173,6 +175,11 @@ class TrainConfig:
     cache: bool = _f(
         False,
         "pre-process every image once into OUT/cache (uint8 memmap, n*H*W*3 bytes); epochs and folds reuse it",
+    )
+    cache_dir: str = _f(
+        "",
+        "folder for the cache instead of OUT/cache: runs over the same images can share it (a cache file's "
+        "name carries its source and pre-processing, so a changed one builds a new file)",
     )
     augment: AugmentConfig = _f(AugmentConfig(), "augmentation settings")
     eval_batch_size: int = _f(32, "images per batch for validation and prediction")
@@ -295,8 +302,9 @@ def _anchor_paths(data: dict, base: Path) -> dict:
     for key in ("val", "target"):
         if data.get(key):
             data[key] = fix(data[key])
-    if data.get("init_checkpoint") and not Path(data["init_checkpoint"]).is_absolute():
-        data["init_checkpoint"] = os.path.normpath(base / data["init_checkpoint"])
+    for key in ("init_checkpoint", "cache_dir"):
+        if data.get(key) and not Path(data[key]).is_absolute():
+            data[key] = os.path.normpath(base / data[key])
     return data
 
 

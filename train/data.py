@@ -245,9 +245,11 @@ class CachedSource:
         items = range(len(self.source))
         bar = tqdm(total=len(self.source), desc=f"cache {self.path.name}", disable=not progress)
         with bar:
-            if workers > 1:
+            if workers > 1 and len(items):
+                one(0)  # first on this thread: lazily opened sessions exist before threads share them
+                bar.update()
                 with ThreadPoolExecutor(workers) as pool:
-                    for _ in pool.map(one, items):  # map re-raises the first failure
+                    for _ in pool.map(one, items[1:]):  # map re-raises the first failure
                         bar.update()
             else:
                 for i in items:

@@ -70,7 +70,8 @@ def datasets_for(cfg: TrainConfig, sources: list[Any], train_augment: bool = Tru
 
 
 def open_source(cfg: TrainConfig, data_cfg: Any, out_dir: str | Path) -> Any:
-    """The source `data_cfg` names, pre-processed once into OUT/cache when `cfg.cache` is on."""
+    """The source `data_cfg` names, pre-processed once into `cfg.cache_dir` (default OUT/cache) when
+    `cfg.cache` is on."""
     src = make_source(data_cfg)
     if not cfg.cache:
         return src
@@ -79,10 +80,12 @@ def open_source(cfg: TrainConfig, data_cfg: Any, out_dir: str | Path) -> Any:
         src,
         make_preprocess(cfg),
         size,
-        Path(out_dir) / "cache",
+        Path(cfg.cache_dir) if cfg.cache_dir else Path(out_dir) / "cache",
         preprocess_key(cfg),
         cfg.progress,
-        workers=cfg.workers,
+        # The build runs before training, so it may use the cores training will (OpenCV and ONNX
+        # Runtime release the GIL).
+        workers=max(cfg.workers, cfg.threads),
     )
 
 

@@ -22,9 +22,12 @@ def test_defaults_follow_the_method():
 def test_yaml_overrides_nested_and_paths_relative_to_the_file(tmp_path):
     (tmp_path / "sub").mkdir()
     cfg_path = tmp_path / "sub" / "c.yaml"
-    cfg_path.write_text("lr: 3.0e-4\naugment: {shadow_p: 0.9}\nsources: [{path: ../data, weight: 2}]\n")
+    cfg_path.write_text(
+        "lr: 3.0e-4\naugment: {shadow_p: 0.9}\nsources: [{path: ../data, weight: 2}]\ncache_dir: ../cache\n"
+    )
     c = load_config(cfg_path, {"augment": {"rotate_p": 0.1}})
     assert c.lr == 3e-4 and c.augment.shadow_p == 0.9 and c.augment.rotate_p == 0.1
+    assert c.cache_dir == str(tmp_path / "cache")
     assert c.augment.elastic_p == TrainConfig().augment.elastic_p
     assert c.sources[0].path == str(tmp_path / "data") and c.sources[0].weight == 2.0
     dump_config(c, tmp_path / "out" / "config.yaml")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -143,6 +145,28 @@ def test_cached_source_equals_uncached_and_rebuilds_on_change(tiny_dataset, tmp_
         make_source(DataConfig(path=str(tiny_dataset))), pre, (64, 128), tmp_path / "c", "k1"
     )
     assert changed.path != cached.path
+
+
+def test_cache_builds_alike_in_threads_and_runs_can_share_its_folder(tiny_dataset, tmp_path, tiny_cfg):
+    from edgeecg.train.data import CachedSource
+    from edgeecg.train.stages import open_source
+
+    src = make_source(DataConfig(path=str(tiny_dataset)))
+    pre = CropClahe((64, 128))
+    one = CachedSource(src, pre, (64, 128), tmp_path / "t1", "k", progress=False, workers=1)
+    two = CachedSource(src, pre, (64, 128), tmp_path / "t2", "k", progress=False, workers=2)
+    assert one.path.read_bytes() == two.path.read_bytes()
+    # Two runs naming one cache_dir: the second finds the first's file instead of building its own.
+    shared = tmp_path / "shared"
+    cfg = tiny_cfg(cache=True, cache_dir=str(shared), preprocess="crop_clahe")
+    a = open_source(cfg, DataConfig(path=str(tiny_dataset)), tmp_path / "run_a")
+    mtime = a.path.stat().st_mtime_ns
+    b = open_source(cfg, DataConfig(path=str(tiny_dataset)), tmp_path / "run_b")
+    assert a.path.parent == shared and b.path == a.path and b.path.stat().st_mtime_ns == mtime
+    assert not (tmp_path / "run_a" / "cache").exists() and not (tmp_path / "run_b" / "cache").exists()
+    # Without it, each run caches in its own OUT/cache.
+    c = open_source(dataclasses.replace(cfg, cache_dir=""), DataConfig(path=str(tiny_dataset)), tmp_path / "run_c")
+    assert c.path.parent == tmp_path / "run_c" / "cache"
 
 
 def test_warp_preprocess_flattens_the_ground_truth_quad(tiny_dataset):
