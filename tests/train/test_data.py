@@ -165,7 +165,9 @@ def test_cache_builds_alike_in_threads_and_runs_can_share_its_folder(tiny_datase
     assert a.path.parent == shared and b.path == a.path and b.path.stat().st_mtime_ns == mtime
     assert not (tmp_path / "run_a" / "cache").exists() and not (tmp_path / "run_b" / "cache").exists()
     # Without it, each run caches in its own OUT/cache.
-    c = open_source(dataclasses.replace(cfg, cache_dir=""), DataConfig(path=str(tiny_dataset)), tmp_path / "run_c")
+    c = open_source(
+        dataclasses.replace(cfg, cache_dir=""), DataConfig(path=str(tiny_dataset)), tmp_path / "run_c"
+    )
     assert c.path.parent == tmp_path / "run_c" / "cache"
 
 
