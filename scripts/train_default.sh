@@ -19,7 +19,7 @@ stage1_set() {  # dir n style seed: stage I learns the simulator's findings too,
 }
 stage1_set data/s1_clean 1500 clean 101
 stage1_set data/s1_scan 2500 scan 102
-for x in b:211 c:221 d:231 e:241 f:251; do  # the second pass's fresh pages (train/configs/fresh.yaml)
+for x in b:211 c:221 d:231 e:241 f:251 g:261 h:271; do  # the second pass's fresh pages (train/configs/fresh.yaml)
   stage1_set "data/s1_clean_${x%:*}" 1500 clean "${x#*:}"
   stage1_set "data/s1_scan_${x%:*}" 2500 scan "$((${x#*:} + 1))"
 done
@@ -28,12 +28,13 @@ done
 # Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use, over a
 # 72-epoch cosine schedule that early stopping ends (config: epochs, patience).
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
-# Stage I, second pass: from the first pass's best weights over its pages and 20,000 fresh ones, a lower lr
+# Stage I, second pass: from the first pass's best weights over its pages and 28,000 fresh ones, a lower lr
 # (train/configs/fresh.yaml, layered over the recipe). It shares the first pass's cache (RUN/cache), which
 # holds its pages already.
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/configs/fresh.yaml --out "$RUN/fresh" \
   --set init_checkpoint="$RUN/stage1/best.safetensors" --set cache_dir="$RUN/cache" ${EXTRA[@]+"${EXTRA[@]}"}
-# Stage II: 5 folds from the stage I weights, a lower peak lr. The photos go through the runtime's own
+# Stage II: 5 folds from the stage I weights, a fifth of stage I's peak lr for 4 epochs (the folds' best
+# epochs came early at 5e-4 over 8; train/README.md "Stage II"). The photos go through the runtime's own
 # chain (the detector and corner model of scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp,
 # CLAHE), so the members learn the corner errors they will meet when served; stage I used ground-truth
 # corners.
@@ -42,6 +43,6 @@ CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true --set runtime_corner_model="$CORNERS")
 $PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/fresh/stage1/best.safetensors" \
-  --set lr=5e-4 --set epochs=8 --set aux_findings=0 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+  --set lr=2e-4 --set epochs=4 --set aux_findings=0 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}" \
   ${EXTRA[@]+"${EXTRA[@]}"}
