@@ -35,6 +35,7 @@ from edgeecg.bundle import (
     write_manifest,
 )
 from edgeecg.errors import BackendError, MissingExtraError, UsageError
+from edgeecg.export.parity import PARITY_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class ExportConfig:
     """JSON file of per-class thresholds from training's out-of-fold predictions."""
     parity_data: str | None = None
     """Labelled dataset dir for parity checks (default: ECG-like synthetic pages and noise)."""
-    parity_samples: int = 32
+    parity_samples: int = PARITY_SAMPLES
     """How many samples the parity checks use."""
     command: str = ""
     """The command line, for provenance."""
