@@ -74,7 +74,7 @@ def member(fp32_bundle) -> onnx.ModelProto:
 
 
 def test_conv_weights_int8_with_axis0_biases_stay_fp32(member):
-    q = quantize_weights_int8(member, min_size=0)
+    q = quantize_weights_int8(member, min_size=0, depthwise=True)
     onnx.checker.check_model(q)
     inits = {t.name: t for t in q.graph.initializer}
     dq = _dq_by_output(q)
@@ -93,6 +93,23 @@ def test_conv_weights_int8_with_axis0_biases_stay_fp32(member):
     # The default min_size leaves the smallest weights in FP32.
     small = quantize_weights_int8(member)
     assert 0 < len(_dq_by_output(small)) < len(dq)
+
+
+def test_depthwise_conv_weights_stay_fp32_by_default(member):
+    shapes = {t.name: list(t.dims) for t in member.graph.initializer}
+    groups = {
+        n.input[1]: next((a.i for a in n.attribute if a.name == "group"), 1)
+        for n in member.graph.node
+        if n.op_type == "Conv"
+    }
+    dw = {w for w, g in groups.items() if g > 1 and shapes[w][1] == 1}
+    dense = {w for w, g in groups.items() if g == 1 and np.prod(shapes[w]) >= 1024}
+    assert dw and dense  # a ConvNeXt: 7x7 depthwise filters and 1x1 / patchify convolutions
+    q = quantize_weights_int8(member)
+    dq, inits = _dq_by_output(q), {t.name: t for t in q.graph.initializer}
+    assert not dw & set(dq) and all(inits[w].data_type == TensorProto.FLOAT for w in dw)
+    assert dense <= set(dq)
+    assert dw <= set(_dq_by_output(quantize_weights_int8(member, min_size=0, depthwise=True)))
 
 
 def test_axis_per_consumer_shared_and_zero_channels():
