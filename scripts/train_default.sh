@@ -19,7 +19,7 @@ stage1_set() {  # dir n style seed: stage I learns the simulator's findings too,
 }
 stage1_set data/s1_clean 1500 clean 101
 stage1_set data/s1_scan 2500 scan 102
-for x in b:211 c:221 d:231 e:241 f:251 g:261 h:271 i:281 j:291; do  # the second pass's fresh pages (train/configs/fresh.yaml)
+for x in b:211 c:221 d:231 e:241 f:251 g:261 h:271 i:281 j:291 k:301 l:311 m:321 n:331 o:341 p:351 q:361 r:371; do  # the second pass's fresh pages (train/configs/fresh.yaml)
   stage1_set "data/s1_clean_${x%:*}" 1500 clean "${x#*:}"
   stage1_set "data/s1_scan_${x%:*}" 2500 scan "$((${x#*:} + 1))"
 done
@@ -28,7 +28,7 @@ done
 # Stage I from random init: a higher peak lr (config: 1e-3) than fine-tuning from ImageNet would use, over a
 # 72-epoch cosine schedule that early stopping ends (config: epochs, patience).
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
-# Stage I, second pass: from the first pass's best weights over its pages and 36,000 fresh ones, a lower lr
+# Stage I, second pass: from the first pass's best weights over its pages and 68,000 fresh ones, a lower lr
 # (train/configs/fresh.yaml, layered over the recipe). It shares the first pass's cache (RUN/cache), which
 # holds its pages already.
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/configs/fresh.yaml --out "$RUN/fresh" \
