@@ -91,26 +91,28 @@ def quantize_weights_int8(model: Any, min_size: int = 1024, depthwise: bool = Fa
         {t.name for t in g.initializer} | {x for n in g.node for x in n.output} | {i.name for i in g.input}
     )
 
-    def axes_of(name: str, ndim: int, depth: int = 0) -> set[int | None]:
-        """Axes the uses of `name` ask for (through Identity); None marks a use that is not a weight."""
+    def axes_of(name: str, dims: list[int], depth: int = 0) -> set[int | None]:
+        """Axes the uses of `name` ask for (through Identity); None marks a use that is not a weight, or a
+        depthwise one when those stay FP32."""
         if name in graph_outputs or depth > 8:
             return {None}
         found: set[int | None] = set()
         for node, k in consumers.get(name, []):
             if node.op_type == "Identity":
-                found |= axes_of(node.output[0], ndim, depth + 1)
+                found |= axes_of(node.output[0], dims, depth + 1)
+            elif not depthwise and _is_depthwise(node, dims):
+                found.add(None)
             else:
-                found.add(_weight_axis(node, k, ndim))
+                found.add(_weight_axis(node, k, len(dims)))
         return found
 
     keep, dq_nodes, n_done, before, after = [], [], 0, 0, 0
     for init in g.initializer:
         ndim = len(init.dims)
         size = int(np.prod(init.dims)) if ndim else 1
-        axes = axes_of(init.name, ndim) if init.data_type == TensorProto.FLOAT else set()
+        axes = axes_of(init.name, list(init.dims)) if init.data_type == TensorProto.FLOAT else set()
         fresh = all(f"{init.name}{s}" not in taken for s in ("_q", "_scale", "_zero"))
-        dw = not depthwise and any(_is_depthwise(n, list(init.dims)) for n, _ in consumers.get(init.name, []))
-        if ndim < 2 or size < min_size or len(axes) != 1 or None in axes or not fresh or dw:
+        if ndim < 2 or size < min_size or len(axes) != 1 or None in axes or not fresh:
             keep.append(init)
             continue
         (axis,) = axes
