@@ -182,6 +182,7 @@ def _corner_model_entry(src: Path, bundle_dir: Path) -> dict[str, Any]:
             "kind": str(meta.get("kind", "corner-regressor")),
             "input_size": [int(v) for v in meta["input_size"]],
             "expand": float(meta["expand"]),
+            "passes": int(meta.get("passes", 1)),
             "validation": meta.get("validation"),
         },
         "input_size or expand",

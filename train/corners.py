@@ -49,6 +49,9 @@ class CornerConfig:
         epochs, batch, lr, weight_decay: optimisation (AdamW, one-cycle schedule).
         seed: everything random (rough quads, init, order).
         threads: torch threads, and threads building the pages.
+        device: auto (CUDA where present), cpu or cuda.
+        passes: how often the runtime runs the model, each pass from the last one's corners (written to
+            corners.json, and from there to the manifest).
     """
 
     data: tuple[str, ...] = ()
@@ -64,6 +67,8 @@ class CornerConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
+    device: str = "auto"
+    passes: int = 3
 
 
 def rough_quads(
@@ -167,9 +172,10 @@ def _predict(net, x: np.ndarray, batch: int = 256) -> np.ndarray:
     import torch  # noqa: PLC0415
 
     net.eval()
+    dev = next(net.parameters()).device
     with torch.no_grad():
         out = [
-            net(torch.from_numpy(x[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0).numpy()
+            net(torch.from_numpy(x[i : i + batch]).to(dev).permute(0, 3, 1, 2).float() / 255.0).cpu().numpy()
             for i in range(0, len(x), batch)
         ]
     return np.concatenate(out)
@@ -184,6 +190,10 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
 
     if not cfg.data or not cfg.val:
         raise UsageError("corner model training needs --data and --val")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"corner model device must be auto, cpu or cuda, not {cfg.device!r}")
+    if not 1 <= cfg.passes <= 10:
+        raise UsageError(f"--passes must be from 1 to 10, got {cfg.passes}")
     for d in (*cfg.data, cfg.val):  # refuse before minutes of page building
         if not (Path(d) / "geometry.jsonl").is_file():
             raise UsageError(f"{d} has no geometry.jsonl: not an `edgeecg synth` dataset")
@@ -198,14 +208,20 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
     del parts
     x_va, y_va = build_set(cfg.val, cfg, cfg.per_scene, cfg.seed + 1000)
     net = build_net(cfg.width, cfg.input_size)
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     yt = torch.from_numpy(y_tr)
 
     def batch_loss(xb: Any, idx: Any, gen: Any) -> Any:
-        # exposure: the content, not the brightness, says where the sheet is
-        gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.8, 1.2, generator=gen)
-        xb = xb * gain + torch.empty(len(idx), 1, 1, 1).uniform_(-0.1, 0.1, generator=gen)
+        # exposure: the content, not the brightness, says where the sheet is (drawn on the CPU generator,
+        # so a GPU run draws what a CPU run does)
+        gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.8, 1.2, generator=gen).to(xb.device)
+        shift = torch.empty(len(idx), 1, 1, 1).uniform_(-0.1, 0.1, generator=gen).to(xb.device)
         # offsets are ~0.01-0.1: scaled so that smooth L1 is linear beyond 0.005
-        return torch.nn.functional.smooth_l1_loss(net(xb) * 10, yt[idx] * 10, beta=0.05)
+        return torch.nn.functional.smooth_l1_loss(
+            net(xb * gain + shift) * 10, yt[idx].to(xb.device) * 10, beta=0.05
+        )
 
     def evaluate(net: Any, epoch: int) -> tuple[dict[str, Any], float]:
         err = corner_errors(_predict(net, x_va), y_va)
@@ -220,12 +236,14 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
     best, history = fit_page_model(
         net, x_tr, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, batch=cfg.batch,
         seed=cfg.seed, batch_loss=batch_loss, evaluate=evaluate, desc="corners", drop_last=True,
+        device=device,
     )  # fmt: skip
     h, w = cfg.input_size
     fields = {
         "kind": "corner-regressor",
         "input_size": [h, w],
         "expand": cfg.expand,
+        "passes": cfg.passes,
         "input": "page",
         "channel_order": "BGR",
         "scale": 255.0,
@@ -260,11 +278,20 @@ def main_corners(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=d.width, help=f"first block's channels (default {d.width})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed")
+    p.add_argument(
+        "--passes", type=int, default=d.passes,
+        help=f"runs of the model at serving time, each from the last one's corners (default {d.passes})",
+    )  # fmt: skip
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help="where to train")
+    p.add_argument(
+        "--threads", type=int, default=d.threads, help=f"torch and page threads (default {d.threads})"
+    )
     args = p.parse_args(argv)
     h, w = parse_size(args.input_size, "--input-size", "128x192")
     cfg = CornerConfig(
         data=tuple(args.data), val=args.val, out=args.out, input_size=(h, w), expand=args.expand,
         per_scene=args.per_scene, width=args.width, epochs=args.epochs, seed=args.seed,
+        threads=args.threads, device=args.device, passes=args.passes,
     )  # fmt: skip
     res = train(cfg)
     v = res["validation"]

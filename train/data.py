@@ -161,7 +161,18 @@ def preprocess_key(cfg: TrainConfig) -> str:
         if cfg.runtime_corner_model:
             cm = Path(cfg.runtime_corner_model)
             key += f"/corners{sha256_file(cm) if cm.is_file() else 'missing'}"
+            key += _corner_passes_key(cm.with_suffix(".json"))
     return key
+
+
+def _corner_passes_key(sidecar: Path) -> str:
+    """Empty for one pass of the corner model (as every cache before "passes" was built), else "xN": the
+    sidecar's passes change the corners, so the cached pages too."""
+    try:
+        passes = json.loads(sidecar.read_text(encoding="utf-8")).get("passes", 1)
+    except (OSError, ValueError, AttributeError):
+        return ""  # loading the model says what is wrong with it
+    return "" if passes == 1 else f"x{passes}"
 
 
 def _source_identity(source: Any) -> dict:

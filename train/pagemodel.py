@@ -32,6 +32,7 @@ def fit_page_model(
     evaluate: Callable[[Any, int], tuple[dict[str, Any], Any]],
     desc: str,
     drop_last: bool = False,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train `net` on `pages` and leave it with the weights of its best epoch, in eval mode.
 
@@ -47,12 +48,16 @@ def fit_page_model(
             an earlier epoch on a tie.
         desc: the progress bar's label.
         drop_last: skip the last, incomplete batch of every epoch.
+        device: where the net trains ("cpu", "cuda"); batches reach `batch_loss` there, the net is handed
+            to `evaluate` there, and it is back on the CPU on return.
 
     Returns:
         The best epoch's row and every epoch's row.
     """
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
+
+    net.to(device)
 
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = len(pages) // batch if drop_last else int(np.ceil(len(pages) / batch))
@@ -69,7 +74,7 @@ def fit_page_model(
         bar = tqdm(range(0, stop, batch), desc=f"{desc} epoch {epoch + 1}", disable=None)
         for i in bar:
             idx = order[i : i + batch]
-            xb = torch.from_numpy(pages[idx.numpy()]).permute(0, 3, 1, 2).float() / 255.0
+            xb = torch.from_numpy(pages[idx.numpy()]).to(device).permute(0, 3, 1, 2).float() / 255.0
             loss = batch_loss(xb, idx, gen)
             opt.zero_grad()
             loss.backward()
@@ -84,7 +89,7 @@ def fit_page_model(
     if best is None:
         raise ValueError("fit_page_model needs at least one epoch")
     net.load_state_dict(best[2])
-    net.eval()
+    net.to("cpu").eval()
     return best[0], history
 
 

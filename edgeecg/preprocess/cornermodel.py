@@ -11,7 +11,10 @@ Contract (the manifest's optional "corner_model" section, written by `edgeecg-ex
 ONNX model with one float32 input [N, 3, H, W] (BGR, pixel / 255: the page made by `CornerModel.page`) and
 one output [N, 8]: for each corner of the rough quad, in its order, the offset (u, v) of the true corner from
 the unit square's corner (0, 0), (1, 0), (1, 1), (0, 1), where the unit square is the rough quad.
-The section holds "input_size" [H, W] and "expand" (the margin, as a fraction of the quad's sides).
+The section holds "input_size" [H, W], "expand" (the margin, as a fraction of the quad's sides) and
+optionally "passes" (default 1): how many times the model runs, each pass from the corners the last one
+placed. A page made around a nearly right quad shows the sheet whole and centred, so later passes correct
+what the first, seen from a rough quad, left.
 """
 
 from __future__ import annotations
@@ -57,32 +60,43 @@ class CornerModel:
         runner: the corner model ONNX behind the Runner protocol (activated on first use).
         input_size: (h, w) of the page it takes.
         expand: margin around the rough quad in the page, as a fraction of its sides.
+        passes: model runs, each from the corners the previous one placed.
     """
 
-    def __init__(self, runner: Runner, input_size: tuple[int, int], expand: float) -> None:
+    def __init__(self, runner: Runner, input_size: tuple[int, int], expand: float, passes: int = 1) -> None:
         if not 0.0 <= float(expand) < 1.0:
             raise UsageError(f"corner model expand must be in [0, 1), got {expand}")
+        ok = isinstance(passes, (int, float)) and not isinstance(passes, bool)
+        if not ok or not float(passes).is_integer() or not 1 <= passes <= 10:
+            raise UsageError(f"corner model passes must be a whole number from 1 to 10, got {passes}")
         self.runner = runner
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.expand = float(expand)
+        self.passes = int(passes)
 
     @classmethod
     def from_manifest(cls, runner: Runner, section: dict[str, Any]) -> CornerModel:
-        """From the manifest's "corner_model" section ({"input_size": [h, w], "expand"})."""
+        """From the manifest's "corner_model" section ({"input_size": [h, w], "expand", "passes"?})."""
         try:
             size = section["input_size"]
-            return cls(runner, (int(size[0]), int(size[1])), float(section["expand"]))
+            size, expand = (int(size[0]), int(size[1])), float(section["expand"])
         except (KeyError, TypeError, ValueError, IndexError):
             raise UsageError(
                 "the manifest's corner_model section needs input_size [h, w] and expand"
             ) from None
+        return cls(runner, size, expand, section.get("passes", 1))
 
     def page(self, img: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The model's input page for `quad` in `img`, and the unit-square homography (see `corner_page`)."""
         return corner_page(img, quad, self.input_size, self.expand)
 
     def corners(self, img: np.ndarray, quad: np.ndarray) -> np.ndarray:
-        """float32 [4, 2] corners in `img` pixels, in `quad`'s order."""
+        """float32 [4, 2] corners in `img` pixels, in `quad`'s order, after `passes` runs."""
+        for _ in range(self.passes):
+            quad = self._once(img, quad)
+        return quad
+
+    def _once(self, img: np.ndarray, quad: np.ndarray) -> np.ndarray:
         page, hom = self.page(img, quad)
         x = np.ascontiguousarray(page.transpose(2, 0, 1)[None], np.float32) / np.float32(255.0)
         self.runner.activate()  # idempotent: loaded on first use

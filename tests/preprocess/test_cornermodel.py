@@ -39,6 +39,24 @@ def test_offsets_are_read_in_the_rough_quads_unit_square(tmp_path):
     assert np.abs(got - scene.quad).max() > 5  # the offsets did move the corners
 
 
+def test_each_pass_starts_from_the_corners_the_last_one_placed(tmp_path):
+    offsets = np.array([0.02, -0.01, 0.0, 0.03, -0.02, 0.0, 0.01, 0.01], np.float32)
+    path = constant_corner_model_onnx(tmp_path / "c.onnx", offsets, SIZE)
+    scene = make_hand_scene((640, 480), seed=2)
+
+    def once(quad):
+        return cv2.perspectiveTransform((UNIT + offsets.reshape(4, 2))[None], unit_homography(quad))[0]
+
+    with OnnxRuntimeRunner(path, threads=1) as r:
+        three = CornerModel.from_manifest(r, {"input_size": list(SIZE), "expand": 0.1, "passes": 3})
+        assert three.passes == 3
+        got = three.corners(scene.image, scene.quad)
+        # no "passes" in a manifest (bundles before it): one pass, as they were made with
+        assert CornerModel.from_manifest(r, {"input_size": list(SIZE), "expand": 0.1}).passes == 1
+    np.testing.assert_allclose(got, once(once(once(scene.quad))), atol=1e-2)
+    assert np.abs(got - once(scene.quad)).max() > 3  # the later passes did move them on
+
+
 def test_bad_manifest_and_bad_output_are_clear_errors(tmp_path):
     path = constant_corner_model_onnx(tmp_path / "c.onnx", np.zeros(8), SIZE)
     with OnnxRuntimeRunner(path, threads=1) as r:
@@ -46,6 +64,9 @@ def test_bad_manifest_and_bad_output_are_clear_errors(tmp_path):
             CornerModel.from_manifest(r, {"expand": 0.1})
         with pytest.raises(UsageError, match="expand"):
             CornerModel(r, SIZE, 1.5)
+        for passes in (0, 2.5, "3", True, float("nan"), 11):
+            with pytest.raises(UsageError, match="passes"):
+                CornerModel.from_manifest(r, {"input_size": list(SIZE), "expand": 0.1, "passes": passes})
     bad = tmp_path / "bad.onnx"
     from handmade import brightness_verifier_onnx  # one output number, not eight
 

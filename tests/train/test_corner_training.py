@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
+from edgeecg.errors import UsageError
 from edgeecg.preprocess import CornerModel
 from edgeecg.preprocess.cornermodel import UNIT, corner_page, to_unit
 from edgeecg.train import corners as K
@@ -54,11 +55,11 @@ def test_tiny_training_exports_a_model_the_runtime_and_a_bundle_take(sets, tmp_p
     out = tmp_path / "c"
     cfg = K.CornerConfig(
         data=(str(train_dir),), val=str(val_dir), out=str(out), input_size=(64, 96), per_scene=2,
-        width=4, epochs=1, batch=8, threads=1,
+        width=4, epochs=1, batch=8, threads=1, passes=2,
     )  # fmt: skip
     res = K.train(cfg)
     fields = json.loads((out / "corners.json").read_text())
-    assert fields["input_size"] == [64, 96] and fields["expand"] == cfg.expand
+    assert fields["input_size"] == [64, 96] and fields["expand"] == cfg.expand and fields["passes"] == 2
     assert fields["onnx_vs_torch_max_abs"] < 1e-3 and res["validation"]["epoch"] == 1
     assert (out / "weights.safetensors").is_file() and (out / "corners_config.json").is_file()
     import cv2
@@ -75,6 +76,7 @@ def test_tiny_training_exports_a_model_the_runtime_and_a_bundle_take(sets, tmp_p
     bundle.mkdir()
     entry = _corner_model_entry(out / "corners.onnx", bundle)
     assert entry["file"] == "corners.onnx" and len(entry["sha256"]) == 64 and entry["input_size"] == [64, 96]
+    assert entry["passes"] == 2
     # and the evaluation runs the chain with it
     from edgeecg.train.detector import evaluate
 
@@ -84,6 +86,7 @@ def test_tiny_training_exports_a_model_the_runtime_and_a_bundle_take(sets, tmp_p
     det.with_suffix(".json").write_text(json.dumps(section))
     res = evaluate(val_dir, det, 0.0, corners="classical", corner_model=out / "corners.onnx")
     assert res["corner_model"] == str(out / "corners.onnx") and 0.0 <= res["corner_err_le_1.5pct"] <= 1.0
+    assert 0.0 <= res["all_four_corners_err_le_1.5pct"] <= 1.0
 
 
 def test_the_cli_refuses_what_it_cannot_use(sets, tmp_path, capsys):
@@ -98,3 +101,26 @@ def test_the_cli_refuses_what_it_cannot_use(sets, tmp_path, capsys):
     args = ["corners", "--data", str(train_dir), "--val", str(train_dir), "--out", str(tmp_path / "o")]
     assert main([*args, "--input-size", "50x96"]) == 2
     assert "multiples of 32" in capsys.readouterr().err
+    assert main([*args, "--passes", "0"]) == 2
+    assert "--passes" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_training_on_the_gpu_matches_the_cpus_start(sets, tmp_path):
+    """The same tiny run on CUDA and on the CPU: same rough quads, same augmentation draws, so the first
+    epoch's validation error agrees to float tolerance (kernels differ in rounding only)."""
+    train_dir, val_dir = sets
+    res = {}
+    for device in ("cpu", "cuda"):
+        cfg = K.CornerConfig(
+            data=(str(train_dir),), val=str(val_dir), out=str(tmp_path / device), input_size=(64, 96),
+            per_scene=2, width=4, epochs=1, batch=8, threads=1, device=device,
+        )  # fmt: skip
+        res[device] = K.train(cfg)["validation"]["median_error"]
+    assert res["cuda"] == pytest.approx(res["cpu"], rel=0.05, abs=1e-3)
+    assert (tmp_path / "cuda" / "corners.onnx").is_file()
+
+
+def test_the_device_must_be_one_it_knows(tmp_path):
+    with pytest.raises(UsageError, match="device"):
+        K.train(K.CornerConfig(data=("x",), val="y", out=str(tmp_path), device="tpu"))

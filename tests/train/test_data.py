@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -193,3 +194,21 @@ def test_warp_preprocess_flattens_the_ground_truth_quad(tiny_dataset):
     assert np.median(grey[:, -3:]) > 150  # no grey background: the sheet fills the frame
     # Without a quad the whole image is used.
     assert WarpClahe((64, 128))(img, None).shape == (64, 128, 3)
+
+
+def test_the_corner_models_passes_are_part_of_the_cache_key(tmp_path):
+    from edgeecg.train.config import TrainConfig
+    from edgeecg.train.data import preprocess_key
+
+    det, cm = tmp_path / "det.onnx", tmp_path / "corners.onnx"
+    det.write_bytes(b"detector")
+    cm.write_bytes(b"corners")
+    cfg = TrainConfig(preprocess="edgeecg", runtime_detector=str(det), runtime_corner_model=str(cm))
+
+    def key(sidecar):
+        cm.with_suffix(".json").write_text(json.dumps({"input_size": [128, 192], "expand": 0.12, **sidecar}))
+        return preprocess_key(cfg)
+
+    one = key({})
+    assert key({"passes": 1}) == one  # caches built before "passes" stay valid
+    assert key({"passes": 3}) != one and key({"passes": 3}).endswith("x3")
