@@ -149,6 +149,9 @@ def test_corner_error_scores_only_visible_corners():
     diag = (np.linalg.norm(quad[2] - quad[0]) + np.linalg.norm(quad[3] - quad[1])) / 2
     assert err == pytest.approx(5 / 3 / diag)
     assert det_train.corner_error(None, quad, (200, 200)) == float("inf")
+    # all four, as the warp uses them: the hidden corner's error counts
+    err4 = det_train.corner_error(pred, quad, (200, 200), all_four=True)
+    assert err4 == pytest.approx((np.hypot(50, 50) + 5) / 4 / diag)
 
 
 def test_scaled_model_yaml_sets_the_width(tmp_path):
