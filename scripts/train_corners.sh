@@ -4,8 +4,11 @@
 # lid, a side in shadow). It learns from rough quads drawn around the scenes' true corners, so it does not
 # depend on the detector: run it once, before scripts/train_detector.sh (whose calibration and held-out
 # evaluation run the chain with it). This is how the bundled corner model was made.
-# On the project's 2-core CPUs (2026-11-27, from nothing, step times printed as [time]): 7.9 min in all,
-# training 7.3 of it (12 epochs).
+# On the project's 2-core CPUs: with the first six sets only (3,300 scenes, 13,200 pages), 7.9 min in all
+# from nothing, training 7.3 of it (12 epochs; 2026-11-27, step times printed as [time]). With the two
+# photo and scan sets added on 2026-11-27 evening (7,690 scenes, 30,760 pages) about 2.3x that, ~20 min
+# (estimated; the bundled model's run took 44 min at low priority beside a classifier training run).
+# The runtime runs the model 3 times, each from the last one's corners (--passes, default 3; corners.json).
 #
 #   scripts/train_corners.sh     # build/corner_scenes/*, runs/corners/corners.onnx
 set -euo pipefail
@@ -15,12 +18,16 @@ CORNERS=${CORNERS:-runs/corners}
 WORKERS=${WORKERS:-2}
 SIZE=800x600
 # The detector's earlier scene sets (the same seeds, 4:3 frames), plus 500 clean pages that fill the
-# picture, so that it learns when the frame is the sheet.
+# picture, so that it learns when the frame is the sheet, and 4,000 photo and 1,000 scan scenes more: the
+# sheets that run off the frame, whose hidden corners the warp needs, were where it erred (train/README.md).
 scene_set train_photo 1200 101 photo 0.12
 scene_set train_scan 800 102 scan 0.12
 scene_set ft_photo 900 111 photo 0.3
 scene_set ft_scan 600 112 scan 0.3
 scene_set corner_clean 500 121 clean 0
 scene_set val 200 201 mix 0.12
+scene_set more_photo 4000 141 photo 0.12
+scene_set more_scan 1000 142 scan 0.12
 [ -f "$CORNERS/corners.onnx" ] || timed "corner model" .venv/bin/edgeecg-train corners --data "$DATA/train_photo" \
-  "$DATA/train_scan" "$DATA/ft_photo" "$DATA/ft_scan" "$DATA/corner_clean" --val "$DATA/val" --out "$CORNERS"
+  "$DATA/train_scan" "$DATA/ft_photo" "$DATA/ft_scan" "$DATA/corner_clean" "$DATA/more_photo" "$DATA/more_scan" \
+  --val "$DATA/val" --out "$CORNERS"
