@@ -194,6 +194,11 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
         raise UsageError(f"corner model device must be auto, cpu or cuda, not {cfg.device!r}")
     if not 1 <= cfg.passes <= 10:
         raise UsageError(f"--passes must be from 1 to 10, got {cfg.passes}")
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("corner model device cuda: this torch sees no CUDA device (use auto or cpu)")
     for d in (*cfg.data, cfg.val):  # refuse before minutes of page building
         if not (Path(d) / "geometry.jsonl").is_file():
             raise UsageError(f"{d} has no geometry.jsonl: not an `edgeecg synth` dataset")
@@ -208,9 +213,6 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
     del parts
     x_va, y_va = build_set(cfg.val, cfg, cfg.per_scene, cfg.seed + 1000)
     net = build_net(cfg.width, cfg.input_size)
-    device = cfg.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     yt = torch.from_numpy(y_tr)
 
     def batch_loss(xb: Any, idx: Any, gen: Any) -> Any:

@@ -121,6 +121,16 @@ def test_training_on_the_gpu_matches_the_cpus_start(sets, tmp_path):
     assert (tmp_path / "cuda" / "corners.onnx").is_file()
 
 
-def test_the_device_must_be_one_it_knows(tmp_path):
+def test_the_device_must_be_one_it_knows(tmp_path, sets):
     with pytest.raises(UsageError, match="device"):
         K.train(K.CornerConfig(data=("x",), val="y", out=str(tmp_path), device="tpu"))
+    import torch
+
+    if not torch.cuda.is_available():  # asking for CUDA where there is none is a clear error too
+        train_dir, val_dir = sets
+        cfg = K.CornerConfig(
+            data=(str(train_dir),), val=str(val_dir), out=str(tmp_path / "c"), input_size=(64, 96),
+            per_scene=1, width=4, epochs=1, batch=8, threads=1, device="cuda",
+        )  # fmt: skip
+        with pytest.raises(UsageError, match="no CUDA device"):
+            K.train(cfg)
