@@ -6,8 +6,9 @@
 # evaluation run the chain with it). This is how the bundled corner model was made.
 # On the project's 2-core CPUs: with the first six sets only (3,300 scenes, 13,200 pages), 7.9 min in all
 # from nothing, training 7.3 of it (12 epochs; 2026-11-27, step times printed as [time]). With the two
-# photo and scan sets added on 2026-11-27 evening (7,690 scenes, 30,760 pages) about 2.3x that, ~20 min
-# (estimated; the bundled model's run took 44 min at low priority beside a classifier training run).
+# photo and scan sets added on 2026-11-27 evening (7,690 scenes, 30,760 pages): 18.3 min for the corner
+# model with the scenes made (idle CPUs, 21:13-21:31 UTC), the two new sets ~2.5 min more; that re-run
+# wrote the bundled corners.onnx byte for byte (sha256 aade053d...).
 # The runtime runs the model 3 times, each from the last one's corners (--passes, default 3; corners.json).
 #
 #   scripts/train_corners.sh     # build/corner_scenes/*, runs/corners/corners.onnx
