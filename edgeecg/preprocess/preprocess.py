@@ -278,15 +278,17 @@ class Preprocessor:
             # frame's top or bottom only hides more height, one along its left or right (a tight photo or
             # screenshot of part of a page) hides width.
             left, _, right, _ = _borders_with_a_side(corners, (h, w))
-            quarter = (
-                support is not None
-                and support >= QUARTER_MIN_SUPPORT
-                and not (left or right)
-                and paper_format(corners)[1] < 1.0
-            )
+            portrait = paper_format(corners)[1] < 1.0
+            whole = support is not None and support >= QUARTER_MIN_SUPPORT and not (left or right)
+            quarter = whole and portrait
+            turned = landscape_order(corners, det.corners if det is not None else None) if portrait else None
+            if portrait and not whole and "+model" in source and self.verifier is not None:
+                # The frame cut the sheet, but the corner model placed its hidden corners too, so the
+                # outline is the whole sheet's; whether that is a sheet lying a quarter-turn round or a
+                # portrait crop of a page, the content says: the ECG check scores both ways up.
+                quarter = self._check_score(img, turned) > self._check_score(img, corners)
             if quarter:
-                corners = landscape_order(corners, det.corners if det is not None else None)
-                source = f"{source}+landscape"
+                corners, source = turned, f"{source}+landscape"
             if box is not None and _box_from_corners(corners, support, source, (h, w)):
                 # the sheet's own outline bounds it better than the detector's box
                 box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
@@ -336,6 +338,12 @@ class Preprocessor:
         if reason is not None:
             return Prepared(None, box, corners, confidence, reason, timings, stages, source, paper, ecg_score)
         return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper, ecg_score)
+
+    def _check_score(self, img: np.ndarray, corners: np.ndarray) -> float:
+        """The ECG check's score of the page `corners` flatten (at the check's size, after CLAHE)."""
+        cfg = self.cfg
+        page = warp_to_size(img, corners, self.verifier.input_size)[0]
+        return self.verifier.score(apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space))
 
     def _corners(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray

@@ -87,6 +87,7 @@ def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
             continue
         assert prep.image.std() > 5 and cv2.contourArea(prep.corners.astype(np.float32)) > 0, path.name
         assert "+turned" not in (prep.corner_source or ""), f"{path.name} was turned upside down"
+        assert "+landscape" not in (prep.corner_source or ""), f"{path.name} was turned a quarter"
     assert not rejected, f"the bundled chain turns away {len(rejected)} real ECG images: {rejected}"
 
 
