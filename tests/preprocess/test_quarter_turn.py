@@ -13,17 +13,6 @@ from edgeecg.synth.scenes import make_scene
 from edgeecg.synth.waveforms import simulate
 
 
-@pytest.fixture(scope="module")
-def chain():
-    from edgeecg.bundle import default_bundle_dir
-    from edgeecg.pipeline import Pipeline
-
-    if not (default_bundle_dir() / "manifest.json").is_file():
-        pytest.skip("no default bundle in this checkout")
-    with Pipeline.from_bundle(backend="onnxruntime", threads=2) as pipe:
-        yield pipe.preprocessor
-
-
 def _photo(index: int):
     rng = item_rng(611, index)
     rng.random()  # the negative draw synth makes first (none in a photo set without --negatives)
@@ -37,7 +26,8 @@ def _order_off(corners: np.ndarray, quad: np.ndarray) -> int:
 
 
 @pytest.mark.parametrize("index", [85, 157, 407])
-def test_a_sheet_a_quarter_turn_round_and_cut_by_the_frame_comes_out_upright(chain, index):
+def test_a_sheet_a_quarter_turn_round_and_cut_by_the_frame_comes_out_upright(bundled_chain, index):
+    chain = bundled_chain
     img, quad = _photo(index)
     h, w = img.shape[:2]
     v = quad[1] - quad[0]

@@ -62,17 +62,6 @@ def test_full_frame_scans_keep_the_page(realdata, name):
     assert np.abs(crop.image.astype(int) - ref).mean() < 40  # only CLAHE differs
 
 
-@pytest.fixture(scope="module")
-def bundled_chain():
-    from edgeecg.bundle import default_bundle_dir
-    from edgeecg.pipeline import Pipeline
-
-    if not (default_bundle_dir() / "manifest.json").is_file():
-        pytest.skip("no default bundle in this checkout")
-    with Pipeline.from_bundle(backend="onnxruntime", threads=2) as pipe:
-        yield pipe.preprocessor
-
-
 def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
     """The shipped detector, corners, refinement and ECG check on real photos and scans (README figures).
 
