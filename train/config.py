@@ -145,6 +145,11 @@ class TrainConfig:
         "",
         "preprocess=edgeecg, warp: corner model ONNX (its .json beside it) the runtime will use; '' = none",
     )
+    runtime_verifier: str = _f(
+        "",
+        "preprocess=edgeecg, warp: ECG check ONNX (its .json beside it): turns pages as the runtime does (upside "
+        "down, a quarter-turn); never rejects a training image; '' = none",
+    )
     aux_findings: float = _f(
         0.0,
         "weight of an auxiliary loss on the simulator's findings (edgeecg synth's `findings` column: MI "

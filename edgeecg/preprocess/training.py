@@ -19,6 +19,7 @@ from edgeecg.errors import UsageError
 from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.detector import Detector
 from edgeecg.preprocess.preprocess import PreprocessConfig, Preprocessor
+from edgeecg.preprocess.verifier import Verifier
 
 __all__ = ["RuntimeHook", "training_hook"]
 
@@ -33,6 +34,8 @@ class RuntimeHook:
         corners: keypoints | classical (for warp).
         refine: snap the warp's corners onto the paper's edges.
         corner_model: the corner model ONNX (its `.json` beside it, as `edgeecg-train corners` writes it).
+        verifier: the ECG check ONNX (its `.json` beside it): it turns pages as the runtime does (upside down,
+            a quarter-turn), so training sees them the right way up as serving will; it rejects nothing here.
         clahe_clip, clahe_tile: CLAHE settings (tile x tile).
         threads: ONNX Runtime threads for the detector.
     """
@@ -45,6 +48,7 @@ class RuntimeHook:
         corners: str = "classical",
         refine: bool = True,
         corner_model: str | Path | None = None,
+        verifier: str | Path | None = None,
         clahe_clip: float = 2.0,
         clahe_tile: int = 8,
         threads: int = 1,
@@ -77,7 +81,16 @@ class RuntimeHook:
                 runner_class("onnxruntime")(cm, threads=threads, name="corner-model"),
                 json.loads(cm_meta.read_text()),
             )
-        self.pre = Preprocessor(self.cfg, self.detector, self.size_hw, corner_model=placer)
+        check = None
+        if verifier:
+            vp, vp_meta = Path(verifier), Path(verifier).with_suffix(".json")
+            if not vp.is_file() or not vp_meta.is_file():
+                raise UsageError(f"runtime_verifier needs {vp} and {vp_meta} (edgeecg-train verifier)")
+            check_runner = runner_class("onnxruntime")(vp, threads=threads, name="verifier")
+            check_runner.activate()  # the chain calls it directly (the hook lives as long as its cache build)
+            check = Verifier.from_manifest(check_runner, json.loads(vp_meta.read_text()))
+            check.threshold = 0.0  # never reject a training image: only its turns are wanted here
+        self.pre = Preprocessor(self.cfg, self.detector, self.size_hw, corner_model=placer, verifier=check)
         self.whole = Preprocessor(replace(self.cfg, mode="none"), None, self.size_hw)
         self.fallbacks = 0
 
@@ -102,6 +115,7 @@ def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:
         corners=cfg.runtime_corners,
         refine=cfg.runtime_refine,
         corner_model=getattr(cfg, "runtime_corner_model", "") or None,
+        verifier=getattr(cfg, "runtime_verifier", "") or None,
         clahe_clip=cfg.clahe_clip,
         clahe_tile=cfg.clahe_tile,
     )

@@ -60,3 +60,34 @@ def test_threaded_cache_build_equals_the_serial_one(detector, tmp_path):
     threaded = CachedSource(src, hook, (64, 128), tmp_path / "b", "k", progress=False, workers=4)
     np.testing.assert_array_equal(np.asarray(threaded.data), np.asarray(serial.data))
     assert np.asarray(serial.data).std() > 10  # real pages, not blanks
+
+
+def test_hook_with_the_ecg_check_turns_as_serving_does_and_never_rejects(detector, tmp_path):
+    from handmade import brightness_verifier_onnx
+
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
+    from edgeecg.preprocess import Verifier
+
+    check = brightness_verifier_onnx(tmp_path / "verifier.onnx", (32, 64))
+    # a threshold no page reaches: serving turns every page away, training keeps them all
+    (tmp_path / "verifier.json").write_text(json.dumps({"input_size": [32, 64], "threshold": 0.999}))
+    hook = RuntimeHook(detector, (64, 128), verifier=check)
+    img = scene()
+    out = hook(img)
+    assert hook.fallbacks == 0 and hook.pre.verifier is not None
+    with OnnxRuntimeRunner(check, threads=1) as r:
+        section = json.loads((tmp_path / "verifier.json").read_text())
+        serve = Preprocessor(
+            PreprocessConfig(mode="warp", corners="classical", conf_threshold=0.0),
+            hook.detector,
+            (64, 128),
+            verifier=Verifier.from_manifest(r, section),
+        )(img)
+    assert serve.image is None and serve.rejected.startswith("no ECG found")
+    # the same page the serving chain flattened before its check said no
+    cfg = PreprocessConfig(mode="warp", corners="classical", conf_threshold=0.0)
+    plain = Preprocessor(cfg, hook.detector, (64, 128))(img)
+    np.testing.assert_array_equal(out, plain.image)
+    (tmp_path / "verifier.json").unlink()
+    with pytest.raises(UsageError, match="verifier.json"):
+        RuntimeHook(detector, (64, 128), verifier=check)

@@ -212,3 +212,17 @@ def test_the_corner_models_passes_are_part_of_the_cache_key(tmp_path):
     one = key({})
     assert key({"passes": 1}) == one  # caches built before "passes" stay valid
     assert key({"passes": 3}) != one and key({"passes": 3}).endswith("x3")
+
+
+def test_the_ecg_check_in_stage_ii_pre_processing_is_part_of_the_cache_key(tmp_path):
+    from edgeecg.train.config import TrainConfig
+    from edgeecg.train.data import preprocess_key
+
+    det, check = tmp_path / "det.onnx", tmp_path / "verifier.onnx"
+    det.write_bytes(b"detector")
+    check.write_bytes(b"check")
+    without = preprocess_key(TrainConfig(preprocess="edgeecg", runtime_detector=str(det)))
+    with_check = preprocess_key(
+        TrainConfig(preprocess="edgeecg", runtime_detector=str(det), runtime_verifier=str(check))
+    )
+    assert with_check.startswith(without) and with_check != without  # pages may be turned: another cache
