@@ -53,15 +53,10 @@ class RuntimeHook:
         clahe_tile: int = 8,
         threads: int = 1,
     ) -> None:
-        from edgeecg.backends import runner_class  # noqa: PLC0415
-
-        path = Path(detector_onnx)
-        meta_path = path.with_suffix(".json")  # detector training writes it there (and calibrates it)
-        if not path.is_file() or not meta_path.is_file():
-            raise UsageError(f"runtime_detector needs {path} and {meta_path} (written by detector training)")
-        section = json.loads(meta_path.read_text())
-        runner = runner_class("onnxruntime")(path, threads=threads, name="detector")
-        self.detector = Detector.from_manifest(runner, section)
+        # detector training writes the .json beside it (and calibrates it)
+        self.detector = _with_sidecar(
+            detector_onnx, "runtime_detector", "written by detector training", Detector, "detector", threads
+        )
         # Never reject a training image: a missed sheet falls back to the whole image (mode none).
         self.cfg = PreprocessConfig(
             mode=mode,
@@ -72,23 +67,20 @@ class RuntimeHook:
             conf_threshold=0.0,
         )
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
-        placer = None
+        placer = check = None
         if corner_model:
-            cm, cm_meta = Path(corner_model), Path(corner_model).with_suffix(".json")
-            if not cm.is_file() or not cm_meta.is_file():
-                raise UsageError(f"runtime_corner_model needs {cm} and {cm_meta} (edgeecg-train corners)")
-            placer = CornerModel.from_manifest(
-                runner_class("onnxruntime")(cm, threads=threads, name="corner-model"),
-                json.loads(cm_meta.read_text()),
+            placer = _with_sidecar(
+                corner_model,
+                "runtime_corner_model",
+                "edgeecg-train corners",
+                CornerModel,
+                "corner-model",
+                threads,
             )
-        check = None
         if verifier:
-            vp, vp_meta = Path(verifier), Path(verifier).with_suffix(".json")
-            if not vp.is_file() or not vp_meta.is_file():
-                raise UsageError(f"runtime_verifier needs {vp} and {vp_meta} (edgeecg-train verifier)")
-            check_runner = runner_class("onnxruntime")(vp, threads=threads, name="verifier")
-            check_runner.activate()  # the chain calls it directly (the hook lives as long as its cache build)
-            check = Verifier.from_manifest(check_runner, json.loads(vp_meta.read_text()))
+            check = _with_sidecar(
+                verifier, "runtime_verifier", "edgeecg-train verifier", Verifier, "verifier", threads
+            )
             check.threshold = 0.0  # never reject a training image: only its turns are wanted here
         self.pre = Preprocessor(self.cfg, self.detector, self.size_hw, corner_model=placer, verifier=check)
         self.whole = Preprocessor(replace(self.cfg, mode="none"), None, self.size_hw)
@@ -100,6 +92,18 @@ class RuntimeHook:
             return prep.image
         self.fallbacks += 1
         return self.whole(img).image
+
+
+def _with_sidecar(path: str | Path, option: str, maker: str, cls: Any, name: str, threads: int) -> Any:
+    """`cls` over the ONNX at `path` (an ONNX Runtime runner, activated on first use), its manifest fields
+    from the .json its trainer (`maker`) wrote beside it."""
+    from edgeecg.backends import runner_class  # noqa: PLC0415
+
+    onnx, meta = Path(path), Path(path).with_suffix(".json")
+    if not onnx.is_file() or not meta.is_file():
+        raise UsageError(f"{option} needs {onnx} and {meta} ({maker})")
+    runner = runner_class("onnxruntime")(onnx, threads=threads, name=name)
+    return cls.from_manifest(runner, json.loads(meta.read_text()))
 
 
 def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:

@@ -28,7 +28,7 @@ class Verifier:
     """Scores the pre-processed page: probability that it is an ECG.
 
     Args:
-        runner: the verifier ONNX model behind the Runner protocol.
+        runner: the verifier ONNX model behind the Runner protocol (activated on first use).
         input_size: (h, w) the model takes.
         threshold: pages scoring below this are "no ECG found".
         outputs: what the model's output columns mean: ("ecg",) or ("ecg", "upright").
@@ -74,6 +74,7 @@ class Verifier:
         if page_bgr.shape[:2] != (h, w):
             page_bgr = cv2.resize(page_bgr, (w, h), interpolation=cv2.INTER_AREA)
         x = np.ascontiguousarray(page_bgr.transpose(2, 0, 1)[None], np.float32) / np.float32(255.0)
+        self.runner.activate()  # idempotent: loaded on first use, as the detector and corner model are
         out = self.runner.infer(x)
         logit = np.asarray(next(iter(out.values())), np.float64).reshape(-1)
         if logit.size != len(self.outputs) or not np.isfinite(logit).all():
