@@ -192,8 +192,10 @@ def train(cfg: CornerConfig) -> dict[str, Any]:
         raise UsageError("corner model training needs --data and --val")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"corner model device must be auto, cpu or cuda, not {cfg.device!r}")
-    if not 1 <= cfg.passes <= 10:
-        raise UsageError(f"--passes must be from 1 to 10, got {cfg.passes}")
+    from edgeecg.preprocess.cornermodel import MAX_PASSES  # noqa: PLC0415
+
+    if not 1 <= cfg.passes <= MAX_PASSES:
+        raise UsageError(f"--passes must be from 1 to {MAX_PASSES}, got {cfg.passes}")
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

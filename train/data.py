@@ -162,7 +162,7 @@ def preprocess_key(cfg: TrainConfig) -> str:
             cm = Path(cfg.runtime_corner_model)
             key += f"/corners{sha256_file(cm) if cm.is_file() else 'missing'}"
             key += _corner_passes_key(cm.with_suffix(".json"))
-        if getattr(cfg, "runtime_verifier", ""):
+        if cfg.runtime_verifier:
             vp = Path(cfg.runtime_verifier)
             key += f"/check{sha256_file(vp) if vp.is_file() else 'missing'}"
     return key

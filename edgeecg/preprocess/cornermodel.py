@@ -29,6 +29,7 @@ from edgeecg.errors import BackendError, UsageError
 from edgeecg.preprocess.geometry import warp_to_size
 
 UNIT = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+MAX_PASSES = 10  # a guard against a typo'd manifest; passes beyond 3-5 changed nothing measurable
 
 
 def unit_homography(quad: np.ndarray) -> np.ndarray:
@@ -67,8 +68,10 @@ class CornerModel:
         if not 0.0 <= float(expand) < 1.0:
             raise UsageError(f"corner model expand must be in [0, 1), got {expand}")
         ok = isinstance(passes, (int, float)) and not isinstance(passes, bool)
-        if not ok or not float(passes).is_integer() or not 1 <= passes <= 10:
-            raise UsageError(f"corner model passes must be a whole number from 1 to 10, got {passes}")
+        if not ok or not float(passes).is_integer() or not 1 <= passes <= MAX_PASSES:
+            raise UsageError(
+                f"corner model passes must be a whole number from 1 to {MAX_PASSES}, got {passes}"
+            )
         self.runner = runner
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.expand = float(expand)
