@@ -297,10 +297,8 @@ class Preprocessor:
             paper = paper_format(corners)[0]
             stage = "warp"
 
-        def page(size: tuple[int, int]) -> np.ndarray:  # this stage's page at `size`, from the full image
-            return crop_resize(img, region, size) if stage != "warp" else warp_to_size(img, corners, size)[0]
-
-        out = page(self.out_size)
+        flat = None if stage != "warp" else corners  # the page is the warp of `flat`, else `region` resized
+        out = self._page(img, flat, region, self.out_size)
         timings[stage] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -315,7 +313,7 @@ class Preprocessor:
             if eq.shape[:2] != (vh, vw):
                 # the check learned on pages made at its own size: the classifier's larger page shrunk
                 # turned 14 of 1,000 held-out ECGs and 12 of 58 real ones away (4 and 5 at its own size)
-                check_page = apply_clahe(page((vh, vw)), cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
+                check_page = self._check_page(img, flat, region)
             ecg_score, upright = self.verifier.assess(check_page)
             turn_below = UPRIGHT_MIN_QUARTER if stage == "warp" and quarter else UPRIGHT_MIN
             if upright is not None and upright < turn_below and stage == "warp":
@@ -339,11 +337,24 @@ class Preprocessor:
             return Prepared(None, box, corners, confidence, reason, timings, stages, source, paper, ecg_score)
         return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper, ecg_score)
 
-    def _check_score(self, img: np.ndarray, corners: np.ndarray) -> float:
-        """The ECG check's score of the page `corners` flatten (at the check's size, after CLAHE)."""
+    @staticmethod
+    def _page(
+        img: np.ndarray, flat: np.ndarray | None, region: np.ndarray | None, size: tuple[int, int]
+    ) -> np.ndarray:
+        """The page at `size`: the quad `flat` warped flat, or (without one) the box `region` resized."""
+        return crop_resize(img, region, size) if flat is None else warp_to_size(img, flat, size)[0]
+
+    def _check_page(
+        self, img: np.ndarray, flat: np.ndarray | None, region: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The page as the ECG check reads it: made at the check's own size, then CLAHE."""
         cfg = self.cfg
-        page = warp_to_size(img, corners, self.verifier.input_size)[0]
-        return self.verifier.score(apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space))
+        page = self._page(img, flat, region, self.verifier.input_size)
+        return apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
+
+    def _check_score(self, img: np.ndarray, corners: np.ndarray) -> float:
+        """The ECG check's score of the page `corners` flatten."""
+        return self.verifier.score(self._check_page(img, corners))
 
     def _corners(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray
