@@ -33,8 +33,13 @@ $PY/edgeecg-train stage1 --config train/configs/default.yaml --out "$RUN" ${EXTR
 # holds its pages already.
 $PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/configs/fresh.yaml --out "$RUN/fresh" \
   --set init_checkpoint="$RUN/stage1/best.safetensors" --set cache_dir="$RUN/cache" ${EXTRA[@]+"${EXTRA[@]}"}
-# Stage II: 5 folds from the stage I weights, a fifth of stage I's peak lr for 4 epochs (the folds' best
-# epochs came early at 5e-4 over 8; train/README.md "Stage II"). The photos go through the runtime's own
+# Stage I, third pass: the same pages again from the second pass's best, on a new cosine at half its rate for
+# 3 epochs (train/configs/third.yaml): the second pass ends underfitting, not overfitting.
+$PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/configs/fresh.yaml \
+  --config train/configs/third.yaml --out "$RUN/third" --set init_checkpoint="$RUN/fresh/stage1/best.safetensors" \
+  --set cache_dir="$RUN/cache" ${EXTRA[@]+"${EXTRA[@]}"}
+# Stage II: 5 folds from the stage I weights, a tenth of stage I's peak lr for 4 epochs (the folds' best
+# epochs came early at 5e-4 over 8, and from the third pass at 2e-4; train/README.md "Stage II"). The photos go through the runtime's own
 # chain (the detector, ECG check and corner model of scripts/train_detector.sh and train_corners.sh, classical
 # corners, refinement, warp, CLAHE; the check turns pages as serving does and rejects none here), so the
 # members learn the corner errors they will meet when served; stage I used ground-truth corners.
@@ -43,7 +48,7 @@ CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 VER=${VERIFIER_ONNX:-runs/verifier2/verifier.onnx}  # turns pages (upside down, a quarter) as serving does
 RT=(--set preprocess=edgeecg --set runtime_detector="$DET" --set runtime_mode=warp --set runtime_corners=classical
     --set runtime_refine=true --set runtime_corner_model="$CORNERS" --set runtime_verifier="$VER")
-$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/fresh/stage1/best.safetensors" \
-  --set lr=2e-4 --set epochs=4 --set aux_findings=0 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+$PY/edgeecg-train stage2 --config train/configs/default.yaml --out "$RUN" --init "$RUN/third/stage1/best.safetensors" \
+  --set lr=1e-4 --set epochs=4 --set aux_findings=0 "${RT[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 $PY/edgeecg-train evaluate --config train/configs/default.yaml --out "$RUN" --test data/test_photo "${RT[@]}" \
   ${EXTRA[@]+"${EXTRA[@]}"}

@@ -118,3 +118,21 @@ def test_second_pass_layers_over_the_recipe_with_the_sets_the_script_makes():
     letters = re.search(r"for x in ((?:[a-z]:\d+ ?)+); do", script).group(1).split()
     made = {f"s1_{style}_{x.split(':')[0]}" for x in letters for style in ("clean", "scan")}
     assert fresh == made
+
+
+def test_third_pass_goes_on_over_the_second_pass_pages_at_a_lower_rate():
+    cfgs = ROOT / "train" / "configs"
+    second = load_config([cfgs / "default.yaml", cfgs / "fresh.yaml"])
+    third = load_config([cfgs / "default.yaml", cfgs / "fresh.yaml", cfgs / "third.yaml"])
+    assert third.lr < second.lr and third.epochs < second.epochs
+    assert [s.path for s in third.sources] == [s.path for s in second.sources]
+    assert (third.input_height, third.model_kwargs, third.ema_decay, third.amp) == (
+        second.input_height,
+        second.model_kwargs,
+        second.ema_decay,
+        second.amp,
+    )
+    # the script chains the passes: the third starts from the second's best, stage II from the third's
+    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    assert 'init_checkpoint="$RUN/fresh/stage1/best.safetensors"' in script
+    assert '--init "$RUN/third/stage1/best.safetensors"' in script
