@@ -39,10 +39,11 @@ $PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/conf
   --config train/configs/third.yaml --out "$RUN/third" --set init_checkpoint="$RUN/fresh/stage1/best.safetensors" \
   --set cache_dir="$RUN/cache" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a tenth of stage I's peak lr for 4 epochs (the folds' best
-# epochs came early at 5e-4 over 8, and from the third pass at 2e-4; train/README.md "Stage II"). The photos go through the runtime's own
-# chain (the detector, ECG check and corner model of scripts/train_detector.sh and train_corners.sh, classical
-# corners, refinement, warp, CLAHE; the check turns pages as serving does and rejects none here), so the
-# members learn the corner errors they will meet when served; stage I used ground-truth corners.
+# epochs came early at 5e-4 over 8, and from the third pass at 2e-4; train/README.md "Stage II", "A third
+# pass"). The photos go through the runtime's own chain (the detector, ECG check and corner model of
+# scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp, CLAHE; the check turns
+# pages as serving does and rejects none here), so the members learn the corner errors they will meet when
+# served; stage I used ground-truth corners.
 DET=${DET_ONNX:-runs/detector2/detector_rect.onnx}
 CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
 VER=${VERIFIER_ONNX:-runs/verifier2/verifier.onnx}  # turns pages (upside down, a quarter) as serving does
