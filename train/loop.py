@@ -221,10 +221,12 @@ def predict(
     dist: Dist | None = None,
     progress: bool = False,
     desc: str = "predict",
+    amp_dtype: Any = None,
 ) -> np.ndarray:
     """Sigmoid probabilities [n, C] (float64) of every dataset item, in order, without augmentation.
 
-    Under DDP each rank predicts every world-th item and the results are gathered.
+    Under DDP each rank predicts every world-th item and the results are gathered. `amp_dtype` (e.g.
+    torch.bfloat16) runs the forward pass under autocast, as training under `amp` does.
     """
     torch = require("torch")
     from tqdm import tqdm  # noqa: PLC0415
@@ -237,7 +239,10 @@ def predict(
     was_training = model.training
     model.eval()
     out = []
-    with torch.no_grad():
+    with (
+        torch.no_grad(),
+        torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None),
+    ):
         for x, _ in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
             logits = model(x.to(device))[:, : len(LABELS)]  # auxiliary outputs (aux_findings) are not scored
             out.append(torch.sigmoid(logits.float()).cpu().numpy().astype(np.float64))
@@ -462,8 +467,17 @@ def fit(
                     state["ema_updates"] += 1
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        # Validation under the training's autocast too: on the CPUs here bfloat16 scores 7,200 pages
+        # in 60% of float32's time, and only ranks them.
         probs = predict(
-            scored, val_ds, cfg.eval_batch_size, device, dist, cfg.progress and dist.main, f"{tag} val"
+            scored,
+            val_ds,
+            cfg.eval_batch_size,
+            device,
+            dist,
+            cfg.progress and dist.main,
+            f"{tag} val",
+            amp_dtype=amp_dtype if use_amp else None,
         )
         y_val = val_ds.labels
         val_loss = float(
