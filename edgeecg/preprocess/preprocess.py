@@ -265,6 +265,7 @@ class Preprocessor:
         corners = det.corners if det is not None else None
         source = paper = None
         quarter = False
+        known_check = None
         region = full
         t0 = time.perf_counter()
         if cfg.mode == "none":
@@ -286,7 +287,11 @@ class Preprocessor:
                 # The frame cut the sheet, but the corner model placed its hidden corners too, so the
                 # outline is the whole sheet's; whether that is a sheet lying a quarter-turn round or a
                 # portrait crop of a page, the content says: the ECG check scores both ways up.
-                quarter = self._check_score(img, turned) > self._check_score(img, corners)
+                both = {
+                    way: self._check_page(img, quad) for way, quad in (("turned", turned), ("kept", corners))
+                }
+                quarter = self.verifier.score(both["turned"]) > self.verifier.score(both["kept"])
+                known_check = both["turned" if quarter else "kept"]  # the check reads this page again below
             if quarter:
                 corners, source = turned, f"{source}+landscape"
             if box is not None and _box_from_corners(corners, support, source, (h, w)):
@@ -313,7 +318,7 @@ class Preprocessor:
             if eq.shape[:2] != (vh, vw):
                 # the check learned on pages made at its own size: the classifier's larger page shrunk
                 # turned 14 of 1,000 held-out ECGs and 12 of 58 real ones away (4 and 5 at its own size)
-                check_page = self._check_page(img, flat, region)
+                check_page = known_check if known_check is not None else self._check_page(img, flat, region)
             ecg_score, upright = self.verifier.assess(check_page)
             turn_below = UPRIGHT_MIN_QUARTER if stage == "warp" and quarter else UPRIGHT_MIN
             if upright is not None and upright < turn_below and stage == "warp":
@@ -351,10 +356,6 @@ class Preprocessor:
         cfg = self.cfg
         page = self._page(img, flat, region, self.verifier.input_size)
         return apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
-
-    def _check_score(self, img: np.ndarray, corners: np.ndarray) -> float:
-        """The ECG check's score of the page `corners` flatten."""
-        return self.verifier.score(self._check_page(img, corners))
 
     def _corners(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray
