@@ -120,19 +120,21 @@ def test_second_pass_layers_over_the_recipe_with_the_sets_the_script_makes():
     assert fresh == made
 
 
-def test_third_pass_goes_on_over_the_second_pass_pages_at_a_lower_rate():
+def test_stage_one_is_one_pass_from_random_init_over_every_page_at_the_first_rate():
     cfgs = ROOT / "train" / "configs"
+    first = load_config(cfgs / "default.yaml")
     second = load_config([cfgs / "default.yaml", cfgs / "fresh.yaml"])
-    third = load_config([cfgs / "default.yaml", cfgs / "fresh.yaml", cfgs / "third.yaml"])
-    assert third.lr < second.lr and third.epochs < second.epochs
-    assert [s.path for s in third.sources] == [s.path for s in second.sources]
-    assert (third.input_height, third.model_kwargs, third.ema_decay, third.amp) == (
-        second.input_height,
-        second.model_kwargs,
-        second.ema_decay,
-        second.amp,
+    one = load_config([cfgs / "default.yaml", cfgs / "fresh.yaml", cfgs / "single.yaml"])
+    assert not one.init_checkpoint and one.lr == first.lr  # from random init, at the from-scratch rate
+    assert 0 < one.epochs < first.epochs and one.amp == "on"
+    assert [s.path for s in one.sources] == [s.path for s in second.sources]
+    assert (one.input_height, one.model_kwargs, one.ema_decay) == (
+        first.input_height,
+        first.model_kwargs,
+        first.ema_decay,
     )
-    # the script chains the passes: the third starts from the second's best, stage II from the third's
+    # the script runs that one pass and starts stage II from its best weights
     script = (ROOT / "scripts" / "train_default.sh").read_text()
-    assert 'init_checkpoint="$RUN/fresh/stage1/best.safetensors"' in script
-    assert '--init "$RUN/third/stage1/best.safetensors"' in script
+    assert script.count("edgeecg-train stage1") == 1 and "--config train/configs/single.yaml" in script
+    assert "init_checkpoint" not in script
+    assert '--init "$RUN/stage1/best.safetensors"' in script
