@@ -24,3 +24,22 @@ def test_amp_on_trains_in_bfloat16_on_the_cpu(tmp_path, tiny_dataset, tiny_cfg):
     assert any(not np.array_equal(weights["on"][k].numpy(), weights["off"][k].numpy()) for k in keys)
     assert all(weights["on"][k].dtype == weights["off"][k].dtype for k in keys)
     assert all(np.isfinite(row["train_loss"]) for row in history["on"])
+
+
+def test_validation_under_bfloat16_autocast_ranks_as_float32_does(tiny_dataset, tiny_cfg):
+    import torch
+
+    from edgeecg.train.loop import predict
+    from edgeecg.train.model import create_model
+    from edgeecg.train.stages import datasets_for, open_source
+
+    cfg = tiny_cfg(sources=[{"path": str(tiny_dataset)}], cache=False)
+    ds = datasets_for(cfg, [open_source(cfg, cfg.sources[0], "unused")], train_augment=False)
+    torch.manual_seed(0)
+    net = create_model(cfg.model, **cfg.model_kwargs)
+    fp32 = predict(net, ds, 8, "cpu")
+    bf16 = predict(net, ds, 8, "cpu", amp_dtype=torch.bfloat16)
+    assert fp32.shape == bf16.shape == (len(ds), 5)
+    assert not np.array_equal(fp32, bf16)  # the autocast did run
+    assert np.abs(fp32 - bf16).max() < 0.02  # ~3 significant digits: enough to rank pages for AUROC
+    assert net.training  # predict restores the mode it found
