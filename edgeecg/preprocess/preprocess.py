@@ -287,11 +287,9 @@ class Preprocessor:
                 # The frame cut the sheet, but the corner model placed its hidden corners too, so the
                 # outline is the whole sheet's; whether that is a sheet lying a quarter-turn round or a
                 # portrait crop of a page, the content says: the ECG check scores both ways up.
-                both = {
-                    way: self._check_page(img, quad) for way, quad in (("turned", turned), ("kept", corners))
-                }
-                quarter = self.verifier.score(both["turned"]) > self.verifier.score(both["kept"])
-                known_check = both["turned" if quarter else "kept"]  # the check reads this page again below
+                turned_look, kept_look = (self._check_look(img, quad) for quad in (turned, corners))
+                quarter = turned_look[1][0] > kept_look[1][0]
+                known_check = turned_look if quarter else kept_look
             if quarter:
                 corners, source = turned, f"{source}+landscape"
             if box is not None and _box_from_corners(corners, support, source, (h, w)):
@@ -313,13 +311,15 @@ class Preprocessor:
         check_page = None
         if self.verifier is not None:
             t0 = time.perf_counter()
-            check_page = eq
-            vh, vw = self.verifier.input_size
-            if eq.shape[:2] != (vh, vw):
-                # the check learned on pages made at its own size: the classifier's larger page shrunk
-                # turned 14 of 1,000 held-out ECGs and 12 of 58 real ones away (4 and 5 at its own size)
-                check_page = known_check if known_check is not None else self._check_page(img, flat, region)
-            ecg_score, upright = self.verifier.assess(check_page)
+            # the check learned on pages made at its own size: the classifier's larger page shrunk
+            # turned 14 of 1,000 held-out ECGs and 12 of 58 real ones away (4 and 5 at its own size)
+            own_size = eq.shape[:2] == tuple(self.verifier.input_size)
+            if known_check is not None:  # the quarter-turn already made and assessed this very page
+                page, (ecg_score, upright) = known_check
+                check_page = eq if own_size else page
+            else:
+                check_page = eq if own_size else self._check_page(img, flat, region)
+                ecg_score, upright = self.verifier.assess(check_page)
             turn_below = UPRIGHT_MIN_QUARTER if stage == "warp" and quarter else UPRIGHT_MIN
             if upright is not None and upright < turn_below and stage == "warp":
                 # the sheet lies turned by 180 degrees: its top-left is the opposite corner
@@ -356,6 +356,13 @@ class Preprocessor:
         cfg = self.cfg
         page = self._page(img, flat, region, self.verifier.input_size)
         return apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
+
+    def _check_look(
+        self, img: np.ndarray, corners: np.ndarray
+    ) -> tuple[np.ndarray, tuple[float, float | None]]:
+        """The check's page of the sheet `corners` flatten, and its verdict (ECG score, upright)."""
+        page = self._check_page(img, corners)
+        return page, self.verifier.assess(page)
 
     def _corners(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray
