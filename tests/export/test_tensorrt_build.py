@@ -68,7 +68,7 @@ def test_build_plans_for_bundle_and_check_parity(bundle, tmp_path):
     fused = by_target["fused"]
     assert fused["precision"] == "fp16" and fused["batch_sizes"] == [1, 4]
     assert fused["parity"]["max_abs_prob_diff"] <= 1e-2
-    assert fused["parity"]["auroc_change"] is None or fused["parity"]["auroc_change"] <= 0.002
+    assert fused["parity"]["samples"] == 16 and not fused["parity"]["auroc_gated"]  # too few to gate AUROC
     assert list((tmp_path / "cache").glob("timing-*.cache")), "timing cache not persisted"
     # A second build reuses the cache and replaces (not duplicates) this GPU's entries.
     again = add_engines(copy, cfg)
