@@ -69,7 +69,11 @@ FOLLOW_OPS: frozenset[str] = frozenset(
 )
 
 #: Head ops: walking back from each graph output, the first of these (and everything after it) stays FP32.
-HEAD_OPS: frozenset[str] = frozenset({"Gemm", "MatMul"})
+#: Conv: the grouped fused ensemble's classifier is a grouped 1x1 Conv on the pooled features.
+HEAD_OPS: frozenset[str] = frozenset({"Gemm", "MatMul", "Conv"})
+#: Ops whose output does not depend on their input's values: the walk back from the outputs stops there, or a
+#: Reshape's shape computed from a body tensor would pull the whole body into the head.
+SHAPE_OPS: frozenset[str] = frozenset({"Shape", "Size"})
 
 #: (op type, input index) that the ONNX spec fixes to float32 whatever the data type (e.g. Resize scales).
 FIXED_FP32_INPUTS: frozenset[tuple[str, int]] = frozenset({("Resize", 1), ("Resize", 2)})
@@ -94,7 +98,8 @@ def _float_tensors(model: Any) -> dict[str, int]:
 
 
 def head_nodes(model: Any) -> set[int]:
-    """Indices of nodes on the path from each graph output back to (and including) the last Gemm/MatMul."""
+    """Indices of nodes on the path from each graph output back to (and including) the last Gemm, MatMul or
+    Conv (the classifier head), not walking through the inputs of Shape/Size."""
     g = model.graph
     producer = {out: i for i, node in enumerate(g.node) for out in node.output}
     init_names = {t.name for t in g.initializer}
@@ -115,7 +120,8 @@ def head_nodes(model: Any) -> set[int]:
                 if inp in producer and g.node[producer[inp]].op_type == "Constant":
                     head.add(producer[inp])
             continue
-        stack.extend(node.input)
+        if node.op_type not in SHAPE_OPS:
+            stack.extend(node.input)
     return head
 
 
@@ -127,7 +133,7 @@ def convert_to_mixed_fp16(
     Args:
         model: an onnx.ModelProto with float32 weights and IO.
         fp32_ops: op types that stay FP32.
-        keep_head_fp32: keep the final Gemm/MatMul (+ Add) and everything after it in FP32.
+        keep_head_fp32: keep the final Gemm/MatMul/Conv (+ Add) and everything after it in FP32.
 
     Returns:
         A new ModelProto: FP16 weights and activations outside the FP32 islands, Cast nodes at the borders,
