@@ -35,7 +35,7 @@ from edgeecg.bundle import (
     write_manifest,
 )
 from edgeecg.errors import BackendError, MissingExtraError, UsageError
-from edgeecg.export.parity import PARITY_SAMPLES
+from edgeecg.export.parity import PARITY_SAMPLES, auroc_verdict
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,6 @@ class ExportConfig:
 
 #: Classifier variants export_bundle can write, in manifest order.
 VARIANTS: tuple[str, ...] = ("fp32", "fp16", "int8w")
-
-
-def _fmt(x: Any) -> str:
-    """A parity figure for people: 4 decimals, or as it is when not a number (None: not measurable)."""
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
 
 
 def _noop(_msg: str) -> None:
@@ -301,40 +296,88 @@ def _json_safe(x: Any) -> Any:
 # -- the export --------------------------------------------------------------------------------------
 
 
-def _write_fp16(tmp: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    """Convert one FP32 ONNX entry of the bundle to mixed FP16 under fp16/; return its manifest entry."""
+def _converter(precision: str) -> Callable[[Any], Any]:
+    """The ONNX-to-ONNX conversion that makes a `precision` variant file from an FP32 (or, for fp32, an
+    int8-weight) one."""
+    if precision == "fp16":
+        from edgeecg.export.fp16 import convert_to_mixed_fp16  # noqa: PLC0415
+
+        return convert_to_mixed_fp16
+    if precision == "int8w":
+        from edgeecg.export.int8w import quantize_weights_int8  # noqa: PLC0415
+
+        return quantize_weights_int8
+    from edgeecg.export.int8w import dequantize_weights  # noqa: PLC0415
+
+    return dequantize_weights  # fp32 from int8-stored weights: the values ONNX Runtime computes from them
+
+
+def _write_converted(tmp: Path, entry: dict[str, Any], precision: str) -> dict[str, Any]:
+    """Convert one ONNX entry of the bundle into the `precision` variant under `precision`/; its manifest entry."""
     from edgeecg._lazy import require  # noqa: PLC0415
-    from edgeecg.export.fp16 import convert_to_mixed_fp16  # noqa: PLC0415
 
     onnx = require("onnx")
-    rel = "fp16/" + Path(entry["file"]).name
-    (tmp / "fp16").mkdir(exist_ok=True)
-    onnx.save(convert_to_mixed_fp16(onnx.load(str(tmp / entry["file"]))), str(tmp / rel))
-    extra = {k: v for k, v in entry.items() if k not in ("file", "sha256")}
-    return file_entry(tmp, rel, **{**extra, "precision": "fp16"})
+    rel = f"{precision}/{Path(entry['file']).name}"
+    (tmp / precision).mkdir(exist_ok=True)
+    onnx.save(_converter(precision)(onnx.load(str(tmp / entry["file"]))), str(tmp / rel))
+    extra = {k: v for k, v in entry.items() if k not in ("file", "sha256", "weights")}
+    extra["precision"] = precision
+    if precision == "int8w":
+        extra["weights"] = "int8"
+    return file_entry(tmp, rel, **extra)
 
 
-def _write_int8w(tmp: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    """Store one FP32 ONNX entry's weights as per-channel int8 under int8w/; return its manifest entry."""
-    from edgeecg._lazy import require  # noqa: PLC0415
-    from edgeecg.export.int8w import quantize_weights_int8  # noqa: PLC0415
-
-    onnx = require("onnx")
-    rel = "int8w/" + Path(entry["file"]).name
-    (tmp / "int8w").mkdir(exist_ok=True)
-    onnx.save(quantize_weights_int8(onnx.load(str(tmp / entry["file"]))), str(tmp / rel))
-    extra = {k: v for k, v in entry.items() if k not in ("file", "sha256")}
-    return file_entry(tmp, rel, **{**extra, "precision": "int8w", "weights": "int8"})
-
-
-def _derived_variant(
-    tmp: Path, ref: dict[str, Any], write: Callable[[Path, dict[str, Any]], dict[str, Any]]
-) -> dict[str, Any]:
-    """A variant whose files are `write` applied to each file of the FP32 variant `ref`."""
-    out: dict[str, Any] = {"members": [write(tmp, m) for m in ref["members"]]}
+def _derived_variant(tmp: Path, ref: dict[str, Any], precision: str) -> dict[str, Any]:
+    """The `precision` variant whose files are the conversions of each file of the variant `ref`."""
+    out: dict[str, Any] = {"members": [_write_converted(tmp, m, precision) for m in ref["members"]]}
     if ref.get("fused"):
-        out["fused"] = write(tmp, ref["fused"])
+        out["fused"] = _write_converted(tmp, ref["fused"], precision)
+    if precision == "int8w":
+        out["weights"] = "int8"
     return out
+
+
+#: What each derived variant is, for the progress log.
+_DERIVED_WHAT = {
+    "fp32": "FP32 ONNX (the int8-stored weights folded back into FP32 initializers)",
+    "fp16": "mixed FP16 ONNX (LayerNorm, reductions, sigmoid and head in FP32)",
+    "int8w": "int8-weight ONNX (per-channel int8 Conv/Gemm/MatMul weights, FP32 compute)",
+}
+_TITLE = {"fp32": "FP32", "fp16": "FP16", "int8w": "int8w"}
+
+
+def _checked_variant(
+    tmp: Path,
+    source: dict[str, Any],
+    precision: str,
+    ref: tuple[str, dict[str, Any]],
+    samples: tuple[np.ndarray, np.ndarray | None],
+    checks: dict[str, Any],
+    progress: Progress,
+) -> dict[str, Any]:
+    """Derive the `precision` variant from `source`, check it against the variant `ref` (name, entry) in ONNX
+    Runtime on `samples` (batch, labels), members and fused graph alike; the figures go into
+    `checks["<precision>_vs_<ref name>_onnxruntime"]`. Raises EdgeECGError when parity fails."""
+    from edgeecg.export.parity import check_parity, prob_parity  # noqa: PLC0415
+
+    progress(_DERIVED_WHAT[precision])
+    var = _derived_variant(tmp, source, precision)
+    ref_name, ref_var = ref
+    batch, labels = samples
+    figures_of = checks[f"{precision}_vs_{ref_name}_onnxruntime"] = {}
+    for use_fused in (False, True) if var.get("fused") else (False,):
+        figures = prob_parity(
+            variant_probs(tmp, ref_var, batch, use_fused), variant_probs(tmp, var, batch, use_fused), labels
+        )
+        what = "fused" if use_fused else "members"
+        figures_of[what] = figures
+        title = _TITLE[precision]
+        progress(
+            f"      {title} {what} vs {_TITLE[ref_name]} (ONNX Runtime CPU): max abs prob diff "
+            f"{figures['max_abs_prob_diff']:.1e}, {auroc_verdict(figures)}"
+        )
+        check_parity(figures, f"{title} ONNX ({what})")
+    return var
 
 
 def _int8_detector(tmp: Path, rel: str, size: list[int], progress: Progress) -> dict[str, Any]:
@@ -361,6 +404,21 @@ def _int8_detector(tmp: Path, rel: str, size: list[int], progress: Progress) -> 
     return {"max_abs_output_diff": diff, "max_abs_output": scale}
 
 
+def _portable(node: Any, root: Path | None = None) -> Any:
+    """`node` with every absolute path string in it made portable: relative to `root` (default: the working
+    directory, the repository when the recipes run) where it lies inside it, else the bare file name. The
+    provenance names files this way, beside their sha256, not by the building machine's absolute paths."""
+    root = (root or Path.cwd()).resolve()
+    if isinstance(node, dict):
+        return {k: _portable(v, root) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_portable(v, root) for v in node]
+    if isinstance(node, str) and "\n" not in node and Path(node).is_absolute():
+        path = Path(node)
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    return node
+
+
 def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
     """Build the bundle `cfg.out` from `cfg`; return its manifest.
 
@@ -371,7 +429,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
     from edgeecg.export.checkpoints import find_checkpoints, load_member  # noqa: PLC0415
     from edgeecg.export.fused import OUTPUTS, check_fused, export_fused  # noqa: PLC0415
     from edgeecg.export.onnx_export import check_inputs, export_member  # noqa: PLC0415
-    from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
+    from edgeecg.export.parity import sample_set  # noqa: PLC0415
 
     wanted = resolve_variants(cfg)
     if cfg.detector_weights not in ("fp32", "int8"):
@@ -422,43 +480,11 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         del models
 
         variants: dict[str, Any] = {"fp32": ref32} if "fp32" in wanted else {}
-        derived = [
-            (
-                "fp16",
-                "FP16",
-                "mixed FP16 ONNX (LayerNorm, reductions, sigmoid and head in FP32)",
-                _write_fp16,
-            ),
-            (
-                "int8w",
-                "int8w",
-                "int8-weight ONNX (per-channel int8 Conv/Gemm/MatMul weights, FP32 compute)",
-                _write_int8w,
-            ),
-        ]
-        batch = labels = None
-        for key, title, what_it_is, write in derived:
-            if key not in wanted:
-                continue
-            progress(what_it_is)
-            var = _derived_variant(tmp, ref32, write)
-            if key == "int8w":
-                var["weights"] = "int8"
-            variants[key] = var
-            if batch is None:
-                batch, labels = sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
-            checks[f"{key}_vs_fp32_onnxruntime"] = {}
-            for use_fused in [False, True] if cfg.fused else [False]:
-                ref = variant_probs(tmp, ref32, batch, use_fused)
-                got = variant_probs(tmp, var, batch, use_fused)
-                figures = prob_parity(ref, got, labels)
-                what = "fused" if use_fused else "members"
-                checks[f"{key}_vs_fp32_onnxruntime"][what] = figures
-                progress(
-                    f"      {title} {what} vs FP32 (ONNX Runtime CPU): max abs prob diff "
-                    f"{figures['max_abs_prob_diff']:.1e}, AUROC change {_fmt(figures['auroc_change'])}"
-                )
-                check_parity(figures, f"{title} ONNX ({what})")
+        samples = None
+        for key in ("fp16", "int8w"):
+            if key in wanted:
+                samples = samples or sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
+                variants[key] = _checked_variant(tmp, ref32, key, ("fp32", ref32), samples, checks, progress)
         if "fp32" not in wanted:
             shutil.rmtree(tmp / "fp32")  # the reference only: the bundle ships the derived variants
 
@@ -506,6 +532,7 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         ):
             if src:
                 provenance[key] = {"file": str(Path(src).resolve()), "sha256": sha256_file(src)}
+        provenance = _portable(provenance)
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "labels": list(LABELS),
@@ -628,7 +655,7 @@ def build_engines(
         figures = _json_safe(prob_parity(ref, got, labels))
         progress(
             f"    parity vs ONNX Runtime FP32: max abs prob diff {figures['max_abs_prob_diff']:.1e}, "
-            f"AUROC change {_fmt(figures['auroc_change'])}"
+            f"{auroc_verdict(figures)}"
         )
         check_parity(figures, f"TensorRT plan {plan_rel}")
         new.append(
@@ -698,8 +725,91 @@ def _dequantized_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def derive_variants(
+    bundle_dir: Path, manifest: dict[str, Any], wanted: tuple[str, ...], cfg: ExportConfig, progress: Progress
+) -> dict[str, Any]:
+    """Add classifier variants to a bundle directory in place, from the variants it has, without checkpoints.
+
+    FP32 comes from an int8w variant by folding its int8-stored weights back (the values ONNX Runtime computes
+    from them), FP16 and int8w from FP32. Every new variant is checked in ONNX Runtime (CPU) against the
+    bundle's own classifier (fp32 where present, else int8w); the figures go into the manifest's
+    `metrics.export_checks`. A temporary FP32 variant made only to derive from is removed again. Updates
+    `manifest` in place (not written); returns it.
+
+    Raises:
+        UsageError: an unknown variant, or nothing to derive from.
+        EdgeECGError: a derived variant fails parity.
+    """
+    from edgeecg.export.parity import sample_set  # noqa: PLC0415
+
+    clf = manifest["classifier"]
+    have = clf["variants"]
+    unknown = [v for v in wanted if v not in VARIANTS]
+    if unknown:
+        raise UsageError(f"unknown variant(s) {', '.join(unknown)}: choose from {', '.join(VARIANTS)}")
+    ref_name = "fp32" if "fp32" in have else "int8w" if "int8w" in have else None
+    if ref_name is None:
+        raise UsageError(f"cannot derive variants from {', '.join(have)}: the bundle needs fp32 or int8w")
+    ref = have[ref_name]
+    checks = manifest.setdefault("metrics", {}).setdefault("export_checks", {})
+    samples = sample_set(clf["input"], cfg.parity_samples, cfg.parity_data)
+    fp32 = ref
+    todo = [v for v in VARIANTS if v in wanted and v not in have]
+    if ref_name == "int8w" and (set(todo) - {"fp32"}):
+        todo = ["fp32", *[v for v in todo if v != "fp32"]]  # fp16 is derived from the unfolded FP32
+    new: dict[str, Any] = {}
+    for key in todo:
+        source = ref if key == "fp32" else fp32
+        new[key] = _checked_variant(bundle_dir, source, key, (ref_name, ref), samples, checks, progress)
+        if key == "fp32":
+            fp32 = new[key]
+    if "fp32" in new and "fp32" not in wanted:
+        del new["fp32"]
+        shutil.rmtree(bundle_dir / "fp32")  # made only to derive from
+        checks.pop(f"fp32_vs_{ref_name}_onnxruntime", None)
+    clf["variants"] = {k: {**have, **new}[k] for k in VARIANTS if k in have or k in new}
+    return manifest
+
+
+def derive_bundle(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Copy an existing bundle to `cfg.out` with the classifier variants `cfg.variants` added (`derive_variants`),
+    without checkpoints and without a GPU: e.g. the FP16 graph that TensorRT plans are built from.
+
+    Raises:
+        BundleError: the source bundle is missing or does not verify.
+        UsageError: no --out, --out is the source bundle, or no variant to add.
+        EdgeECGError: a derived variant fails parity.
+    """
+    src = Path(bundle)
+    if not cfg.out:
+        raise UsageError("--out BUNDLE is required (the bundle with the variants added)")
+    if Path(cfg.out).resolve() == src.resolve():
+        raise UsageError("--out must be a new directory, not the source bundle")
+    if not cfg.variants:
+        raise UsageError("--variants names the classifier variants to add (fp32, fp16, int8w)")
+    manifest = load_manifest(src)
+    verify(src, manifest)
+    with AtomicBundleDir(cfg.out) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        derive_variants(tmp, manifest, tuple(cfg.variants), cfg, progress)
+        manifest.setdefault("provenance", {})["derived"] = _portable(
+            {
+                "command": cfg.command,
+                "from_bundle": str(src.resolve()),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "variants": list(cfg.variants),
+            }
+        )
+        write_manifest(tmp, manifest)
+        verify(tmp, manifest)
+    return manifest
+
+
 def add_engines(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
     """Build plans for an existing bundle on this machine (the Jetson workflow); atomic like the export.
+
+    A bundle with only an int8w classifier (the shipped default) first gets the mixed FP16 variant derived
+    from it (`derive_variants`), which the plans are then built from.
 
     Raises:
         BundleError: the bundle is missing or does not verify.
@@ -713,6 +823,9 @@ def add_engines(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noo
         raise BackendError(f"cannot build TensorRT plans here: {reason}")
     with AtomicBundleDir(bundle) as tmp:
         shutil.copytree(bundle, tmp, dirs_exist_ok=True)
+        if not {"fp16", "fp32"} & set(manifest["classifier"]["variants"]):
+            progress("the classifier has no fp16 or fp32 variant: deriving the mixed FP16 ONNX to build from")
+            derive_variants(tmp, manifest, ("fp16",), cfg, progress)
         build_engines(tmp, manifest, cfg, progress)
         manifest.setdefault("provenance", {})["engines_command"] = cfg.command
         write_manifest(tmp, manifest)
@@ -770,12 +883,18 @@ def swap_preprocessing(bundle: str | Path, cfg: ExportConfig, progress: Progress
             progress(f"corner model {Path(cfg.corner_model).name}")
             manifest["corner_model"] = _corner_model_entry(Path(cfg.corner_model), tmp)
         prov = manifest.setdefault("provenance", {})
-        prov["swapped"] = {
-            "command": cfg.command,
-            "from_bundle": str(src.resolve()),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **{k: {"file": str(Path(v).resolve()), "sha256": sha256_file(v)} for k, v in parts.items() if v},
-        }
+        prov["swapped"] = _portable(
+            {
+                "command": cfg.command,
+                "from_bundle": str(src.resolve()),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **{
+                    k: {"file": str(Path(v).resolve()), "sha256": sha256_file(v)}
+                    for k, v in parts.items()
+                    if v
+                },
+            }
+        )
         if "held_out_test" in metrics:
             metrics["before_swap"] = {"held_out_test": metrics.pop("held_out_test")}
         write_manifest(tmp, manifest)
@@ -809,11 +928,15 @@ def summary(bundle_dir: str | Path, manifest: dict[str, Any]) -> str:
         lines.append(
             f"  fused vs members: max abs prob diff {checks['fused_vs_members_max_abs_prob_diff']:.1e}"
         )
-    for key, title in (("fp16", "FP16"), ("int8w", "int8w")):
-        for what, fig in checks.get(f"{key}_vs_fp32_onnxruntime", {}).items():
+    for key, figures in checks.items():
+        match = re.fullmatch(r"(\w+)_vs_(\w+)_onnxruntime", key)
+        if not match or match[1] not in _TITLE:
+            continue  # the detector's figures, below
+        title, ref = _TITLE[match[1]], _TITLE.get(match[2], match[2])
+        for what, fig in figures.items():
             lines.append(
-                f"  {title} vs FP32 ({what}, ONNX Runtime): max abs prob diff {fig['max_abs_prob_diff']:.1e}, "
-                f"macro AUROC change {_fmt(fig['auroc_change'])} ({fig['samples']} samples, labels {fig['labels']})"
+                f"  {title} vs {ref} ({what}, ONNX Runtime): max abs prob diff {fig['max_abs_prob_diff']:.1e}, "
+                f"macro {auroc_verdict(fig)} ({fig['samples']} samples, labels {fig['labels']})"
             )
     det = checks.get("detector_int8_vs_fp32_onnxruntime")
     if det:

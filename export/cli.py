@@ -6,6 +6,8 @@ Build TensorRT plans for it on the target (Jetson, T4):
     edgeecg-export --engines --bundle bundle
 Put a retrained detector, ECG check or corner model into a copy of a bundle (its classifier kept):
     edgeecg-export --bundle bundle --detector runs/detector2/detector_rect.onnx --out bundle2
+Derive the FP16 graph of a bundle without checkpoints or a GPU (checked against its classifier on CPU):
+    edgeecg-export --bundle edgeecg/assets/default --variants fp16 --out bundle_fp16
 """
 
 from __future__ import annotations
@@ -129,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bundle",
         metavar="BUNDLE",
-        help="an existing bundle: with --engines, build its plans; else copy it to --out with the models given "
-        "by --detector / --verifier / --corner-model in place of its own (its classifier kept)",
+        help="an existing bundle: with --engines, build its plans (deriving the FP16 graph first where it has "
+        "only int8w); with --variants, copy it to --out with those classifier variants added; else copy it to "
+        "--out with the models given by --detector / --verifier / --corner-model in place of its own (its "
+        "classifier kept)",
     )
     p.add_argument(
         "--batch-sizes",
@@ -194,6 +198,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Carry out a parsed command line; returns the exit code."""
     from edgeecg.export.bundle_writer import (  # noqa: PLC0415
         add_engines,
+        derive_bundle,
         export_bundle,
         summary,
         swap_preprocessing,
@@ -208,7 +213,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             raise UsageError("--bundle takes no --checkpoints (it keeps that bundle's classifier)")
         if not args.out:
             raise UsageError("--out BUNDLE is required: --bundle is copied there with its models replaced")
-        manifest = swap_preprocessing(args.bundle, _config(args, argv), progress)
+        if args.variants:
+            if args.detector or args.verifier or args.corner_model:
+                raise UsageError("--variants adds classifier variants; replace models in a separate run")
+            manifest = derive_bundle(args.bundle, _config(args, argv), progress)
+        else:
+            manifest = swap_preprocessing(args.bundle, _config(args, argv), progress)
         out = args.out
     elif args.bundle:
         if args.checkpoints or args.out:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,8 @@ def test_manifest_is_verified_and_says_where_it_came_from():
     assert members and all(len(v["members"]) == 5 for v in members.values())
     prov = manifest["provenance"]
     assert "train_default.sh" in json.dumps(prov) and "synthetic" in json.dumps(prov).lower()
+    absolute = [s for s in re.findall(r'"(/[^"]*)"', json.dumps(prov))]
+    assert not absolute, f"provenance names the building machine's paths: {absolute[:3]}"
     test = manifest["metrics"]["held_out_test"]
     assert test["n"] >= 1000 and set(test["auroc"]) == set(LABELS)
 

@@ -55,7 +55,10 @@ def test_manifest_records_provenance_and_detector(bundle, ckpt_dir):
     _, manifest = bundle
     prov = manifest["provenance"]
     for rec in prov["checkpoints"]:
-        assert rec["sha256"] == sha256_file(rec["file"])
+        # outside the working directory a file is named by its name alone, beside its sha256
+        assert rec["file"] == Path(rec["file"]).name
+        assert rec["sha256"] == sha256_file(ckpt_dir / rec["file"])
+    assert not _absolute_paths(prov)
     assert prov["command"] == "pytest" and prov["edgeecg_version"] and prov["created"]
     det = manifest["detector"]
     assert det["kind"] == "yolov8-pose" and det["keypoints"] == 4 and det["strides"] == [8, 16, 32]
@@ -64,6 +67,32 @@ def test_manifest_records_provenance_and_detector(bundle, ckpt_dir):
     checks = manifest["metrics"]["export_checks"]
     assert all(m["max_abs_logit_diff_vs_torch"] <= 1e-4 for m in checks["members"])
     assert checks["fp16_vs_fp32_onnxruntime"]["fused"]["max_abs_prob_diff"] <= 1e-2
+
+
+def _absolute_paths(node) -> list[str]:
+    if isinstance(node, dict):
+        return [p for v in node.values() for p in _absolute_paths(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in _absolute_paths(v)]
+    return [node] if isinstance(node, str) and Path(node).is_absolute() else []
+
+
+def test_provenance_paths_are_relative_to_the_working_directory_or_bare_names(tmp_path, monkeypatch):
+    from edgeecg.export.bundle_writer import _portable
+
+    monkeypatch.chdir(tmp_path)
+    prov = {
+        "file": str(tmp_path / "runs" / "x" / "fold0.safetensors"),
+        "data": [{"path": "/elsewhere/data/s1_clean", "weight": 1.0}],
+        "command": "edgeecg-export --out /abs/bundle",
+        "seed": 0,
+    }
+    assert _portable(prov) == {
+        "file": "runs/x/fold0.safetensors",
+        "data": [{"path": "s1_clean", "weight": 1.0}],
+        "command": "edgeecg-export --out /abs/bundle",  # the command line stays as typed
+        "seed": 0,
+    }
 
 
 def test_sha256_mismatch_is_detected(bundle, tmp_path):
