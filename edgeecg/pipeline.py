@@ -63,6 +63,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
 
 
+class _DebugNames:
+    """Montage paths in one debug directory for one run, unique within it: `x.debug.png`, then `x-2.debug.png`
+    and so on, so that a/x.jpg and b/x.png in one run never overwrite each other."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.taken: set[str] = set()
+
+    def save(self, p: Prepared, name: str) -> None:
+        """Write `p`'s stage montage under a name not yet used in this run; free the stages."""
+        stem = Path(name).stem
+        unique, k = stem, 1
+        while unique in self.taken:
+            k += 1
+            unique = f"{stem}-{k}"
+        self.taken.add(unique)
+        path = self.directory / f"{unique}.debug.png"
+        _save_montage(p, path)
+        p.stages.clear()
+        p.debug_image = str(path)
+
+
 @dataclass
 class Result:
     """What the pipeline says about one image.
@@ -83,6 +105,7 @@ class Result:
         timings: milliseconds per stage: decode, detect, crop / warp / resize, clahe, classify (the
             batch's time shared equally by its images), total.
         backend: the backend that classified it.
+        debug_image: where the montage of its pre-processing stages was written (`debug_dir`), else None.
     """
 
     image: str
@@ -99,6 +122,7 @@ class Result:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     backend: str | None = None
+    debug_image: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +148,8 @@ class Result:
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
             "backend": self.backend,
         }
+        if self.debug_image is not None:
+            d["debug_image"] = self.debug_image
         return d
 
     def to_json(self) -> str:
@@ -419,12 +445,12 @@ class Pipeline:
                 f"run() takes a list of images, got one array of shape {images.shape}: pass [img]"
             )
         names = names or [str(i) for i in range(len(images))]
+        debug = _DebugNames(debug_dir) if debug_dir is not None else None
         prepared = []
         for img, name in zip(images, names, strict=True):
-            p = self.preprocess(img, debug=debug_dir is not None)
-            if debug_dir is not None:
-                _save_montage(p, Path(debug_dir) / f"{Path(name).stem}.debug.png")
-                p.stages.clear()
+            p = self.preprocess(img, debug=debug is not None)
+            if debug is not None:
+                debug.save(p, name)
             prepared.append(p)
         return self.classify(prepared, names)
 
@@ -444,8 +470,9 @@ class Pipeline:
             debug_dir: write a montage of the pre-processing stages per image there.
         """
         chunk: list[tuple[str, Prepared | None, str | None, float]] = []
+        debug = _DebugNames(debug_dir) if debug_dir is not None else None
         for path in paths:
-            chunk.append(self._load(Path(path), max_pixels, debug_dir))
+            chunk.append(self._load(Path(path), max_pixels, debug))
             if len(chunk) >= self.batch_size:
                 yield from self._finish(chunk)
                 chunk = []
@@ -453,17 +480,16 @@ class Pipeline:
             yield from self._finish(chunk)
 
     # -- internals ---------------------------------------------------------------------------------
-    def _load(self, path: Path, max_pixels: int, debug_dir: str | Path | None):
+    def _load(self, path: Path, max_pixels: int, debug: _DebugNames | None):
         name = str(path)
         t0 = time.perf_counter()
         try:
             img = read_image(path, max_pixels=max_pixels)
             decode_ms = (time.perf_counter() - t0) * 1000
-            p = self.preprocess(img, debug=debug_dir is not None)
+            p = self.preprocess(img, debug=debug is not None)
             del img
-            if debug_dir is not None:
-                _save_montage(p, Path(debug_dir) / f"{path.stem}.debug.png")
-                p.stages.clear()
+            if debug is not None:
+                debug.save(p, name)
         except EdgeECGError as err:
             return name, None, str(err), 0.0
         except (ValueError, MemoryError) as err:  # OpenCV or numpy on a strange image
@@ -500,6 +526,7 @@ class Pipeline:
             reason=p.rejected,
             timings=timings,
             backend=self.backend,
+            debug_image=p.debug_image,
         )
 
     def _fill(self, r: Result, mean: np.ndarray, members: np.ndarray, classify_ms: float) -> None:

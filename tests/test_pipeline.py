@@ -131,6 +131,29 @@ def test_run_paths_reports_bad_files_and_keeps_going(pipe, tmp_path):
     assert (tmp_path / "dbg" / "a.debug.png").is_file() and (tmp_path / "dbg" / "c.debug.png").is_file()
 
 
+def test_debug_montages_of_same_stem_do_not_overwrite(pipe, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.png"
+    cv2.imwrite(str(first), scene(box=BOX))
+    cv2.imwrite(str(second), scene(box=None))  # a different picture: a rejected page's montage
+    dbg = tmp_path / "dbg"
+    results = list(pipe.run_paths([first, second], debug_dir=dbg))
+    assert [r.debug_image for r in results] == [str(dbg / "x.debug.png"), str(dbg / "x-2.debug.png")]
+    a, b = (cv2.imread(r.debug_image) for r in results)
+    assert a is not None and b is not None and (a.shape != b.shape or (a != b).any())
+    assert json.loads(results[1].to_json())["debug_image"] == str(dbg / "x-2.debug.png")
+    # in-memory images named alike get the same treatment
+    again = pipe.run([scene(box=BOX), scene(box=BOX)], names=["p/y.jpg", "q/y.jpg"], debug_dir=dbg)
+    assert [Path(r.debug_image).name for r in again] == ["y.debug.png", "y-2.debug.png"]
+    assert sorted(p.name for p in dbg.iterdir()) == [
+        "x-2.debug.png",
+        "x.debug.png",
+        "y-2.debug.png",
+        "y.debug.png",
+    ]
+
+
 def test_sha256_mismatch_refused_before_loading(bundle_copy):
     with open(bundle_copy / "ensemble.onnx", "r+b") as f:
         f.seek(1000)

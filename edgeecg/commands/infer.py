@@ -16,8 +16,10 @@ EPILOG = """\
 output:
   a table by default; with --json one JSON object per image (JSONL) on stdout, written as each image
   finishes: {"image", "probabilities", "positive", "votes", "member_probabilities", "box", "corners",
-  "confidence", "rejected", "reason", "timings_ms", "backend"}, or {"image", "error"} for a file that
-  could not be used. A progress bar goes to stderr when there is more than one input.
+  "confidence", "ecg_score", "rejected", "reason", "timings_ms", "backend"} (with --save-debug also
+  "debug_image", the montage's path: x.debug.png, or x-2.debug.png for a second x in one run), or
+  {"image", "error"} for a file that could not be used. A progress bar goes to stderr when there is more
+  than one input.
 
 exit codes:
   0  every input was processed (an image with no ECG found is a result: "rejected")

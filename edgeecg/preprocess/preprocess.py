@@ -169,6 +169,7 @@ class Prepared:
             `refine_corners` moved them onto the paper's edges), else None.
         paper: closest paper format of the warped quad (letter, a4), else None.
         ecg_score: the verifier's probability that the page is an ECG, when a verifier ran.
+        debug_image: where the pipeline wrote the montage of `stages`, when it did.
     """
 
     image: np.ndarray | None
@@ -181,6 +182,7 @@ class Prepared:
     corner_source: str | None = None
     paper: str | None = None
     ecg_score: float | None = None
+    debug_image: str | None = None
 
 
 def as_bgr(img: np.ndarray) -> np.ndarray:
