@@ -2,7 +2,8 @@
 
 Layout of DIR::
 
-    labels.csv        image,MI,AF,HYP,CD,STTC,NORM,record,source,style,findings   (ECG images only)
+    labels.csv        image,MI,AF,HYP,CD,STTC,NORM,record,patient,fold,source,style,findings (ECG images only;
+                      patient and fold where the records' source gives them)
     images/NNNNNN.jpg every image, negatives included
     geometry.jsonl    one object per image: {"image", "paper_quad" (null for negatives), "paper_box", "lead_boxes"}
     labels/NNNNNN.txt YOLO pose label per image: "0 cx cy w h x1 y1 v1 ... x4 y4 v4" (normalised; empty for
@@ -11,7 +12,8 @@ Layout of DIR::
     synth.json        the resolved settings and the edgeecg version that made the set
 
 Item i draws everything from its own generator seeded by (seed, i), so the output is byte-identical for
-a seed whatever the number of workers.
+a seed whatever the number of workers. With `per_record` K, item i renders record i // K of the selected
+records (each exactly K times, in different scenes) instead of a record drawn at random.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,6 +32,8 @@ import numpy as np
 
 from edgeecg import LABELS, __version__
 from edgeecg.errors import InputError, UsageError
+from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.records import RecordEntry, record_index, select_records
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,11 @@ class SynthConfig:
             portrait). None: every scene at `size`.
         bare: fraction of ECG pages printed with neither header nor calibration pulse (a scan cropped to
             the grid, a machine that prints neither).
+        labels: the records' labels: PTB-XL's ptbxl_database.csv or a CSV of record and the five columns
+            (default: PTB-XL's CSVs in `records`, else each header's `# Dx:`).
+        folds: render only the records of these folds (PTB-XL's strat_fold, or the labels CSV's fold).
+        record_list: a text file of record ids (or file stems), one a line: render only those.
+        per_record: render every selected record this many times (n is then records x per_record).
     """
 
     out: str
@@ -71,6 +81,10 @@ class SynthConfig:
     jpeg_quality: int = 92
     aspect: tuple[float, float] | None = None
     bare: float = 0.0
+    labels: str | None = None
+    folds: tuple[int, ...] | None = None
+    record_list: str | None = None
+    per_record: int | None = None
 
     def check(self) -> None:
         """Raise UsageError for settings that cannot work."""
@@ -96,6 +110,22 @@ class SynthConfig:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.records is not None and not Path(self.records).is_dir():
             raise UsageError(f"--records {self.records} is not a directory")
+        needs_records = {
+            "--labels": self.labels,
+            "--folds": self.folds,
+            "--record-list": self.record_list,
+            "--per-record": self.per_record,
+        }
+        for option, value in needs_records.items():
+            if value is not None and self.records is None:
+                raise UsageError(f"{option} selects or labels real records: give --records DIR too")
+        if self.per_record is not None:
+            if self.per_record < 1:
+                raise UsageError(f"--per-record must be at least 1, got {self.per_record}")
+            if self.negatives > 0:
+                raise UsageError(
+                    "--per-record renders records only: draw no-ECG scenes in a set of their own"
+                )
 
 
 def parse_size(text: str, option: str = "--size", example: str = "1024x768") -> tuple[int, int]:
@@ -143,9 +173,28 @@ def _yolo_line(quad: np.ndarray, width: int, height: int) -> str:
 class _Worker:
     """Makes and stores item i. Picklable, so it runs the same in one process or in a pool."""
 
-    def __init__(self, cfg: SynthConfig, record_paths: list[str]) -> None:
+    def __init__(self, cfg: SynthConfig, entries: list[RecordEntry]) -> None:
         self.cfg = cfg
-        self.record_paths = record_paths
+        self.entries = entries
+        # Decoded records by path: with --per-record a worker renders the same record several times in a row.
+        self._decoded: OrderedDict[str, ECGRecord] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        return {"cfg": self.cfg, "entries": self.entries}  # each process decodes into its own cache
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["cfg"], state["entries"])
+
+    def _load(self, entry: RecordEntry) -> ECGRecord:
+        from edgeecg.synth.records import load_record  # noqa: PLC0415
+
+        record = self._decoded.get(entry.path)
+        if record is None:
+            record = load_record(entry.path, labels=entry.labels)
+            self._decoded[entry.path] = record
+            if len(self._decoded) > 16:
+                self._decoded.popitem(last=False)
+        return record
 
     def __call__(self, index: int) -> dict:
         from edgeecg.synth.scenes import make_scene  # noqa: PLC0415 (heavy-ish; loaded in workers)
@@ -159,16 +208,21 @@ class _Worker:
             style = styles[rng.choice(len(styles), p=list(MIX_WEIGHTS.values()))]
         else:
             style = cfg.style
-        record = None
+        record = entry = None
         if not negative:
-            if self.record_paths:
-                from edgeecg.synth.records import load_record  # noqa: PLC0415
-
-                path = self.record_paths[rng.integers(len(self.record_paths))]
+            if self.entries:
+                if cfg.per_record:
+                    entry = self.entries[index // cfg.per_record]
+                else:
+                    entry = self.entries[rng.integers(len(self.entries))]
                 try:
-                    record = load_record(path)
-                except Exception as err:  # one bad record must not stop the set; fall back to the simulator
-                    log.warning("record %s unusable (%s); simulating instead", path, err)
+                    record = self._load(entry)
+                except Exception as err:
+                    if cfg.per_record:  # the set promises every record K times: say which one failed
+                        raise InputError(f"record {entry.path} unusable: {err}") from None
+                    # one bad record must not stop a random draw; fall back to the simulator
+                    log.warning("record %s unusable (%s); simulating instead", entry.path, err)
+                    entry = None
             if record is None:
                 record = simulate(rng)
         # Frame shape and bare pages draw from a stream of their own: without them a set is byte-identical
@@ -205,13 +259,26 @@ class _Worker:
             row = {"image": f"images/{name}", **{k: int(record.labels.get(k, 0)) for k in LABELS}}
             row.update(
                 NORM=int(record.labels.get("NORM", 0)),
-                record=record.record,
-                source=record.source,
+                record=entry.record if entry else record.record,
+                patient=entry.patient if entry else "",
+                fold="" if entry is None or entry.fold is None else entry.fold,
+                source=(entry.source if entry else "") or record.source,
                 style=style,
                 # the simulator's findings (MI territory and age, conduction defect, ST/T kinds), ';'-joined
                 findings=";".join(record.meta.get("subtypes") or ()),
             )
         return {"row": row, "geometry": geometry}
+
+
+def _read_record_list(path: str) -> frozenset[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read --record-list {path}: {err}") from None
+    ids = frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
+    if not ids:
+        raise UsageError(f"--record-list {path} names no records")
+    return ids
 
 
 def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
@@ -230,20 +297,22 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} exists and is not empty; choose a new directory")
-    record_paths: list[str] = []
+    entries: list[RecordEntry] = []
     if cfg.records:
-        from edgeecg.synth.records import find_records  # noqa: PLC0415
-
-        record_paths = [str(p) for p in find_records(cfg.records)]
-        if not record_paths:
-            raise InputError(f"no WFDB records (.hea) under {cfg.records}")
+        entries = select_records(
+            record_index(cfg.records, cfg.labels),
+            frozenset(cfg.folds) if cfg.folds is not None else None,
+            _read_record_list(cfg.record_list) if cfg.record_list else None,
+        )
+        if cfg.per_record:
+            cfg = replace(cfg, n=len(entries) * cfg.per_record)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(exist_ok=True)
-    worker = _Worker(cfg, record_paths)
+    worker = _Worker(cfg, entries)
     bar = tqdm(total=cfg.n, desc="synth", unit="img", disable=not progress, dynamic_ncols=True)
     counts = dict.fromkeys(LABELS, 0)
     n_ecg = 0
-    fields = ["image", *LABELS, "NORM", "record", "source", "style", "findings"]
+    fields = ["image", *LABELS, "NORM", "record", "patient", "fold", "source", "style", "findings"]
     with (
         open(out / "labels.csv", "w", newline="", encoding="utf-8") as fcsv,
         open(out / "geometry.jsonl", "w", encoding="utf-8") as fgeo,
@@ -268,7 +337,8 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
             # fork would inherit torch/ORT thread pools from a caller; spawn keeps workers clean.
             ctx = mp.get_context("spawn" if os.name != "posix" else "forkserver")
             with ctx.Pool(cfg.workers) as pool:
-                consume(pool.imap(worker, range(cfg.n), chunksize=4))
+                # whole records per task with --per-record, so each decodes once
+                consume(pool.imap(worker, range(cfg.n), chunksize=cfg.per_record or 4))
     bar.close()
     (out / "data.yaml").write_text(
         f"path: {out.resolve()}\ntrain: images\nval: images\n"
@@ -277,4 +347,10 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
     )
     settings = asdict(cfg) | {"edgeecg_version": __version__}
     (out / "synth.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    return {"images": cfg.n, "ecg_images": n_ecg, "negatives": cfg.n - n_ecg, "positives": counts}
+    return {
+        "images": cfg.n,
+        "ecg_images": n_ecg,
+        "negatives": cfg.n - n_ecg,
+        "positives": counts,
+        "records": len(entries),
+    }

@@ -11,12 +11,13 @@ import ast
 import csv
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeecg import LABELS, LEADS, _lazy
-from edgeecg.errors import EdgeECGError
+from edgeecg.errors import EdgeECGError, UsageError
 from edgeecg.synth.record import ECGRecord
 from edgeecg.synth.snomed import snomed_to_superclasses
 from edgeecg.synth.waveforms import lowpass
@@ -210,4 +211,163 @@ def load_ptbxl_labels(database_csv: str | Path, scp_statements_csv: str | Path) 
                 if cls in lab:
                     lab[cls] = 1
             out[int(float(row["ecg_id"]))] = lab
+    return out
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """One record a dataset can render, with what is known of it before it is read.
+
+    Attributes:
+        path: the record's `.hea` file.
+        record: its id (PTB-XL's ecg_id, else the file's stem).
+        labels: {MI, AF, HYP, CD, STTC, NORM: 0/1}, or None to read them from the header (`# Dx:`).
+        patient: the patient's id where the source says it, else "".
+        fold: the source's fold (PTB-XL's strat_fold, or a labels CSV's fold column), else None.
+        source: where it comes from ("ptbxl"), or "" to keep what the loader says (cinc, wfdb).
+    """
+
+    path: str
+    record: str
+    labels: dict[str, int] | None = None
+    patient: str = ""
+    fold: int | None = None
+    source: str = ""
+
+
+def parse_folds(text: str) -> frozenset[int]:
+    """'1-8' -> {1..8}; '9'; '1,3,5-6'. Raises UsageError on anything else."""
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        out = set()
+    if not out:
+        raise UsageError(f"folds must look like 1-8, 9 or 1,3,5-6, not {text!r}")
+    return frozenset(out)
+
+
+def _is_ptbxl_database(csv_path: Path) -> bool:
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    return {"ecg_id", "scp_codes"} <= set(header)
+
+
+def _ptbxl_entries(root: Path, database_csv: Path) -> list[RecordEntry]:
+    """PTB-XL's records under `root` as its database CSV lists them, labels through scp_statements.csv beside it.
+
+    Each record is read at 500 Hz where `filename_hr` is present, else at 100 Hz (`filename_lr`); rows whose
+    files are absent (a subset of the records) are skipped.
+    """
+    statements = database_csv.parent / "scp_statements.csv"
+    if not statements.is_file():
+        raise UsageError(f"{database_csv} is PTB-XL's database: scp_statements.csv must lie beside it")
+    labels = load_ptbxl_labels(database_csv, statements)
+    entries, missing = [], 0
+    with open(database_csv, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            ecg_id = int(float(row["ecg_id"]))
+            path = next(
+                (
+                    root / f"{row[col]}.hea"
+                    for col in ("filename_hr", "filename_lr")
+                    if row.get(col) and (root / f"{row[col]}.hea").is_file()
+                ),
+                None,
+            )
+            if path is None:
+                missing += 1
+                continue
+            patient = row.get("patient_id") or ""
+            fold = row.get("strat_fold") or ""
+            entries.append(
+                RecordEntry(
+                    path=str(path),
+                    record=str(ecg_id),
+                    labels=labels[ecg_id],
+                    patient=str(int(float(patient))) if patient else "",
+                    fold=int(float(fold)) if fold else None,
+                    source="ptbxl",
+                )
+            )
+    if missing:
+        logger.info("%s: %d listed records are not under %s (skipped)", database_csv.name, missing, root)
+    return entries
+
+
+def _csv_entries(root: Path, labels_csv: Path) -> list[RecordEntry]:
+    """Every record under `root` that a plain CSV labels: columns record (the file's stem or its path
+    relative to `root` without extension), MI, AF, HYP, CD, STTC, optional NORM, patient and fold."""
+    with open(labels_csv, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("record", *LABELS) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UsageError(
+                f"{labels_csv}: missing column(s) {', '.join(missing)}; a labels CSV has record, "
+                f"{', '.join(LABELS)} (optional NORM, patient, fold), or is PTB-XL's ptbxl_database.csv"
+            )
+        rows = {r["record"].strip(): r for r in reader}
+    entries = []
+    for hea in find_records(root):
+        rel = hea.relative_to(root).with_suffix("").as_posix()
+        row = rows.get(rel) or rows.get(hea.stem)
+        if row is None:
+            continue
+        try:
+            lab = {k: int(float(row[k])) for k in LABELS} | {"NORM": int(float(row.get("NORM") or 0))}
+            fold = int(float(row["fold"])) if (row.get("fold") or "").strip() else None
+        except ValueError:
+            raise UsageError(f"{labels_csv}: row {row['record']}: labels and fold must be numbers") from None
+        entries.append(RecordEntry(str(hea), hea.stem, lab, (row.get("patient") or "").strip(), fold))
+    if not entries:
+        raise UsageError(f"{labels_csv} labels none of the records under {root}")
+    return entries
+
+
+def record_index(root: str | Path, labels: str | Path | None = None) -> list[RecordEntry]:
+    """The records under `root` with their labels, patient and fold where known.
+
+    Labels come from, in this order: `labels` (PTB-XL's `ptbxl_database.csv`, with `scp_statements.csv`
+    beside it, or a plain CSV of record and the five columns); PTB-XL's two CSVs found in `root`; else each
+    record's own header (`# Dx:` SNOMED codes, read when the record is loaded).
+
+    Raises:
+        UsageError: a labels file that cannot be used, or no records.
+    """
+    root = Path(root)
+    if labels is not None:
+        labels = Path(labels)
+        if not labels.is_file():
+            raise UsageError(f"--labels {labels} is not a file")
+        entries = _ptbxl_entries(root, labels) if _is_ptbxl_database(labels) else _csv_entries(root, labels)
+    elif (root / "ptbxl_database.csv").is_file():
+        entries = _ptbxl_entries(root, root / "ptbxl_database.csv")
+    else:
+        entries = [RecordEntry(str(h), h.stem) for h in find_records(root)]
+    if not entries:
+        raise UsageError(f"no WFDB records (.hea) under {root}")
+    return entries
+
+
+def select_records(
+    entries: list[RecordEntry], folds: frozenset[int] | None = None, ids: frozenset[str] | None = None
+) -> list[RecordEntry]:
+    """The entries in `folds` and/or named in `ids` (record ids or file stems), in their order.
+
+    Raises:
+        UsageError: folds asked of records that have none, or nothing left.
+    """
+    out = entries
+    if folds is not None:
+        if any(e.fold is None for e in out):
+            raise UsageError(
+                "--folds needs every record's fold: PTB-XL's strat_fold, or a fold column in --labels"
+            )
+        out = [e for e in out if e.fold in folds]
+    if ids is not None:
+        out = [e for e in out if e.record in ids or Path(e.path).stem in ids]
+    if not out:
+        raise UsageError("no records left after selecting by --folds / --record-list")
     return out
