@@ -228,6 +228,7 @@ class CachedSource:
 
         self.source, self.labels, self.cfg = source, source.labels, getattr(source, "cfg", None)
         self.findings = getattr(source, "findings", None)
+        self.groups = getattr(source, "groups", None)
         if hasattr(source, "images"):
             self.images = source.images  # fold tables and OOF CSVs name the images
         ident = json.dumps({"source": _source_identity(source), "pre": key, "n": len(source)}, sort_keys=True)
@@ -298,6 +299,22 @@ def _read_image(path: Path) -> np.ndarray:
     return img
 
 
+def item_groups(rows: Sequence[dict]) -> np.ndarray | None:
+    """The group of each CSV row for grouped folds: its patient where given, else its record where that names
+    a real record (the simulator's rows all say "sim"), else the row alone. None when no row has a group."""
+    keys = []
+    for i, row in enumerate(rows):
+        patient = (row.get("patient") or "").strip()
+        record = (row.get("record") or "").strip()
+        if patient:
+            keys.append(f"patient:{patient}")
+        elif record and record != "sim" and row.get("source") != "sim":
+            keys.append(f"record:{record}")
+        else:
+            keys.append(f"item:{i}")
+    return np.asarray(keys) if any(not k.startswith("item:") for k in keys) else None
+
+
 class ImageFolderSource:
     """A dataset dir (DIR/labels.csv) or any CSV with an image column and the five label columns.
 
@@ -326,6 +343,7 @@ class ImageFolderSource:
         if not rows:
             raise UsageError(f"{csv_path} lists no images")
         self.images = [r[cfg.image_column] for r in rows]
+        self.groups = item_groups(rows)
         try:
             labels = [[int(float(r[cfg.label_columns.get(k, k)])) for k in LABELS] for r in rows]
         except ValueError as err:
@@ -426,6 +444,8 @@ class Subset:
         self.labels = source.labels[self.indices]
         found = getattr(source, "findings", None)
         self.findings = None if found is None else found[self.indices]
+        groups = getattr(source, "groups", None)
+        self.groups = None if groups is None else groups[self.indices]
         self.cfg = getattr(source, "cfg", None)
         self.preprocessed = getattr(source, "preprocessed", False)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["iterative_stratified_folds", "fold_indices"]
+__all__ = ["iterative_stratified_folds", "grouped_stratified_folds", "fold_indices"]
 
 
 def iterative_stratified_folds(labels: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -68,3 +68,30 @@ def fold_indices(folds: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices) for fold `k` of a fold assignment."""
     folds = np.asarray(folds)
     return np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+
+
+def grouped_stratified_folds(
+    labels: np.ndarray, groups: np.ndarray | None, k: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Stratified folds that keep every group (a record's images, a patient's records) in one fold.
+
+    The groups are stratified by their labels (any member positive), then each item takes its group's fold.
+
+    Args:
+        labels: 0/1 array [n, C].
+        groups: [n] group keys (any hashable strings or numbers), or None: every item its own group.
+        k: number of folds (2 <= k <= number of groups).
+        seed: random seed for tie-breaking.
+
+    Returns:
+        int64 array [n] with the fold (0..k-1) of each item.
+    """
+    y = np.asarray(labels).astype(bool)
+    if groups is None:
+        return iterative_stratified_folds(y, k, seed)
+    keys, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    if keys.size == y.shape[0]:
+        return iterative_stratified_folds(y, k, seed)
+    group_labels = np.zeros((keys.size, y.shape[1]), dtype=bool)
+    np.logical_or.at(group_labels, inverse, y)  # a group is positive where any of its items is
+    return iterative_stratified_folds(group_labels, k, seed)[inverse]

@@ -39,7 +39,7 @@ from edgeecg.train.data import (
     make_source,
     preprocess_key,
 )
-from edgeecg.train.folds import fold_indices, iterative_stratified_folds
+from edgeecg.train.folds import fold_indices, grouped_stratified_folds
 from edgeecg.train.loop import Dist, FitResult, fit, predict
 from edgeecg.train.model import create_model, load_weights
 
@@ -108,7 +108,10 @@ def run_stage1(cfg: TrainConfig, out_dir: str | Path, on_epoch_end: Any = None) 
             raise UsageError("val_fraction must be in (0, 1) when no `val` set is given")
         k = max(2, round(1 / cfg.val_fraction))
         for src in sources:
-            folds = iterative_stratified_folds(src.labels, k=min(k, len(src)), seed=cfg.seed)
+            # no record's (or patient's) images on both sides
+            groups = getattr(src, "groups", None)
+            n_groups = len(src) if groups is None else len(np.unique(groups))
+            folds = grouped_stratified_folds(src.labels, groups, k=min(k, n_groups), seed=cfg.seed)
             tr, va = fold_indices(folds, 0)
             train_parts.append(Subset(src, tr))
             val_parts.append(Subset(src, va))
@@ -167,7 +170,8 @@ def run_stage2(
         raise UsageError(f"--fold must be in 0..{k - 1}, got {fold}")
     if not (init or cfg.init_checkpoint):
         log.warning("stage2 without --init or init_checkpoint: folds start from random weights")
-    assign = iterative_stratified_folds(target.labels, k=k, seed=cfg.seed)
+    # grouped by patient or record where the target says them: no ECG's images in two folds
+    assign = grouped_stratified_folds(target.labels, getattr(target, "groups", None), k=k, seed=cfg.seed)
     dist = Dist.setup("cuda" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu")
     if dist.main:
         dump_config(cfg, out / "config.yaml")

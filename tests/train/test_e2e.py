@@ -123,3 +123,29 @@ def test_stage1_under_torchrun_two_cpu_processes(tiny_dataset, tiny_kwargs, tmp_
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("stage1: best val macro AUROC") == 1  # only rank 0 reports
     assert (tmp_path / "run" / "stage1" / "best.safetensors").is_file()
+
+
+def test_stage2_folds_keep_a_patients_images_together(tiny_dataset, tiny_kwargs, tmp_path):
+    import csv
+    import shutil
+
+    data = tmp_path / "grouped"
+    shutil.copytree(tiny_dataset, data)
+    rows = list(csv.DictReader((data / "labels.csv").read_text().splitlines()))
+    for i, row in enumerate(rows):  # four images per patient, as four pages of one record each
+        row["patient"] = f"p{i // 4}"
+    with open(data / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    cfg = _write_config(tmp_path / "cfg.yaml", data, tiny_kwargs, cache=False)
+    run = tmp_path / "run"
+    assert main(["stage2", "--config", str(cfg), "--out", str(run)]) == 0
+    fold_of = {
+        r["image"]: r["fold"] for r in csv.DictReader((run / "stage2" / "folds.csv").read_text().splitlines())
+    }
+    by_patient: dict[str, set[str]] = {}
+    for row in rows:
+        by_patient.setdefault(row["patient"], set()).add(fold_of[row["image"]])
+    assert len(by_patient) == 8 and all(len(f) == 1 for f in by_patient.values()), by_patient
+    assert {f for fs in by_patient.values() for f in fs} == {"0", "1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeecg.train.folds import fold_indices, iterative_stratified_folds
+from edgeecg.train.folds import fold_indices, grouped_stratified_folds, iterative_stratified_folds
 from edgeecg.train.losses import pos_weight, weighted_bce
 
 
@@ -56,3 +56,37 @@ def test_numeric_overrides_are_coerced():
     assert cfg.lr == 4e-4 and isinstance(cfg.lr, float) and cfg.epochs == 3
     with pytest.raises(UsageError, match="config.lr: expected a number"):
         load_config(overrides={"lr": "fast"})
+
+
+def test_grouped_folds_keep_each_group_whole_and_stay_stratified():
+    rng = np.random.default_rng(3)
+    n_groups, k_each = 60, 3  # e.g. 60 records, each rendered 3 times
+    group_y = (rng.random((n_groups, 5)) < [0.25, 0.1, 0.15, 0.2, 0.25]).astype(int)
+    group_y[:5, 1] = 1
+    groups = np.repeat([f"record:{i}" for i in range(n_groups)], k_each)
+    y = np.repeat(group_y, k_each, axis=0)
+    folds = grouped_stratified_folds(y, groups, k=5, seed=0)
+    for g in np.unique(groups):
+        assert len(set(folds[groups == g].tolist())) == 1, f"{g} is split across folds"
+    for f in range(5):
+        _, va = fold_indices(folds, f)
+        assert (y[va].sum(axis=0) >= k_each).all(), f"fold {f} lacks a label"
+    # Ungrouped folds of the same items do split the records: the grouping is what keeps them whole.
+    plain = iterative_stratified_folds(y, k=5, seed=0)
+    assert any(len(set(plain[groups == g].tolist())) > 1 for g in np.unique(groups))
+    # No groups, or one item per group: the plain assignment.
+    assert np.array_equal(grouped_stratified_folds(y, None, 5, 0), plain)
+    assert np.array_equal(grouped_stratified_folds(y, np.arange(len(y)), 5, 0), plain)
+
+
+def test_item_groups_by_patient_then_real_record():
+    from edgeecg.train.data import item_groups
+
+    rows = [
+        {"patient": "7", "record": "34", "source": "ptbxl"},
+        {"patient": "", "record": "E07500", "source": "cinc"},
+        {"patient": "", "record": "sim", "source": "sim"},
+        {},
+    ]
+    assert item_groups(rows).tolist() == ["patient:7", "record:E07500", "item:2", "item:3"]
+    assert item_groups([{"record": "sim", "source": "sim"}, {}]) is None
