@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# The bundled default model, part 2: export scripts/train_default.sh's members (plus the paper detector and
-# ECG check of scripts/train_detector.sh and the corner model of scripts/train_corners.sh) into
-# edgeecg/assets/default, evaluate the installed bundle through the runtime (detector, corners and warp: no
-# ground-truth geometry) on the held-out photo set, and write that table
-# into the manifest. Assets stay <= 40 MB: members with int8-stored weights (FP32 compute, parity-checked
-# on pages); the detector is the very ONNX file stage II pre-processed its photos with (FP32).
+# The bundled default model, part 2: export scripts/train_default.sh's members with the pre-processing models
+# stage II learned through (runs/shipped_pre: the shipped detector, ECG check and corner model, written out by
+# scripts/bundle_parts.py) into edgeecg/assets/default, score the installed bundle through the runtime
+# (detector, corners, warp, CLAHE, ECG check: no ground-truth geometry) on fold 9 of PTB-XL as photos, and
+# write that table into the manifest. Assets stay <= 40 MB: members with int8-stored weights (FP32 compute,
+# parity-checked on the fold-9 photos).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 PY=.venv/bin
 RUN=${RUN:-runs/default}
-DET=${DET_ONNX:-runs/detector2/detector_rect.onnx}
+PRE=${PRE:-runs/shipped_pre}
 OUT=${OUT:-edgeecg/assets/default}
-VER=${VERIFIER_ONNX:-runs/verifier2/verifier.onnx}
-CORNERS=${CORNERS_ONNX:-runs/corners/corners.onnx}
-$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$DET" --verifier "$VER" --corner-model "$CORNERS" \
-  --variants int8w --fused --parity-data data/test_photo --out "$OUT"
-$PY/edgeecg eval data/test_photo --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"
+VAL=${VAL:-data/val9_photo}
+$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$PRE/detector.onnx" --verifier "$PRE/verifier.onnx" \
+  --corner-model "$PRE/corners.onnx" --variants int8w --fused --parity-data "$VAL" --out "$OUT"
+$PY/edgeecg eval "$VAL" --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"
+# The test-only real sets (../shared/realdata: never trained or tuned on), recorded beside the validation.
+REAL=()
+if [ -d ../shared/realdata/records ]; then
+  $PY/python scripts/eval_realdata.py --bundle "$OUT" --out "$RUN/eval_realdata" --json > "$RUN/eval_realdata.json"
+  REAL=(--realdata "$RUN/eval_realdata.json")
+fi
 $PY/python scripts/record_bundle_metrics.py "$OUT" "$RUN/eval_runtime.json" \
-  --recipe "scripts/train_corners.sh && scripts/train_detector.sh && scripts/train_default.sh && scripts/export_default.sh" --test-data data/test_photo
+  --recipe "scripts/train_default.sh && scripts/export_default.sh" --test-data "$VAL" "${REAL[@]}"
 du -sh edgeecg/assets

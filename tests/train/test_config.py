@@ -114,7 +114,7 @@ def test_second_pass_layers_over_the_recipe_with_the_sets_the_script_makes():
         first.ema_decay,
     )
     fresh = {Path(s.path).name for s in second.sources[len(first.sources) :]}
-    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    script = (ROOT / "scripts" / "train_sim.sh").read_text()
     letters = re.search(r"for x in ((?:[a-z]:\d+ ?)+); do", script).group(1).split()
     made = {f"s1_{style}_{x.split(':')[0]}" for x in letters for style in ("clean", "scan")}
     assert fresh == made
@@ -134,7 +134,34 @@ def test_stage_one_is_one_pass_from_random_init_over_every_page_at_the_first_rat
         first.ema_decay,
     )
     # the script runs that one pass and starts stage II from its best weights
-    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    script = (ROOT / "scripts" / "train_sim.sh").read_text()
     assert script.count("edgeecg-train stage1") == 1 and "--config train/configs/single.yaml" in script
     assert "init_checkpoint" not in script
     assert '--init "$RUN/stage1/best.safetensors"' in script
+
+
+def test_real_recipe_trains_on_the_ptbxl_sets_the_script_makes_and_validates_on_fold_9():
+    import re  # noqa: PLC0415
+
+    cfgs = ROOT / "train" / "configs"
+    real = load_config([cfgs / "default.yaml", cfgs / "real.yaml"])
+    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    # real_set DIR FOLDS PER-RECORD STYLE SEED
+    sets = {
+        m[0]: (m[1], m[2], m[3]) for m in re.findall(r"real_set data/(\w+) ([\d-]+) (\d+) (\w+) \d+", script)
+    }
+    assert {Path(s.path).name for s in real.sources} == {"r1_clean", "r1_scan"}
+    assert all(sets[Path(s.path).name][0] == "1-8" for s in real.sources)  # training folds only
+    assert sets[Path(real.val.path).name][0] == "9" and sets[Path(real.target.path).name] == (
+        "1-8",
+        "3",
+        "photo",
+    )
+    assert sets["val9_photo"] == ("9", "1", "photo")  # the bundle's validation through the runtime
+    # seeds differ between every set
+    seeds = re.findall(r"real_set data/\w+ [\d-]+ \d+ \w+ (\d+)", script)
+    assert len(seeds) == len(set(seeds)) == 5
+    # stage I goes on from the synthetic classifier; stage II from stage I; every step through the runtime chain
+    assert 'init_checkpoint="$SIM/fold0.safetensors"' in script
+    assert '--init "$RUN/stage1/best.safetensors"' in script and "runtime_verifier" in script
+    assert real.folds == 5 and real.lr < load_config(cfgs / "default.yaml").lr
