@@ -82,15 +82,20 @@ def mismatches(results: dict[str, dict], golden: dict, atol: float = ATOL) -> li
 
 
 def readme_labels() -> dict[str, list[str]]:
-    """examples/README.md's table: example path -> its true labels, in label order."""
-    rows = {}
-    text = (ROOT / "examples" / "README.md").read_text(encoding="utf-8")
-    for line in text.splitlines():
-        m = re.match(r"\|\s*`([^`]+\.jpg)`\s*\|[^|]*\|" + r"\s*([01])\s*\|" * len(LABELS), line)
-        if m:
-            rows[f"examples/{m[1]}"] = [
-                lab for lab, v in zip(LABELS, m.groups()[1:], strict=True) if v == "1"
-            ]
+    """examples/README.md's table: example path -> its true labels, in label order (columns found by name)."""
+    rows: dict[str, list[str]] = {}
+    header: list[str] | None = None
+    for line in (ROOT / "examples" / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if not cells:
+            header = None
+            continue
+        if header is None:
+            header = cells
+            continue
+        m = re.fullmatch(r"`([^`]+\.jpg)`", cells[0])
+        if m and all(lab in header for lab in LABELS):
+            rows[f"examples/{m[1]}"] = [lab for lab in LABELS if cells[header.index(lab)] == "1"]
     return rows
 
 
