@@ -47,6 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fraction of ECG pages printed without header and calibration pulse (default 0)",
     )
     p.add_argument(
+        "--weathered",
+        type=float,
+        default=0.0,
+        help="fraction of images on worn or unusual paper: other grid colours, colour casts, texture, strong "
+        "wrinkles and creases, faded print (default 0)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes (output does not depend on it)"
     )
     p.add_argument("--jpeg-quality", type=int, default=92, help="JPEG quality of stored images")
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         jpeg_quality=args.jpeg_quality,
         aspect=parse_aspect(args.aspect) if args.aspect else None,
         bare=args.bare_pages,
+        weathered=args.weathered,
         labels=args.labels,
         folds=tuple(sorted(parse_folds(args.folds))) if args.folds else None,
         record_list=args.record_list,

@@ -410,3 +410,102 @@ def perspective(
     out = cv2.warpPerspective(img, to_cv_homography(h), (W, H), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=fill)  # fmt: skip
     return out, h
+
+
+# ------------------------------------------------------------------------------ worn and other paper
+
+#: Paper colour casts (BGR gains): aged/sepia, yellowed, grey recycled, bluish white, pinkish thermal.
+PAPER_CASTS = (
+    (0.62, 0.80, 0.98),
+    (0.80, 0.95, 1.0),
+    (0.86, 0.88, 0.90),
+    (1.0, 0.95, 0.88),
+    (0.92, 0.88, 1.0),
+)
+
+
+def paper_texture_field(shape_hw: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Full-resolution [H, W] gain: paper fibre or cloth-like mesh (fine) plus mottling (coarse)."""
+    H, W = shape_hw
+    fine = rng.standard_normal((H, W), dtype=np.float32)
+    fine = cv2.GaussianBlur(fine, (0, 0), rng.uniform(0.6, 1.6))
+    if rng.random() < 0.5:  # a woven mesh: two crossing periodic ridges
+        period = rng.uniform(3.0, 8.0)
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        ang = rng.uniform(0, np.pi)
+        u = xx * np.cos(ang) + yy * np.sin(ang)
+        v = -xx * np.sin(ang) + yy * np.cos(ang)
+        fine += 1.2 * (np.sin(2 * np.pi * u / period) + np.sin(2 * np.pi * v / period))
+    fine /= max(float(fine.std()), 1e-6)
+    coarse = cv2.resize(_smooth_noise((max(H // 8, 2), max(W // 8, 2)), rng, 24), (W, H))
+    return 1.0 + strength * (0.5 * fine + 0.5 * coarse)
+
+
+def crease_lines_field(shape_hw: tuple[int, int], rng: np.random.Generator, n: int) -> np.ndarray:
+    """Full-resolution [H, W] gain with `n` sharp folds: a thin bright or dark line, a soft shade beside it."""
+    H, W = shape_hw
+    field = np.zeros((H, W), np.float32)
+    for _ in range(n):
+        ang = (
+            rng.uniform(0, np.pi) if rng.random() < 0.6 else rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.1)
+        )
+        cx, cy = rng.uniform(0, W), rng.uniform(0, H)
+        L = 2 * (H + W)
+        p0 = (int(cx - L * np.cos(ang)), int(cy - L * np.sin(ang)))
+        p1 = (int(cx + L * np.cos(ang)), int(cy + L * np.sin(ang)))
+        line = np.zeros((H, W), np.float32)
+        cv2.line(line, p0, p1, 1.0, max(1, int(round(rng.uniform(0.5, 3.0) * max(H, W) / 1000))), cv2.LINE_AA)
+        sharp = cv2.GaussianBlur(line, (0, 0), rng.uniform(0.5, 1.5))
+        shade = cv2.GaussianBlur(line, (0, 0), rng.uniform(4, 14) * max(H, W) / 1000)
+        shade /= max(float(shade.max()), 1e-6)
+        field += rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.45) * sharp / max(float(sharp.max()), 1e-6)
+        field -= rng.uniform(0.0, 0.15) * shade
+    return 1.0 + field
+
+
+def hue_turn(img: np.ndarray, degrees: float, saturation: float = 1.0) -> np.ndarray:
+    """Turn every hue by `degrees` and scale saturation: a red grid becomes green, blue, violet..."""
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    h = (hsv[..., 0].astype(np.int16) + int(round(degrees / 2))) % 180
+    hsv[..., 0] = h.astype(np.uint8)
+    if saturation != 1.0:
+        hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * saturation, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def weathered(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paper and print far from our renderer's defaults, on the whole image (photometric only, so ground
+    truth holds): another grid colour or none, a colour cast (aged, yellowed, thermal...), fibre or mesh
+    texture, strong wrinkles and sharp creases, faded or heavy print, noise and blur. Each part is drawn
+    on or off at random; what the ECG check and classifier must not be thrown by (ecg-image-kit's
+    distortions and real archives are of this strength)."""
+    out = img
+    H, W = img.shape[:2]
+    if rng.random() < 0.5:  # grid and ink colours: turn hues, or wash colour out (grey, black grids)
+        out = hue_turn(out, rng.uniform(-180, 180), rng.uniform(0.0, 1.3) if rng.random() < 0.3 else 1.0)
+    if rng.random() < 0.35:  # faded thermal print / light toner, or a heavy dark print
+        lo = rng.uniform(0.45, 0.85) if rng.random() < 0.7 else rng.uniform(1.2, 1.8)
+        g = np.clip(255.0 * (np.arange(256) / 255.0) ** lo, 0, 255).astype(np.uint8)
+        out = cv2.LUT(out, g)
+        if lo < 1:
+            out = cv2.addWeighted(out, rng.uniform(0.55, 0.9), np.full_like(out, 235), 0.0, 0.0)
+            out = cv2.add(out, np.full_like(out, int(rng.uniform(15, 60))))
+    gain = np.ones((H, W), np.float32)
+    if rng.random() < 0.6:
+        gain *= paper_texture_field((H, W), rng, rng.uniform(0.03, 0.18))
+    if rng.random() < 0.5:
+        gain *= crease_lines_field((H, W), rng, int(rng.integers(1, 7)))
+    if rng.random() < 0.6:
+        w = wrinkle_field((H, W), rng, rng.uniform(0.1, 0.4))
+        gain *= cv2.resize(w, (W, H), interpolation=cv2.INTER_CUBIC)
+    out = cv2.multiply(out.astype(np.float32), cv2.merge([gain, gain, gain]))
+    if rng.random() < 0.6:  # colour cast of the paper and light
+        cast = np.asarray(PAPER_CASTS[int(rng.integers(len(PAPER_CASTS)))], np.float32)
+        cast = 1.0 + (cast - 1.0) * rng.uniform(0.4, 1.3)
+        out = out * cast[None, None, :]
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        out = sensor_noise(out, rng, (2.0, 12.0))
+    if rng.random() < 0.3:
+        out = blur(out, rng, max_sigma=1.5)
+    return out

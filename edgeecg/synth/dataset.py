@@ -63,6 +63,7 @@ class SynthConfig:
             portrait). None: every scene at `size`.
         bare: fraction of ECG pages printed with neither header nor calibration pulse (a scan cropped to
             the grid, a machine that prints neither).
+        weathered: fraction of images on worn or unusual paper (`edgeecg.synth.artefacts.weathered`).
         labels: the records' labels: PTB-XL's ptbxl_database.csv or a CSV of record and the five columns
             (default: PTB-XL's CSVs in `records`, else each header's `# Dx:`).
         folds: render only the records of these folds (PTB-XL's strat_fold, or the labels CSV's fold).
@@ -81,6 +82,7 @@ class SynthConfig:
     jpeg_quality: int = 92
     aspect: tuple[float, float] | None = None
     bare: float = 0.0
+    weathered: float = 0.0
     labels: str | None = None
     folds: tuple[int, ...] | None = None
     record_list: str | None = None
@@ -106,6 +108,8 @@ class SynthConfig:
                 raise UsageError(f"--aspect must be LO-HI with 0.25 <= LO <= HI <= 4, got {lo}-{hi}")
         if not 0.0 <= self.bare <= 1.0:
             raise UsageError(f"--bare-pages must be a fraction in [0, 1], got {self.bare}")
+        if not 0.0 <= self.weathered <= 1.0:
+            raise UsageError(f"--weathered must be a fraction in [0, 1], got {self.weathered}")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.records is not None and not Path(self.records).is_dir():
@@ -239,13 +243,20 @@ class _Worker:
             # drawn from rng exactly as make_scene would, so only these two settings change
             render = replace(RenderConfig.random(rng), header=False, calibration=False)
         scene = make_scene(record, "negative" if negative else style, rng, size=size, render=render)
+        image = scene.image
+        if cfg.weathered > 0:
+            wr = np.random.default_rng([cfg.seed, index, 2])  # a stream of its own, as above
+            if wr.random() < cfg.weathered:
+                from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
+
+                image = weathered(image, wr)  # photometric only: the geometry holds
         name = f"{index:06d}.jpg"
-        ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
         if not ok:
             raise RuntimeError(f"could not encode image {index}")
         out = Path(cfg.out)
         (out / "images" / name).write_bytes(buf.tobytes())
-        h, w = scene.image.shape[:2]
+        h, w = image.shape[:2]
         geo = scene.geometry
         label_line = "" if geo is None else _yolo_line(np.asarray(geo.paper_quad, dtype=np.float64), w, h)
         (out / "labels" / f"{index:06d}.txt").write_text(label_line + ("\n" if label_line else ""))

@@ -101,6 +101,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path, small_set):
         (["--n", "3", "--size", "400x300", "--aspect", "wide"], "--aspect must look like"),
         (["--n", "3", "--size", "400x300", "--aspect", "2-1"], "--aspect must be LO-HI"),
         (["--n", "3", "--bare-pages", "1.5"], "--bare-pages must be a fraction"),
+        (["--n", "3", "--weathered", "-0.1"], "--weathered must be a fraction"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(tmp_path, capsys, args, message):
@@ -191,3 +192,23 @@ def test_renders_real_records_with_their_labels(tmp_path, realdata):
         assert row["source"] != "sim"
         if row["record"] in truth:  # 00001_lr's labels come from the PTB-XL database, not labels.csv
             assert all(row[k] == truth[row["record"]][k] for k in LABELS), row["record"]
+
+
+def test_weathered_images_change_only_the_pixels(tmp_path):
+    cfg = dict(n=8, seed=11, style="photo", size=(480, 360))
+    plain, half, worn = tmp_path / "plain", tmp_path / "half", tmp_path / "worn"
+    write_dataset(SynthConfig(out=str(plain), **cfg), progress=False)
+    write_dataset(SynthConfig(out=str(half), weathered=0.5, **cfg), progress=False)
+    write_dataset(SynthConfig(out=str(worn), weathered=1.0, **cfg), progress=False)
+    for d in (half, worn):  # labels and geometry (photometric only) are those of the plain set
+        assert (d / "labels.csv").read_text() == (plain / "labels.csv").read_text()
+        assert (d / "geometry.jsonl").read_text() == (plain / "geometry.jsonl").read_text()
+    same = [
+        (plain / "images" / f.name).read_bytes() == f.read_bytes()
+        for f in sorted((half / "images").iterdir())
+    ]
+    assert 0 < sum(same) < len(same)  # some images kept byte for byte, some weathered
+    assert not any(
+        (plain / "images" / f.name).read_bytes() == f.read_bytes()
+        for f in sorted((worn / "images").iterdir())
+    )

@@ -216,3 +216,27 @@ def test_some_scans_are_tight_with_the_sheet_past_every_edge() -> None:
         x1, y1 = quad.max(axis=0)
         tight += x0 < 0 and y0 < 0 and x1 > W and y1 > H
     assert 2 <= tight <= 15, f"{tight} of 40 scans overflow the frame on every side (expected ~15%)"
+
+
+def test_weathered_paper_is_deterministic_and_keeps_the_trace():
+    img = np.full((300, 400, 3), 245, np.uint8)
+    img[::10, :] = (160, 160, 235)  # a red grid
+    img[:, ::10] = (160, 160, 235)
+    img[150:153, 50:350] = 20  # a dark trace
+    outs = [art.weathered(img, np.random.default_rng(s)) for s in range(12)]
+    again = art.weathered(img, np.random.default_rng(3))
+    assert np.array_equal(outs[3], again)
+    assert all(o.shape == img.shape and o.dtype == np.uint8 for o in outs)
+    assert sum(not np.array_equal(o, img) for o in outs) >= 11
+    for o in outs:  # the trace stays darker than the paper around it
+        g = cv2.cvtColor(o, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        assert g[150:153, 60:340].mean() < g[160:190, 60:340].mean() - 40
+
+
+def test_hue_turn_moves_a_red_grid_to_another_colour():
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[:] = (40, 40, 220)
+    green = art.hue_turn(red, 120)[0, 0].astype(int)
+    assert green[1] > green[2] + 100  # red -> green at +120 degrees
+    grey = art.hue_turn(red, 0, saturation=0.0)[0, 0].astype(int)
+    assert grey.max() - grey.min() <= 2
