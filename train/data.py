@@ -151,7 +151,10 @@ def _fit_size(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 def preprocess_key(cfg: TrainConfig) -> str:
     """What determines a pre-processed image besides its source (for cache keys)."""
+    from edgeecg.preprocess.geometry import RESAMPLER  # noqa: PLC0415
+
     key = f"{cfg.preprocess}/clip{cfg.clahe_clip}/tile{cfg.clahe_tile}/{cfg.input_height}x{cfg.input_width}"
+    key += f"/{RESAMPLER}"
     if cfg.preprocess == "edgeecg":  # the detector file's content, not just its name
         from edgeecg.bundle import sha256_file  # noqa: PLC0415
 

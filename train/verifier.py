@@ -40,8 +40,15 @@ class VerifierConfig:
     """Verifier training settings (saved as OUT/verifier_config.json).
 
     Attributes:
-        data: synth dataset dirs to train on (with negatives).
-        tune: synth dataset dir (another seed) for model selection and the threshold.
+        data: synth dataset dirs to train on (ECG scenes, e.g. drawn from real records, and no-ECG scenes).
+        tune: synth dataset dirs (other seeds, or validation records) for model selection and the threshold.
+        photos, tune_photos: folders of real photographs with no ECG (negatives for training / tuning), each
+            seen as `crops_per_photo` random crops at random sizes.
+        weathered: extra copies of every scene with `edgeecg.synth.artefacts.weathered` paper (other grid
+            colours, casts, texture, strong wrinkles and creases, fading), for training and tuning alike.
+        scales: every copy is rescaled by a factor drawn log-uniformly from this range before the chain, so
+            the verdict cannot depend on the input's resolution.
+        limit: at most this many scenes per dir, evenly spaced (0: all).
         detector: the detector ONNX the runtime chain uses (detector.json beside it).
         out: output directory.
         input_size: (h, w): the classifier's input, which is what the verifier sees at run time.
@@ -52,6 +59,9 @@ class VerifierConfig:
             between scores that allows (1.0: as many as it can, next to the lowest ECG if need be), so real
             ECGs scoring a little under the synthetic ones keep room; the detector turns away about half the
             negatives before the check.
+        cut_rule: "gap" (across the widest score gap that rejects enough negatives) or "lowest" (just above
+            the negatives it must reject: the most room for ECGs from generators the tuning set never showed);
+            see `choose_threshold`.
         upright: also learn whether a page is the right way up (a second output, on pages flattened with
             the ground-truth corners, half of them turned by 180 degrees); the runtime then turns pages back.
         seed: everything random (init, order, flips).
@@ -59,7 +69,13 @@ class VerifierConfig:
     """
 
     data: tuple[str, ...] = ()
-    tune: str = ""
+    tune: tuple[str, ...] = ()
+    photos: tuple[str, ...] = ()
+    tune_photos: tuple[str, ...] = ()
+    crops_per_photo: int = 24
+    weathered: int = 1
+    scales: tuple[float, float] = (0.35, 1.6)
+    limit: int = 0
     detector: str = ""
     out: str = "runs/verifier"
     input_size: tuple[int, int] = (96, 192)
@@ -72,9 +88,15 @@ class VerifierConfig:
     weight_decay: float = 1e-2
     max_ecg_rejected: float = 0.01
     min_negatives_rejected: float = 0.95
+    cut_rule: str = "gap"
     upright: bool = True
     seed: int = 0
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("data", "tune", "photos", "tune_photos"):  # one dir given as a plain string
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, (getattr(self, name),))
 
 
 def build_net(width: int = 16, outputs: int = 1):
@@ -99,26 +121,20 @@ def build_net(width: int = 16, outputs: int = 1):
     )
 
 
-def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(pages uint8 [N, H, W, 3] BGR, labels float32 [N]: 1 = ECG) through the runtime chain, cached."""
-    from tqdm import tqdm  # noqa: PLC0415
+def _rescaled(img: np.ndarray, rng: np.random.Generator, scales: tuple[float, float]) -> np.ndarray:
+    import cv2  # noqa: PLC0415
 
-    from edgeecg.bundle import sha256_file  # noqa: PLC0415
+    s = float(np.exp(rng.uniform(np.log(scales[0]), np.log(scales[1]))))
+    if abs(s - 1.0) < 0.02:
+        return img
+    size = (max(round(img.shape[1] * s), 32), max(round(img.shape[0] * s), 32))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def _hook(cfg: VerifierConfig):
     from edgeecg.preprocess.training import RuntimeHook  # noqa: PLC0415
-    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
 
-    data_dir = Path(data_dir)
-    rows = scene_rows(data_dir)
-    geo = data_dir / "geometry.jsonl"
-    key = json.dumps(
-        [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), sha256_file(cfg.detector)[:16],
-         list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine]
-    )  # fmt: skip
-    cache = cache_dir / f"{data_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
-    if cache.is_file():
-        z = np.load(cache)
-        return z["pages"], z["labels"]
-    hook = RuntimeHook(
+    return RuntimeHook(
         cfg.detector,
         cfg.input_size,
         mode=cfg.mode,
@@ -126,17 +142,114 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
         refine=cfg.refine,
         threads=cfg.threads,
     )
-    h, w = cfg.input_size
-    pages = np.zeros((len(rows), h, w, 3), np.uint8)
-    labels = np.zeros(len(rows), np.float32)
-    for i, row in enumerate(tqdm(rows, desc=f"pages {data_dir.name}", unit="img", disable=None)):
-        pages[i] = hook(scene_image(data_dir, row))
-        labels[i] = row.get("paper_quad") is not None
-    cache_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _cached(cache: Path, make) -> tuple[np.ndarray, np.ndarray]:
+    if cache.is_file():
+        z = np.load(cache)
+        return z["pages"], z["labels"]
+    pages, labels = make()
+    cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, pages=pages, labels=labels)
     tmp.replace(cache)
     return pages, labels
+
+
+def _copies_key(cfg: VerifierConfig) -> list[Any]:
+    from edgeecg.preprocess.geometry import RESAMPLER  # noqa: PLC0415
+
+    return [sha256_of(cfg.detector), list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine, cfg.weathered,
+            list(cfg.scales), cfg.seed, RESAMPLER]  # fmt: skip
+
+
+def sha256_of(path: str | Path) -> str:
+    from edgeecg.bundle import sha256_file  # noqa: PLC0415
+
+    return sha256_file(path)[:16]
+
+
+def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(pages uint8 [N, H, W, 3] BGR, labels float32 [N]: 1 = ECG) through the runtime chain, cached.
+
+    Every scene comes once as drawn and `cfg.weathered` times with weathered paper, each copy rescaled by a
+    random factor from `cfg.scales`; the randomness is fixed by the seed, the dir's name and the row."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
+    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
+
+    data_dir = Path(data_dir)
+    rows = scene_rows(data_dir)
+    if cfg.limit and len(rows) > cfg.limit:
+        rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, cfg.limit).round()]
+    geo = data_dir / "geometry.jsonl"
+    key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), *_copies_key(cfg)])
+    cache = cache_dir / f"{data_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    tag = int(hashlib.sha256(data_dir.name.encode()).hexdigest()[:8], 16)
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        hook = _hook(cfg)
+        h, w = cfg.input_size
+        n = 1 + cfg.weathered
+        pages = np.zeros((len(rows) * n, h, w, 3), np.uint8)
+        labels = np.zeros(len(rows) * n, np.float32)
+        for i, row in enumerate(tqdm(rows, desc=f"pages {data_dir.name}", unit="img", disable=None)):
+            img = scene_image(data_dir, row)
+            for c in range(n):
+                rng = np.random.default_rng([cfg.seed, tag, i, c])
+                src = weathered(img, rng) if c else img
+                pages[i * n + c] = hook(_rescaled(src, rng, cfg.scales))
+                labels[i * n + c] = row.get("paper_quad") is not None
+        return pages, labels
+
+    return _cached(cache, make)
+
+
+def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Real no-ECG photos as negatives: `cfg.crops_per_photo` random crops of each (any aspect from 3:4 to
+    2.6:1, a third to all of the photo), at a random size, a third of them weathered; through the chain."""
+    import cv2  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
+
+    folder = Path(folder)
+    files = sorted(
+        f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif"}
+    )
+    if not files:
+        raise UsageError(f"{folder}: no photos (png, jpg, bmp, tif)")
+    key = json.dumps([str(folder.resolve()), [f.name for f in files], cfg.crops_per_photo, *_copies_key(cfg)])
+    cache = cache_dir / f"photos-{folder.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        hook = _hook(cfg)
+        h, w = cfg.input_size
+        pages = np.zeros((len(files) * cfg.crops_per_photo, h, w, 3), np.uint8)
+        for j, f in enumerate(tqdm(files, desc=f"photos {folder.name}", unit="photo", disable=None)):
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise UsageError(f"cannot read {f}")
+            H, W = img.shape[:2]
+            for c in range(cfg.crops_per_photo):
+                rng = np.random.default_rng([cfg.seed, j, c, 7])
+                area = rng.uniform(0.33, 1.0) * H * W
+                aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(2.6))))
+                cw, ch = min(W, int(np.sqrt(area * aspect))), min(H, int(np.sqrt(area / aspect)))
+                x0, y0 = int(rng.integers(0, W - cw + 1)), int(rng.integers(0, H - ch + 1))
+                crop = img[y0 : y0 + ch, x0 : x0 + cw]
+                if rng.random() < 0.33:
+                    crop = weathered(crop, rng)
+                longest = rng.uniform(300, 2400)
+                s = longest / max(crop.shape[:2])
+                crop = cv2.resize(
+                    crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+                )
+                pages[j * cfg.crops_per_photo + c] = hook(crop)
+        return pages, np.zeros(len(pages), np.float32)
+
+    return _cached(cache, make)
 
 
 def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> np.ndarray:
@@ -151,6 +264,8 @@ def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) ->
 
     data_dir = Path(data_dir)
     rows = [r for r in scene_rows(data_dir) if r.get("paper_quad") is not None]
+    if cfg.limit and len(rows) > cfg.limit:
+        rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, cfg.limit).round()]
     geo = data_dir / "geometry.jsonl"
     key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size)])
     cache = cache_dir / f"{data_dir.name}-upright-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
@@ -177,6 +292,7 @@ def choose_threshold(
     lo: float = 0.0,
     hi: float = 0.99,
     min_neg_rejected: float | None = None,
+    cut_rule: str = "gap",
 ) -> dict[str, float]:
     """A score threshold that keeps positives (ECGs) and rejects negatives.
 
@@ -186,6 +302,10 @@ def choose_threshold(
       the widest gap (in logit space) between neighbouring scores wins, so a score a little outside the
       tuning set's range (another printer, another camera) stays on its side; when r cannot be met without
       losing positives, it falls back to the rule above.
+    - `cut_rule` "lowest" (with `min_neg_rejected` r): the lowest cut that rejects the share r of the negatives,
+      just above the negative that makes up r: it leaves ECGs from printers, papers and cameras the tuning
+      set never showed (which score lower than the tuning ECGs) the most room; when that loses more
+      positives than allowed, the rules above decide.
     The threshold sits halfway (in logit space) across the gap it cuts. Clipped to [lo, hi].
 
     Returns:
@@ -197,7 +317,15 @@ def choose_threshold(
     top = pos[int(np.floor(max_pos_rejected * len(pos)))]  # the lowest score that must stay accepted
     below = neg[neg < top]
     cut = None  # (highest rejected score, lowest kept score)
-    if min_neg_rejected is not None and len(neg):
+    if cut_rule == "lowest" and min_neg_rejected is not None and len(neg):
+        need = int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
+        if 0 < need <= len(neg):
+            a = neg[need - 1]  # the highest negative that must be rejected
+            higher = np.concatenate([pos, neg])
+            higher = higher[higher > a]
+            if higher.size and (pos <= a).mean() <= max_pos_rejected:
+                cut = (float(a), float(higher.min()))
+    if cut is None and min_neg_rejected is not None and len(neg):
         need = int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
         if 0 < need <= below.size:
             scores = np.unique(np.concatenate([pos, neg]))
@@ -263,17 +391,20 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     atomic_write_json(out / "verifier_config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    parts = [page_set(cfg, d, out / "cache") for d in cfg.data]
+    cache = out / "cache"
+    parts = [page_set(cfg, d, cache) for d in cfg.data] + [photo_set(cfg, d, cache) for d in cfg.photos]
     x_tr = np.concatenate([p for p, _ in parts])
     y_tr = np.concatenate([y for _, y in parts])
-    x_tu, y_tu = page_set(cfg, cfg.tune, out / "cache")
+    parts = [page_set(cfg, d, cache) for d in cfg.tune] + [photo_set(cfg, d, cache) for d in cfg.tune_photos]
+    x_tu = np.concatenate([p for p, _ in parts])
+    y_tu = np.concatenate([y for _, y in parts])
     for name, y in (("training", y_tr), ("tuning", y_tu)):
         if y.min() == y.max():
             raise UsageError(f"the {name} data needs ECG images and no-ECG negatives (synth --negatives)")
     up_tr = up_tu = None
     if cfg.upright:
-        up_tr = np.concatenate([upright_pages(cfg, d, out / "cache") for d in cfg.data])
-        up_tu = upright_pages(cfg, cfg.tune, out / "cache")
+        up_tr = np.concatenate([upright_pages(cfg, d, cache) for d in cfg.data])
+        up_tu = np.concatenate([upright_pages(cfg, d, cache) for d in cfg.tune])
     net = build_net(outputs=2 if cfg.upright else 1)
     yt = torch.from_numpy(y_tr)
 
@@ -292,7 +423,9 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     def evaluate(net: Any, epoch: int) -> tuple[dict[str, Any], tuple[float, float, float]]:
         p = _probs(net, x_tu)
         pos, neg = p[y_tu == 1], p[y_tu == 0]
-        cal = choose_threshold(pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected)
+        cal = choose_threshold(
+            pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected, cut_rule=cfg.cut_rule
+        )
         # margin: how far (logit) the lowest tuning ECG sits above the threshold
         margin = float(logit(pos.min()) - logit(cal["threshold"]))
         row = {"epoch": epoch, "auroc": float(roc_auc_score(y_tu, p)), **cal, "margin": margin}
@@ -320,9 +453,10 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         "threshold": round(best["threshold"], 6),
         "outputs": ["ecg", "upright"] if cfg.upright else ["ecg"],
         "calibration": {
-            "data": cfg.tune,
+            "data": list(cfg.tune) + list(cfg.tune_photos),
             "max_ecg_rejected": cfg.max_ecg_rejected,
             "min_negatives_rejected": cfg.min_negatives_rejected,
+            "cut_rule": cfg.cut_rule,
             "ecg_rejected": best["ecg_rejected"],
             "margin_logit": round(best["margin"], 4),
             **({"upright_accuracy": best["upright_accuracy"]} if cfg.upright else {}),
@@ -338,14 +472,91 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     return {**fields, "history": history}
 
 
+def calibrate(cfg: VerifierConfig) -> dict[str, Any]:
+    """Choose the threshold of an ECG check already trained in `cfg.out` (its verifier.onnx) again, on the
+    tuning sets and photos of `cfg`, by `cfg`'s rule; rewrites OUT/verifier.json (threshold, calibration) and
+    returns its fields. The weights and the ONNX file stay as they are."""
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.train.checkpoint import atomic_write_json  # noqa: PLC0415
+
+    out = Path(cfg.out)
+    fields_path = out / "verifier.json"
+    if not (out / "verifier.onnx").is_file() or not fields_path.is_file():
+        raise UsageError(f"{out} holds no trained ECG check (verifier.onnx and verifier.json)")
+    if not cfg.tune:
+        raise UsageError("calibration needs --tune")
+    fields = json.loads(fields_path.read_text(encoding="utf-8"))
+    if [int(v) for v in fields["input_size"]] != list(cfg.input_size):
+        raise UsageError(f"--input-size {cfg.input_size} differs from the check's own {fields['input_size']}")
+    cache = out / "cache"
+    parts = [page_set(cfg, d, cache) for d in cfg.tune] + [photo_set(cfg, d, cache) for d in cfg.tune_photos]
+    x = np.concatenate([p for p, _ in parts])
+    y = np.concatenate([t for _, t in parts])
+    with OnnxRuntimeRunner(out / "verifier.onnx", threads=cfg.threads) as runner:
+        logits = []
+        for i in range(0, len(x), 64):
+            xb = np.ascontiguousarray(x[i : i + 64].transpose(0, 3, 1, 2), np.float32) / np.float32(255.0)
+            logits.append(np.asarray(next(iter(runner.infer(xb).values())), np.float64).reshape(len(xb), -1))
+    p = 1.0 / (1.0 + np.exp(-np.concatenate(logits)[:, 0]))
+    pos, neg = p[y == 1], p[y == 0]
+    cal = choose_threshold(
+        pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected, cut_rule=cfg.cut_rule
+    )
+    fields["threshold"] = round(cal["threshold"], 6)
+    fields["calibration"] = {
+        **fields.get("calibration", {}),
+        "data": list(cfg.tune) + list(cfg.tune_photos),
+        "max_ecg_rejected": cfg.max_ecg_rejected,
+        "min_negatives_rejected": cfg.min_negatives_rejected,
+        "cut_rule": cfg.cut_rule,
+        "ecg_rejected": cal["ecg_rejected"],
+        "negatives_rejected": cal["negatives_rejected"],
+        "margin_logit": round(float(logit(pos.min()) - logit(cal["threshold"])), 4),
+        "auroc": float(roc_auc_score(y, p)),
+    }
+    atomic_write_json(fields_path, fields)
+    return fields
+
+
+def _parse_scales(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise UsageError(f"--scales wants LO-HI, e.g. 0.35-1.6, got {text!r}") from None
+    if not 0 < lo <= hi:
+        raise UsageError(f"--scales needs 0 < LO <= HI, got {text!r}")
+    return lo, hi
+
+
 def main_verifier(argv: list[str] | None = None) -> int:
     """`edgeecg-train verifier ...`."""
     d = VerifierConfig()
     p = argparse.ArgumentParser(prog="edgeecg-train verifier", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", nargs="+", required=True, help="synth dataset dirs with negatives to train on")
+    p.add_argument("--data", nargs="+", default=[], help="synth dataset dirs with negatives to train on")
     p.add_argument(
-        "--tune", required=True, help="synth dataset dir (another seed) for selection and threshold"
+        "--tune",
+        nargs="+",
+        required=True,
+        help="synth dataset dirs (other seeds) for selection and threshold",
     )
+    p.add_argument(
+        "--photos", nargs="+", default=[], help="folders of real no-ECG photos: training negatives"
+    )
+    p.add_argument("--tune-photos", nargs="+", default=[], help="folders of real no-ECG photos for tuning")
+    p.add_argument(
+        "--weathered",
+        type=int,
+        default=d.weathered,
+        help=f"weathered copies per scene (default {d.weathered})",
+    )
+    p.add_argument(
+        "--scales",
+        default=f"{d.scales[0]}-{d.scales[1]}",
+        help="range of the random rescale applied to every copy before the chain (default %(default)s)",
+    )
+    p.add_argument("--limit", type=int, default=d.limit, help="at most this many scenes per dir (0: all)")
     p.add_argument("--detector", required=True, help="the detector ONNX the runtime chain uses")
     p.add_argument("--out", default=d.out, help=f"output dir (default {d.out})")
     p.add_argument(
@@ -376,15 +587,37 @@ def main_verifier(argv: list[str] | None = None) -> int:
         f"1 = as many as it can "
         f"(default {d.min_negatives_rejected})",
     )
+    p.add_argument(
+        "--cut",
+        default=d.cut_rule,
+        choices=("gap", "lowest"),
+        help="threshold rule: across the widest score gap, or just above the negatives it must reject "
+        "(the most room for ECGs from other generators)",
+    )
+    p.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="keep the check trained in --out and only choose its threshold again on --tune / --tune-photos",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="seed")
     args = p.parse_args(argv)
     h, w = parse_size(args.input_size, "--input-size", "96x192")
     cfg = VerifierConfig(
-        data=tuple(args.data), tune=args.tune, detector=args.detector, out=args.out, input_size=(h, w),
+        data=tuple(args.data), tune=tuple(args.tune), photos=tuple(args.photos),
+        tune_photos=tuple(args.tune_photos), weathered=args.weathered, scales=_parse_scales(args.scales),
+        limit=args.limit, detector=args.detector, out=args.out, input_size=(h, w),
         mode=args.mode, corners=args.corners, refine=args.refine, epochs=args.epochs,
         max_ecg_rejected=args.max_ecg_rejected, min_negatives_rejected=args.min_negatives_rejected,
-        upright=args.upright, seed=args.seed,
+        upright=args.upright, seed=args.seed, cut_rule=args.cut,
     )  # fmt: skip
+    if args.calibrate_only:
+        res = calibrate(cfg)
+        cal = res["calibration"]
+        print(
+            f"verifier: {Path(cfg.out) / 'verifier.json'}; threshold {res['threshold']:.4f} rejects "
+            f"{cal['ecg_rejected']:.1%} of the tuning ECGs and {cal['negatives_rejected']:.1%} of its negatives"
+        )
+        return 0
     res = train(cfg)
     cal = res["calibration"]
     print(

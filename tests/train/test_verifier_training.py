@@ -116,3 +116,46 @@ def test_missing_inputs_are_refused(sets, tmp_path):
     train_dir, _, detector = sets
     with pytest.raises(UsageError, match="--tune"):
         V.train(V.VerifierConfig(data=(str(train_dir),), detector=str(detector), out=str(tmp_path)))
+
+
+def test_copies_are_weathered_rescaled_and_deterministic(sets, tmp_path):
+    train_dir, _, detector = sets
+    kw = dict(detector=str(detector), input_size=(32, 64), threads=1)
+    cfg = V.VerifierConfig(weathered=2, scales=(0.5, 1.5), **kw)
+    pages, labels = V.page_set(cfg, train_dir, tmp_path / "a")
+    n = 16
+    assert pages.shape == (3 * n, 32, 64, 3) and labels.shape == (3 * n,)
+    assert np.array_equal(labels[0::3], labels[1::3])  # a copy keeps its scene's label
+    assert not np.array_equal(pages[0::3], pages[1::3])  # ...but not its pixels
+    again, _ = V.page_set(cfg, train_dir, tmp_path / "b")  # a fresh cache: the same pages
+    assert np.array_equal(pages, again)
+    plain, _ = V.page_set(V.VerifierConfig(weathered=0, limit=5, **kw), train_dir, tmp_path / "c")
+    assert len(plain) == 5
+
+
+def test_photos_become_negative_crops(tmp_path, sets):
+    import cv2
+
+    _, _, detector = sets
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(folder / f"p{i}.png"), rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    cfg = V.VerifierConfig(detector=str(detector), input_size=(32, 64), threads=1, crops_per_photo=3)
+    pages, labels = V.photo_set(cfg, folder, tmp_path / "cache")
+    assert pages.shape == (6, 32, 64, 3) and not labels.any()
+    from edgeecg.errors import UsageError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no photos"):
+        V.photo_set(cfg, tmp_path / "empty", tmp_path / "cache")
+
+
+def test_scales_option_is_checked():
+    from edgeecg.errors import UsageError
+
+    assert V._parse_scales("0.35-1.6") == (0.35, 1.6)
+    for bad in ("1.6-0.3", "x", "0-1"):
+        with pytest.raises(UsageError, match="--scales"):
+            V._parse_scales(bad)
