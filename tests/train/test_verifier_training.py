@@ -159,3 +159,30 @@ def test_scales_option_is_checked():
     for bad in ("1.6-0.3", "x", "0-1"):
         with pytest.raises(UsageError, match="--scales"):
             V._parse_scales(bad)
+
+
+def test_lowest_cut_sits_just_above_the_negatives_it_must_reject():
+    pos = np.array([0.3, 0.6, 0.9, 0.99, 0.999])
+    neg = np.linspace(0.001, 0.02, 100)
+    gap = V.choose_threshold(pos, neg, 0.0, min_neg_rejected=0.97)
+    low = V.choose_threshold(pos, neg, 0.0, min_neg_rejected=0.97, cut_rule="lowest")
+    assert low["threshold"] < 0.02 < gap["threshold"]  # the widest gap lies between the negatives and 0.3
+    assert low["negatives_rejected"] >= 0.97 and low["ecg_rejected"] == 0.0
+    # it never costs more ECGs than allowed: then the other rules decide
+    crowded = V.choose_threshold(np.array([0.01, 0.9]), neg, 0.0, min_neg_rejected=0.97, cut_rule="lowest")
+    assert crowded["ecg_rejected"] == 0.0
+
+
+def test_calibrate_only_rechooses_the_threshold_of_a_trained_check(sets, tmp_path):
+    train_dir, tune_dir, detector = sets
+    kw = dict(tune=(str(tune_dir),), detector=str(detector), out=str(tmp_path / "v"), input_size=(32, 64))
+    V.train(V.VerifierConfig(data=(str(train_dir),), epochs=1, batch=8, threads=1, **kw))
+    onnx = (tmp_path / "v" / "verifier.onnx").read_bytes()
+    fields = V.calibrate(V.VerifierConfig(cut_rule="lowest", min_negatives_rejected=0.5, threads=1, **kw))
+    assert fields["calibration"]["cut_rule"] == "lowest" and 0.0 <= fields["threshold"] < 1.0
+    assert json.loads((tmp_path / "v" / "verifier.json").read_text())["threshold"] == fields["threshold"]
+    assert (tmp_path / "v" / "verifier.onnx").read_bytes() == onnx  # the model is untouched
+    from edgeecg.errors import UsageError
+
+    with pytest.raises(UsageError, match="no trained ECG check"):
+        V.calibrate(V.VerifierConfig(**{**kw, "out": str(tmp_path / "nothing")}))
