@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The bundled default model, part 2: export scripts/train_default.sh's members with the pre-processing models
-# stage II learned through (runs/shipped_pre: the shipped detector, ECG check and corner model, written out by
-# scripts/bundle_parts.py) into edgeecg/assets/default, score the installed bundle through the runtime
+# The bundled default model, part 3: export scripts/train_default.sh's members with the pre-processing models
+# stage II learned through (runs/shipped_pre: the shipped detector and corner model, written out by
+# scripts/bundle_parts.py) and the ECG check of scripts/train_verifier.sh (part 2) into edgeecg/assets/default, score the installed bundle through the runtime
 # (detector, corners, warp, CLAHE, ECG check: no ground-truth geometry) on fold 9 of PTB-XL as photos, and
 # write that table into the manifest. Assets stay <= 40 MB: members with int8-stored weights (FP32 compute,
 # parity-checked on the fold-9 photos).
@@ -12,7 +12,10 @@ RUN=${RUN:-runs/default}
 PRE=${PRE:-runs/shipped_pre}
 OUT=${OUT:-edgeecg/assets/default}
 VAL=${VAL:-data/val9_photo}
-$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$PRE/detector.onnx" --verifier "$PRE/verifier.onnx" \
+# the ECG check scripts/train_verifier.sh makes (as shipped since 2026-12-07), else the one stage II ran with
+VERIFIER=${VERIFIER:-runs/verifier3/verifier.onnx}
+[ -f "$VERIFIER" ] || VERIFIER=$PRE/verifier.onnx
+$PY/edgeecg-export --checkpoints "$RUN/stage2/ensemble" --detector "$PRE/detector.onnx" --verifier "$VERIFIER" \
   --corner-model "$PRE/corners.onnx" --variants int8w --fused --parity-data "$VAL" --out "$OUT"
 $PY/edgeecg eval "$VAL" --bundle "$OUT" --out "$RUN/eval_runtime" --json > "$RUN/eval_runtime.json"
 # The test-only real sets (../shared/realdata: never trained or tuned on), recorded beside the validation.
