@@ -13,6 +13,7 @@ best detection scores below `conf_threshold`, so a picture of a desk never reach
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -290,7 +291,7 @@ class Preprocessor:
                 # outline is the whole sheet's; whether that is a sheet lying a quarter-turn round or a
                 # portrait crop of a page, the content says: the ECG check scores both ways up.
                 turned_look, kept_look = (self._check_look(img, quad) for quad in (turned, corners))
-                quarter = turned_look[1][0] > kept_look[1][0]
+                quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
                 known_check = turned_look if quarter else kept_look
             if quarter:
                 corners, source = turned, f"{source}+landscape"
@@ -439,6 +440,19 @@ class Preprocessor:
                 )
                 quad, name = match_order(snapped / scale, placed), name + "+model"
         return quad, name, support
+
+
+def _look_score(ecg: float, upright: float | None) -> float:
+    """How well a flattened page reads as an ECG the right way round: the check's ECG logit plus how sure its
+    upright output is either way. A page turned sideways is still an ECG to a check that learned from
+    pages at any scale (both ways score ~0.99), but which way up it is reads only from a landscape page
+    (sure: upright near 0 or 1; sideways near 0.5)."""
+
+    def lg(p: float) -> float:
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
+
+    return lg(ecg) + (abs(lg(upright)) if upright is not None else 0.0)
 
 
 def _box_from_corners(
