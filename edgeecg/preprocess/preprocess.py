@@ -68,6 +68,7 @@ UPRIGHT_MIN_QUARTER = 0.5
 CORNER_MODEL_BELOW = 3.6
 CORNER_MODEL_BAND = 0.015  # how far (of the diagonal) its corners are searched for a clear edge
 QUARTER_MIN_SUPPORT = 2.0  # refined-side support (of 4) from which a quad's aspect is the sheet's
+FULL_FRAME_CHECK = True  # below the detector's threshold, let the ECG check judge the whole frame
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,15 @@ class Preprocessor:
             det = self.detector.detect(img, conf_threshold=0.0)
             timings["detect"] = time.perf_counter() - t0
             confidence = det.confidence if det is not None else 0.0
-            if det is None or confidence < cfg.conf_threshold:
+            if (
+                (det is None or confidence < cfg.conf_threshold)
+                and self.verifier is not None
+                and FULL_FRAME_CHECK
+            ):
+                # no sheet found: the frame itself may be the page (a scan or render edge to edge, its
+                # edges lost in texture); the ECG check decides on the whole frame
+                det = None
+            elif det is None or confidence < cfg.conf_threshold:
                 reason = f"no ECG found (confidence {confidence:.2f} < {cfg.conf_threshold:.2f})"
                 if debug:
                     stages["input"] = _draw(
@@ -262,7 +271,7 @@ class Preprocessor:
                     )
                 timings["total"] = time.perf_counter() - t_start
                 return Prepared(None, None, None, confidence, reason, timings, stages)
-            box = det.box
+            box = det.box if det is not None else None
         full = np.array([0, 0, w, h], np.float32)
 
         corners = det.corners if det is not None else None

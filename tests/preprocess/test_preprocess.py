@@ -211,3 +211,31 @@ def test_landscape_order_takes_the_quarter_turn_nearest_the_keypoints():
     np.testing.assert_array_equal(landscape_order(portrait), np.roll(portrait, -1, axis=0))
     keypoints = np.roll(portrait, 1, axis=0) + 5  # the detector saw the top-left at the bottom-left
     np.testing.assert_array_equal(landscape_order(portrait, keypoints), np.roll(portrait, 1, axis=0))
+
+
+def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundled_chain, monkeypatch):
+    """A sheet the detector is unsure of (here: its threshold raised above every confidence) is not turned
+    away by the detector when an ECG check stands behind it: the check looks at the whole frame, keeps an
+    ECG and turns away a picture without one, with its own reason."""
+    import dataclasses
+    from pathlib import Path
+
+    import edgeecg.preprocess.preprocess as pp
+
+    root = Path(__file__).resolve().parents[2]
+    page = cv2.imread(str(root / "examples" / "scan_sttc.jpg"), cv2.IMREAD_COLOR)
+    blank = np.full((600, 800, 3), 128, np.uint8)
+    cv2.putText(blank, "no ECG here", (200, 300), cv2.FONT_HERSHEY_SIMPLEX, 2, (20, 20, 20), 3)
+    unsure = Preprocessor(
+        dataclasses.replace(bundled_chain.cfg, conf_threshold=0.999),
+        bundled_chain.detector,
+        bundled_chain.out_size,
+        verifier=bundled_chain.verifier,
+        corner_model=bundled_chain.corner_model,
+    )
+    kept = unsure(page)
+    assert kept.rejected is None and kept.confidence < 0.999 and kept.image is not None
+    gone = unsure(blank)
+    assert gone.rejected is not None and "ECG check" in gone.rejected
+    monkeypatch.setattr(pp, "FULL_FRAME_CHECK", False)  # the detector alone decides again
+    assert "confidence" in (unsure(page).rejected or "")
