@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,9 +222,38 @@ def current_device(index: int = 0) -> DeviceInfo:
     return DeviceInfo(name=name, compute_capability=cc, tensorrt=str(trt.__version__))
 
 
-def gpu_present() -> bool:
-    """True when cuda-python or pycuda is installed and sees at least one GPU (never raises)."""
+#: Device nodes an NVIDIA driver creates (desktop / data-centre GPUs; Jetson's integrated GPU).
+DEVICE_NODES = ("/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu/igpu0")
+
+
+def gpu_status() -> tuple[bool, str | None]:
+    """(whether a GPU can be used here, why not). A GPU the CUDA runtime cannot talk to (the usual case: the
+    cuda-python wheel links a newer CUDA runtime than the driver supports, cudaErrorInsufficientDriver) is
+    told apart from no GPU at all, so `auto` falling back to ONNX Runtime can say why."""
+    nodes = [n for n in DEVICE_NODES if os.path.exists(n)]
     try:
-        return cuda_api().device_count() > 0
-    except Exception:  # no driver, no library, no device: all mean "no GPU here"
-        return False
+        count = cuda_api().device_count()
+    except MissingExtraError as e:
+        return False, str(e) if nodes else "no NVIDIA GPU here"
+    except Exception as e:  # the driver, the library or the device refused
+        if nodes:
+            return False, (
+                f"an NVIDIA GPU is present ({nodes[0]}) but the CUDA runtime cannot use it ({e}); a CUDA 12 "
+                "driver (JetPack 6, many T4 hosts) needs cuda-python 12: pip install 'edgeecg[gpu]' pins it, "
+                "'edgeecg[gpu-cu13]' is for CUDA 13 drivers"
+            )
+        return False, "no NVIDIA GPU here"
+    return (count > 0), (None if count > 0 else "the CUDA runtime sees no GPU")
+
+
+_said: set[str] = set()
+
+
+def gpu_present() -> bool:
+    """True when cuda-python or pycuda is installed and sees at least one GPU (never raises). A GPU that is
+    there but cannot be used is said once, in one log line."""
+    ok, why = gpu_status()
+    if not ok and why and why.startswith("an NVIDIA GPU is present") and why not in _said:
+        _said.add(why)
+        log.warning("%s", why)
+    return ok
