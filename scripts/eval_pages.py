@@ -30,8 +30,9 @@ REAL = ROOT.parent / "shared" / "realdata"
 
 
 def _images(folder: Path) -> list[Path]:
-    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in exts)
+    from edgeecg.io import IMAGE_EXTENSIONS
+
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _verdicts(pipe, files: list[Path], size: tuple[int, int] | None = None, scale: float = 1.0) -> list[bool]:
@@ -76,20 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         ("test_neg (synthetic, no ECG)", _images(b / "scenes3" / "test_neg" / "images"), False, {}),
         ("photos_dev (real, no ECG; tuned on)", _images(b / "no_ecg_photos" / "dev"), False, {}),
     ]
-    results = {}
+    results, verdicts = {}, {}
     for name, files, ecg, kw in rows:
         if not files:
             print(f"skip {name}: no images (see the module doc for how the set is made)", file=sys.stderr)
             continue
         t0 = time.perf_counter()
-        v = np.array(_verdicts(pipe, files, **kw))
+        v = verdicts[name] = np.array(_verdicts(pipe, files, **kw))
         good = int(v.sum() if ecg else (~v).sum())
         results[name] = {"n": len(v), "correct": good, "kind": "accepted" if ecg else "rejected",
                          "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    full = results.get("val9_photo (fold 9)")
-    if full:
+    base = verdicts.get("val9_photo (fold 9)")  # the same pages at full size, from the rows above
+    if base is not None:
         files = _images(ROOT / "data" / "val9_photo" / "images")
-        base = np.array(_verdicts(pipe, files))
         for scale in (0.5, 0.25):
             v = np.array(_verdicts(pipe, files, scale=scale))
             results[f"val9_photo at {scale:g} of its size"] = {

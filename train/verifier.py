@@ -131,6 +131,13 @@ def _rescaled(img: np.ndarray, rng: np.random.Generator, scales: tuple[float, fl
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
 
 
+def _spaced(rows: list, limit: int) -> list:
+    """At most `limit` of `rows`, evenly spaced (0: all)."""
+    if not limit or len(rows) <= limit:
+        return rows
+    return [rows[int(i)] for i in np.linspace(0, len(rows) - 1, limit).round()]
+
+
 def _hook(cfg: VerifierConfig):
     from edgeecg.preprocess.training import RuntimeHook  # noqa: PLC0415
 
@@ -157,16 +164,28 @@ def _cached(cache: Path, make) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _copies_key(cfg: VerifierConfig) -> list[Any]:
+    """What besides its source determines a cached page: the chain, the copies, the resampler."""
+    from edgeecg.bundle import sha256_file  # noqa: PLC0415
     from edgeecg.preprocess.geometry import RESAMPLER  # noqa: PLC0415
 
-    return [sha256_of(cfg.detector), list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine, cfg.weathered,
-            list(cfg.scales), cfg.seed, RESAMPLER]  # fmt: skip
+    return [sha256_file(cfg.detector)[:16], list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine,
+            cfg.weathered, list(cfg.scales), cfg.seed, RESAMPLER]  # fmt: skip
 
 
-def sha256_of(path: str | Path) -> str:
-    from edgeecg.bundle import sha256_file  # noqa: PLC0415
+def _labelled_pages(
+    cfg: VerifierConfig, scene_dirs: tuple[str, ...], photo_dirs: tuple[str, ...], cache: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pages and labels of scene dirs and no-ECG photo folders together (each cached)."""
+    parts = [page_set(cfg, d, cache) for d in scene_dirs] + [photo_set(cfg, d, cache) for d in photo_dirs]
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
-    return sha256_file(path)[:16]
+
+def _cut(cfg: VerifierConfig, pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
+    """`choose_threshold` by `cfg`'s rule, plus the margin: how far (logit) the lowest ECG sits above it."""
+    cal = choose_threshold(
+        pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected, cut_rule=cfg.cut_rule
+    )
+    return {**cal, "margin": float(logit(pos.min()) - logit(cal["threshold"]))}
 
 
 def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -180,9 +199,7 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
     from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
 
     data_dir = Path(data_dir)
-    rows = scene_rows(data_dir)
-    if cfg.limit and len(rows) > cfg.limit:
-        rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, cfg.limit).round()]
+    rows = _spaced(scene_rows(data_dir), cfg.limit)
     geo = data_dir / "geometry.jsonl"
     key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), *_copies_key(cfg)])
     cache = cache_dir / f"{data_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
@@ -212,14 +229,13 @@ def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple
     import cv2  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
+    from edgeecg.io import IMAGE_EXTENSIONS  # noqa: PLC0415
     from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
 
     folder = Path(folder)
-    files = sorted(
-        f for f in folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif"}
-    )
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise UsageError(f"{folder}: no photos (png, jpg, bmp, tif)")
+        raise UsageError(f"{folder}: no photos (image files)")
     key = json.dumps([str(folder.resolve()), [f.name for f in files], cfg.crops_per_photo, *_copies_key(cfg)])
     cache = cache_dir / f"photos-{folder.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
 
@@ -263,9 +279,7 @@ def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) ->
     from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
 
     data_dir = Path(data_dir)
-    rows = [r for r in scene_rows(data_dir) if r.get("paper_quad") is not None]
-    if cfg.limit and len(rows) > cfg.limit:
-        rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, cfg.limit).round()]
+    rows = _spaced([r for r in scene_rows(data_dir) if r.get("paper_quad") is not None], cfg.limit)
     geo = data_dir / "geometry.jsonl"
     key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size)])
     cache = cache_dir / f"{data_dir.name}-upright-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
@@ -317,27 +331,25 @@ def choose_threshold(
     top = pos[int(np.floor(max_pos_rejected * len(pos)))]  # the lowest score that must stay accepted
     below = neg[neg < top]
     cut = None  # (highest rejected score, lowest kept score)
-    if cut_rule == "lowest" and min_neg_rejected is not None and len(neg):
-        need = int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
-        if 0 < need <= len(neg):
-            a = neg[need - 1]  # the highest negative that must be rejected
-            higher = np.concatenate([pos, neg])
-            higher = higher[higher > a]
-            if higher.size and (pos <= a).mean() <= max_pos_rejected:
-                cut = (float(a), float(higher.min()))
-    if cut is None and min_neg_rejected is not None and len(neg):
-        need = int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
-        if 0 < need <= below.size:
-            scores = np.unique(np.concatenate([pos, neg]))
-            a, b = scores[:-1], scores[1:]  # every cut between neighbouring scores...
-            enough = np.searchsorted(neg, a, side="right") >= need
-            gap = logit(b) - logit(a)
-            # ...that the rules allow: losing no ECG if that can be done, else no more than allowed
-            for ok in (enough & (b <= pos[0]), enough & (b <= top)):
-                if ok.any():
-                    i = int(np.argmax(np.where(ok, gap, -np.inf)))
-                    cut = (a[i], b[i])
-                    break
+    # how many negatives the cut must reject (0: no such rule, or no negatives)
+    need = 0 if min_neg_rejected is None else int(np.ceil(min_neg_rejected * len(neg) - 1e-9))
+    if cut_rule == "lowest" and 0 < need <= len(neg):
+        a = neg[need - 1]  # the highest negative that must be rejected
+        higher = np.concatenate([pos, neg])
+        higher = higher[higher > a]
+        if higher.size and (pos <= a).mean() <= max_pos_rejected:
+            cut = (float(a), float(higher.min()))
+    if cut is None and 0 < need <= below.size:
+        scores = np.unique(np.concatenate([pos, neg]))
+        a, b = scores[:-1], scores[1:]  # every cut between neighbouring scores...
+        enough = np.searchsorted(neg, a, side="right") >= need
+        gap = logit(b) - logit(a)
+        # ...that the rules allow: losing no ECG if that can be done, else no more than allowed
+        for ok in (enough & (b <= pos[0]), enough & (b <= top)):
+            if ok.any():
+                i = int(np.argmax(np.where(ok, gap, -np.inf)))
+                cut = (a[i], b[i])
+                break
     if cut is None and below.size:
         # reject every negative under `top`, then keep every positive above the highest of them
         cut = (below[-1], pos[pos > below[-1]][0])
@@ -392,12 +404,8 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     cache = out / "cache"
-    parts = [page_set(cfg, d, cache) for d in cfg.data] + [photo_set(cfg, d, cache) for d in cfg.photos]
-    x_tr = np.concatenate([p for p, _ in parts])
-    y_tr = np.concatenate([y for _, y in parts])
-    parts = [page_set(cfg, d, cache) for d in cfg.tune] + [photo_set(cfg, d, cache) for d in cfg.tune_photos]
-    x_tu = np.concatenate([p for p, _ in parts])
-    y_tu = np.concatenate([y for _, y in parts])
+    x_tr, y_tr = _labelled_pages(cfg, cfg.data, cfg.photos, cache)
+    x_tu, y_tu = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, cache)
     for name, y in (("training", y_tr), ("tuning", y_tu)):
         if y.min() == y.max():
             raise UsageError(f"the {name} data needs ECG images and no-ECG negatives (synth --negatives)")
@@ -423,18 +431,13 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     def evaluate(net: Any, epoch: int) -> tuple[dict[str, Any], tuple[float, float, float]]:
         p = _probs(net, x_tu)
         pos, neg = p[y_tu == 1], p[y_tu == 0]
-        cal = choose_threshold(
-            pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected, cut_rule=cfg.cut_rule
-        )
-        # margin: how far (logit) the lowest tuning ECG sits above the threshold
-        margin = float(logit(pos.min()) - logit(cal["threshold"]))
-        row = {"epoch": epoch, "auroc": float(roc_auc_score(y_tu, p)), **cal, "margin": margin}
+        row = {"epoch": epoch, "auroc": float(roc_auc_score(y_tu, p)), **_cut(cfg, pos, neg)}
         if up_tu is not None:
             row["upright_accuracy"] = upright_accuracy(net, up_tu)
         rank = (
             row["negatives_rejected"] - row["ecg_rejected"],
             round(row["auroc"], 4) + round(row.get("upright_accuracy", 0.0), 3),
-            margin,
+            row["margin"],
         )
         return row, rank
 
@@ -453,15 +456,8 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
         "threshold": round(best["threshold"], 6),
         "outputs": ["ecg", "upright"] if cfg.upright else ["ecg"],
         "calibration": {
-            "data": list(cfg.tune) + list(cfg.tune_photos),
-            "max_ecg_rejected": cfg.max_ecg_rejected,
-            "min_negatives_rejected": cfg.min_negatives_rejected,
-            "cut_rule": cfg.cut_rule,
-            "ecg_rejected": best["ecg_rejected"],
-            "margin_logit": round(best["margin"], 4),
+            **_calibration(cfg, best),
             **({"upright_accuracy": best["upright_accuracy"]} if cfg.upright else {}),
-            "negatives_rejected": best["negatives_rejected"],
-            "auroc": best["auroc"],
             "epoch": best["epoch"],
         },
         "preprocess": {"mode": cfg.mode, "corners": cfg.corners, "refine": cfg.refine},
@@ -490,34 +486,32 @@ def calibrate(cfg: VerifierConfig) -> dict[str, Any]:
     fields = json.loads(fields_path.read_text(encoding="utf-8"))
     if [int(v) for v in fields["input_size"]] != list(cfg.input_size):
         raise UsageError(f"--input-size {cfg.input_size} differs from the check's own {fields['input_size']}")
-    cache = out / "cache"
-    parts = [page_set(cfg, d, cache) for d in cfg.tune] + [photo_set(cfg, d, cache) for d in cfg.tune_photos]
-    x = np.concatenate([p for p, _ in parts])
-    y = np.concatenate([t for _, t in parts])
+    x, y = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, out / "cache")
     with OnnxRuntimeRunner(out / "verifier.onnx", threads=cfg.threads) as runner:
         logits = []
         for i in range(0, len(x), 64):
             xb = np.ascontiguousarray(x[i : i + 64].transpose(0, 3, 1, 2), np.float32) / np.float32(255.0)
             logits.append(np.asarray(next(iter(runner.infer(xb).values())), np.float64).reshape(len(xb), -1))
     p = 1.0 / (1.0 + np.exp(-np.concatenate(logits)[:, 0]))
-    pos, neg = p[y == 1], p[y == 0]
-    cal = choose_threshold(
-        pos, neg, cfg.max_ecg_rejected, min_neg_rejected=cfg.min_negatives_rejected, cut_rule=cfg.cut_rule
-    )
-    fields["threshold"] = round(cal["threshold"], 6)
-    fields["calibration"] = {
-        **fields.get("calibration", {}),
+    row = {**_cut(cfg, p[y == 1], p[y == 0]), "auroc": float(roc_auc_score(y, p))}
+    fields["threshold"] = round(row["threshold"], 6)
+    fields["calibration"] = {**fields.get("calibration", {}), **_calibration(cfg, row)}
+    atomic_write_json(fields_path, fields)
+    return fields
+
+
+def _calibration(cfg: VerifierConfig, row: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's calibration fields of a threshold `row` (threshold, shares rejected, margin, AUROC)."""
+    return {
         "data": list(cfg.tune) + list(cfg.tune_photos),
         "max_ecg_rejected": cfg.max_ecg_rejected,
         "min_negatives_rejected": cfg.min_negatives_rejected,
         "cut_rule": cfg.cut_rule,
-        "ecg_rejected": cal["ecg_rejected"],
-        "negatives_rejected": cal["negatives_rejected"],
-        "margin_logit": round(float(logit(pos.min()) - logit(cal["threshold"])), 4),
-        "auroc": float(roc_auc_score(y, p)),
+        "ecg_rejected": row["ecg_rejected"],
+        "negatives_rejected": row["negatives_rejected"],
+        "margin_logit": round(row["margin"], 4),
+        "auroc": row["auroc"],
     }
-    atomic_write_json(fields_path, fields)
-    return fields
 
 
 def _parse_scales(text: str) -> tuple[float, float]:

@@ -224,6 +224,7 @@ def current_device(index: int = 0) -> DeviceInfo:
 
 #: Device nodes an NVIDIA driver creates (desktop / data-centre GPUs; Jetson's integrated GPU).
 DEVICE_NODES = ("/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu/igpu0")
+_UNUSABLE = "an NVIDIA GPU is present"  # how gpu_status's reason starts when the GPU is there but unusable
 
 
 def gpu_status() -> tuple[bool, str | None]:
@@ -238,7 +239,7 @@ def gpu_status() -> tuple[bool, str | None]:
     except Exception as e:  # the driver, the library or the device refused
         if nodes:
             return False, (
-                f"an NVIDIA GPU is present ({nodes[0]}) but the CUDA runtime cannot use it ({e}); a CUDA 12 "
+                f"{_UNUSABLE} ({nodes[0]}) but the CUDA runtime cannot use it ({e}); a CUDA 12 "
                 "driver (JetPack 6, many T4 hosts) needs cuda-python 12: pip install 'edgeecg[gpu]' pins it, "
                 "'edgeecg[gpu-cu13]' is for CUDA 13 drivers"
             )
@@ -253,7 +254,7 @@ def gpu_present() -> bool:
     """True when cuda-python or pycuda is installed and sees at least one GPU (never raises). A GPU that is
     there but cannot be used is said once, in one log line."""
     ok, why = gpu_status()
-    if not ok and why and why.startswith("an NVIDIA GPU is present") and why not in _said:
+    if not ok and why and why.startswith(_UNUSABLE) and why not in _said:
         _said.add(why)
         log.warning("%s", why)
     return ok

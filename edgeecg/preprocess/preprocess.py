@@ -255,22 +255,19 @@ class Preprocessor:
             det = self.detector.detect(img, conf_threshold=0.0)
             timings["detect"] = time.perf_counter() - t0
             confidence = det.confidence if det is not None else 0.0
-            if (
-                (det is None or confidence < cfg.conf_threshold)
-                and self.verifier is not None
-                and FULL_FRAME_CHECK
-            ):
-                # no sheet found: the frame itself may be the page (a scan or render edge to edge, its
-                # edges lost in texture); the ECG check decides on the whole frame
-                det = None
-            elif det is None or confidence < cfg.conf_threshold:
-                reason = f"no ECG found (confidence {confidence:.2f} < {cfg.conf_threshold:.2f})"
-                if debug:
-                    stages["input"] = _draw(
-                        img, det.box if det else None, det.corners if det else None, reason
-                    )
-                timings["total"] = time.perf_counter() - t_start
-                return Prepared(None, None, None, confidence, reason, timings, stages)
+            if det is None or confidence < cfg.conf_threshold:
+                if self.verifier is not None and FULL_FRAME_CHECK:
+                    # no sheet found: the frame itself may be the page (a scan or render edge to edge, its
+                    # edges lost in texture); the ECG check decides on the whole frame
+                    det = None
+                else:
+                    reason = f"no ECG found (confidence {confidence:.2f} < {cfg.conf_threshold:.2f})"
+                    if debug:
+                        stages["input"] = _draw(
+                            img, det.box if det else None, det.corners if det else None, reason
+                        )
+                    timings["total"] = time.perf_counter() - t_start
+                    return Prepared(None, None, None, confidence, reason, timings, stages)
             box = det.box if det is not None else None
         full = np.array([0, 0, w, h], np.float32)
 

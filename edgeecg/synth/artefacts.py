@@ -487,8 +487,8 @@ def weathered(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         lo = rng.uniform(0.45, 0.85) if rng.random() < 0.7 else rng.uniform(1.2, 1.8)
         g = np.clip(255.0 * (np.arange(256) / 255.0) ** lo, 0, 255).astype(np.uint8)
         out = cv2.LUT(out, g)
-        if lo < 1:
-            out = cv2.addWeighted(out, rng.uniform(0.55, 0.9), np.full_like(out, 235), 0.0, 0.0)
+        if lo < 1:  # and paler: less contrast, a lighter floor
+            out = cv2.convertScaleAbs(out, alpha=rng.uniform(0.55, 0.9))
             out = cv2.add(out, np.full_like(out, int(rng.uniform(15, 60))))
     gain = np.ones((H, W), np.float32)
     if rng.random() < 0.6:
