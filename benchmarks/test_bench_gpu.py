@@ -252,7 +252,10 @@ def test_tensorrt_end_to_end(bench, trt_bundle, settings, photo, photo_image, gp
         )
     try:
         pipe = Pipeline.from_bundle(bundle, backend="tensorrt", threads=settings.threads, batch_size=1)
-    except BackendError as err:  # no plan for this GPU: the message names the command that builds one
+    except BackendError as err:
+        if which == "bench":  # its plans were built here a moment ago: not loading them is a bug
+            raise
+        # the shipped bundle carries no plans; the message names the command that builds them for this GPU
         pytest.skip(str(err))
     with pipe:
 

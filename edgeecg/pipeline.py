@@ -280,7 +280,7 @@ class Pipeline:
         variants = manifest["classifier"]["variants"]
         if backend == "auto":
             prec = _pick_precision(variants, precision, "tensorrt")
-            backend = resolve_backend("auto", manifest, _trt_targets(variants[prec], fused), prec)
+            backend = resolve_backend("auto", manifest, _trt_targets(variants[prec], fused), prec, bundle)
         else:
             resolve_backend(backend, manifest, [], "")  # validates the name
         precision = _pick_precision(variants, precision, backend)
@@ -300,12 +300,20 @@ class Pipeline:
         runners: list[Runner] = []
         fused_outputs = None
         if backend == "tensorrt":
-            from edgeecg.backends.tensorrt import TensorRTRunner, select_plan  # noqa: PLC0415
+            from edgeecg.backends.tensorrt import TensorRTRunner, plan_max_batch, select_plan  # noqa: PLC0415
 
             for target in _trt_targets(variant, use_fused):
                 entry = select_plan(manifest, target, precision, bundle_dir=bundle)
                 files.append(entry["file"])
                 runners.append(TensorRTRunner(bundle / entry["file"], name=target, cuda_graph=cuda_graph))
+                if batch_size > plan_max_batch(entry):  # the plan's profile bounds the classifier's batch
+                    log.info(
+                        "batch size %d -> %d: the largest %s's plan takes",
+                        batch_size,
+                        plan_max_batch(entry),
+                        target,
+                    )
+                    batch_size = plan_max_batch(entry)
         elif backend == "torch":
             from edgeecg.backends.torch import TorchRunner  # noqa: PLC0415
 
@@ -585,16 +593,21 @@ def _detector_runner(
     """The detector's runner: its TensorRT plan under the tensorrt backend when the bundle has one, else ORT."""
     section = manifest["detector"]
     if backend == "tensorrt":
-        from edgeecg.backends.tensorrt import TensorRTRunner, select_plan  # noqa: PLC0415
+        from edgeecg.backends.tensorrt import TensorRTRunner, plan_problem, select_plan  # noqa: PLC0415
 
         for prec in dict.fromkeys((precision, "fp16", "fp32")):
             try:
                 entry = select_plan(manifest, "detector", prec, bundle_dir=bundle)
             except BackendError:
                 continue
+            problem = plan_problem(bundle / entry["file"])
+            if problem:
+                log.warning("detector in ONNX Runtime: %s", problem)
+                break
             files.append(entry["file"])
             return TensorRTRunner(bundle / entry["file"], name="detector")
-        log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
+        else:
+            log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
     files.append(section["file"])
     return runner_class("onnxruntime")(
         bundle / section["file"], threads=threads, name="detector", session_config=ort_session_config(section)

@@ -35,7 +35,7 @@ from edgeecg.bundle import (
     write_manifest,
 )
 from edgeecg.errors import BackendError, MissingExtraError, UsageError
-from edgeecg.export.parity import PARITY_SAMPLES, auroc_verdict
+from edgeecg.export.parity import PARITY_SAMPLES, auroc_verdict, check_detector_parity
 
 log = logging.getLogger(__name__)
 
@@ -604,7 +604,7 @@ def build_engines(
     """
     from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
     from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
-    from edgeecg.export.tensorrt_build import PlanExecutor, build_plan, detect_target  # noqa: PLC0415
+    from edgeecg.export.tensorrt_build import build_plan, detect_target, run_plan  # noqa: PLC0415
     from edgeecg.pipeline import ort_session_config  # noqa: PLC0415
 
     clf = manifest["classifier"]
@@ -642,7 +642,7 @@ def build_engines(
             cfg.timing_cache,
             target,
         )
-        out = PlanExecutor(bundle_dir / plan_rel).run(batch)
+        out = run_plan(bundle_dir / plan_rel, batch, max(cfg.batch_sizes))
         if use_fused:
             got = out[OUTPUTS["mean"]].astype(np.float64)
             ref = _ort_run(bundle_dir / ref_variant["fused"]["file"], batch, ref_config)[OUTPUTS["mean"]]
@@ -690,10 +690,11 @@ def build_engines(
                 src.unlink(missing_ok=True)
         h, w = det["input_size"]
         x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)  # detector takes 0..1 RGB
-        got = PlanExecutor(bundle_dir / plan_rel).run(x)
+        got = run_plan(bundle_dir / plan_rel, x, 1)
         want = _ort_run(bundle_dir / det["file"], x, ort_session_config(det))
         diff = max(float(np.abs(got[k] - want[k]).max()) for k in got)
         progress(f"    parity vs ONNX Runtime: max abs output diff {diff:.2e}")
+        check_detector_parity(diff, want, f"TensorRT plan {plan_rel}")
         new.append(
             file_entry(
                 bundle_dir,
@@ -705,13 +706,14 @@ def build_engines(
                 **info,
             )
         )
-    keys = {(e["target"], e["gpu"], e["compute_capability"], e["tensorrt"], e["precision"]) for e in new}
-    kept = [
-        e
-        for e in manifest.get("engines", [])
-        if (e["target"], e["gpu"], e["compute_capability"], e["tensorrt"], e["precision"]) not in keys
-    ]
-    manifest["engines"] = kept + new
+    keys = {_plan_key(e) for e in new}
+    manifest["engines"] = [e for e in manifest.get("engines", []) if _plan_key(e) not in keys] + new
+
+
+def _plan_key(e: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two plan entries the same plan: a rebuild replaces, other machines' plans stay."""
+    fields = ("target", "gpu", "compute_capability", "sm_count", "tensorrt", "precision")
+    return tuple(e.get(k) for k in fields)
 
 
 def _dequantized_copy(src: Path, dst: Path) -> Path:

@@ -210,3 +210,18 @@ def sample_set(
     if not images:
         raise UsageError(f"{csv_path} lists no images")
     return to_model_input(images, input_cfg), np.asarray(labels, np.int64)
+
+
+#: Largest detector output change a plan may show against ONNX Runtime, relative to the outputs' range: the
+#: detector runs in FP32, so anything beyond kernel-order rounding is a broken plan.
+DETECTOR_PARITY_REL = 1e-2
+
+
+def check_detector_parity(diff: float, reference: dict[str, np.ndarray], what: str) -> None:
+    """Raise EdgeECGError when the detector plan's outputs stray beyond DETECTOR_PARITY_REL of their range."""
+    scale = max(1.0, max(float(np.abs(v).max()) for v in reference.values()))
+    if diff > DETECTOR_PARITY_REL * scale:
+        raise EdgeECGError(
+            f"{what} differs from ONNX Runtime by {diff:.3g} (allowed {DETECTOR_PARITY_REL * scale:.3g}); "
+            "the plan is not written into the manifest"
+        )

@@ -4,8 +4,8 @@ TensorRT 11 removed `BuilderFlag.FP16` (and per-layer precision constraints); a 
 every tensor's type from the ONNX instead, so the mixed FP16 ONNX of `edgeecg.export.fp16` decides the
 precision (FP32 islands included). The same code builds on TensorRT 10.x (JetPack 6 ships 10.3).
 
-Plans and timing caches are only valid on the GPU model and TensorRT version that built them, so both are
-keyed by GPU name, compute capability and TensorRT version (DESIGN.md section 6).
+Plans and timing caches are only valid on the GPU model and TensorRT build that made them, so both are keyed
+by GPU name, compute capability, SM count and the full TensorRT version (docs/bundle.md).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from edgeecg._lazy import require
-from edgeecg.errors import BackendError, EdgeECGError
+from edgeecg.backends.tensorrt import trt_logger
+from edgeecg.errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -32,83 +31,42 @@ DEFAULT_WORKSPACE_MB = 1024
 
 @dataclass(frozen=True)
 class TrtTarget:
-    """The GPU and TensorRT version a plan is built for (a plan is valid only there)."""
+    """The GPU and TensorRT build a plan is made for (a plan is valid only there)."""
 
     gpu: str
     compute_capability: str
     tensorrt: str
+    sm_count: int = 0
+    board: str = ""
 
     @property
     def key(self) -> str:
-        """A file-name-safe key, e.g. 'tesla-t4-sm75-trt10.3.0'."""
+        """A file-name-safe key, e.g. 'tesla-t4-sm75-40sms-trt10.3.0.30'. It holds the SM count because AGX
+        Orin, Orin NX and Orin Nano all report "Orin" 8.7, and a plan built on one fails on another."""
         slug = re.sub(r"[^a-z0-9]+", "-", self.gpu.lower()).strip("-")
-        return f"{slug}-sm{self.compute_capability.replace('.', '')}-trt{self.tensorrt}"
+        return f"{slug}-sm{self.compute_capability.replace('.', '')}-{self.sm_count}sms-trt{self.tensorrt}"
 
-
-def _gpu_from_torch() -> tuple[str, str] | None:
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    major, minor = torch.cuda.get_device_capability(0)
-    return torch.cuda.get_device_name(0), f"{major}.{minor}"
-
-
-def _gpu_from_cuda_python() -> tuple[str, str] | None:
-    try:
-        from cuda.bindings import runtime as cudart  # noqa: PLC0415
-    except ImportError:
-        try:
-            from cuda import cudart  # noqa: PLC0415  (cuda-python < 12.6)
-        except ImportError:
-            return None
-    err, prop = cudart.cudaGetDeviceProperties(0)
-    if int(err) != 0:
-        return None
-    name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
-    return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
-
-
-def _gpu_from_nvidia_smi() -> tuple[str, str] | None:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    first = out.strip().splitlines()[0] if out.strip() else ""
-    parts = [p.strip() for p in first.split(",")]
-    return (parts[0], parts[1]) if len(parts) == 2 else None
+    def as_entry(self) -> dict[str, Any]:
+        """The manifest fields a plan is matched by (and the board, for people)."""
+        d = {"gpu": self.gpu, "compute_capability": self.compute_capability, "sm_count": self.sm_count}
+        return {**d, "tensorrt": self.tensorrt, **({"board": self.board} if self.board else {})}
 
 
 def detect_target() -> TrtTarget:
-    """The local GPU and TensorRT version.
+    """The local GPU and TensorRT build, described exactly as the runtime matches plans against them.
 
     Raises:
-        MissingExtraError: tensorrt is not installed.
-        BackendError: no NVIDIA GPU is visible.
+        MissingExtraError: tensorrt or cuda-python is not installed (the gpu extra).
+        BackendError: no NVIDIA GPU is usable.
     """
-    trt = require("tensorrt")
-    try:  # the runtime matches plans against exactly this description, so ask it first
-        from edgeecg.backends.cuda import current_device  # noqa: PLC0415
+    require("tensorrt")
+    from edgeecg.backends.cuda import current_device, gpu_status  # noqa: PLC0415  (needs the gpu extra)
 
-        dev = current_device()
-        return TrtTarget(gpu=dev.name, compute_capability=dev.compute_capability, tensorrt=dev.tensorrt)
-    except (ImportError, EdgeECGError) as err:
-        log.debug("edgeecg.backends.cuda cannot describe the GPU (%s); trying torch / cuda-python", err)
-    gpu = _gpu_from_torch() or _gpu_from_cuda_python() or _gpu_from_nvidia_smi()
-    if gpu is None:
-        raise BackendError("no NVIDIA GPU visible (TensorRT plans are built on the GPU that will run them)")
-    return TrtTarget(gpu=gpu[0], compute_capability=gpu[1], tensorrt=str(trt.__version__))
+    ok, why = gpu_status()
+    if not ok:
+        raise BackendError(why or "no NVIDIA GPU here")
+    dev = current_device()
+    return TrtTarget(dev.name, dev.compute_capability, dev.tensorrt, dev.sm_count, dev.board)
 
 
 def default_cache_dir() -> Path:
@@ -120,11 +78,14 @@ def default_cache_dir() -> Path:
 
 
 def profile_shapes(batch_sizes: list[int]) -> tuple[int, int, int]:
-    """(min, opt, max) batch for one optimisation profile: smallest, median, largest of the requested sizes."""
+    """(min, opt, max) batch for one optimisation profile: 1, the median and the largest requested size.
+
+    The minimum is always 1, so the remainder of a batch (3 images with --batch-sizes 4,8) still runs.
+    """
     sizes = sorted({int(b) for b in batch_sizes})
     if not sizes or sizes[0] < 1:
         raise BackendError(f"batch sizes must be positive integers, got {batch_sizes}")
-    return sizes[0], sizes[len(sizes) // 2], sizes[-1]
+    return 1, sizes[len(sizes) // 2], sizes[-1]
 
 
 def input_profile(
@@ -162,7 +123,7 @@ def build_plan(
         onnx_path: the ONNX model (its tensor types decide the precision: use the mixed FP16 ONNX for FP16).
         plan_path: where the serialised plan goes.
         batch_sizes: batch sizes the plan must run; inputs with a dynamic batch axis get one profile
-            (min, opt, max) = (smallest, median, largest). Fixed-batch inputs keep their shape.
+            (min, opt, max) = (1, median, largest). Fixed-batch inputs keep their shape.
         workspace_mb: workspace memory pool limit in MiB.
         cache_dir: directory of persistent timing caches (default `default_cache_dir()`).
         target: the local GPU/TensorRT (detected when None).
@@ -171,7 +132,8 @@ def build_plan(
         stride: the smallest height/width step of such an input.
 
     Returns:
-        {"gpu", "compute_capability", "tensorrt", "batch_sizes", "build_s", "timing_cache"}.
+        {"gpu", "compute_capability", "sm_count", "tensorrt", ["board",] "batch_sizes", "build_s",
+        "timing_cache"}.
 
     Raises:
         BackendError: parsing or building failed (TensorRT's first errors are in the message).
@@ -179,7 +141,7 @@ def build_plan(
     trt = require("tensorrt")
     target = target or detect_target()
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = trt_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
@@ -213,8 +175,7 @@ def build_plan(
 
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     cache_file = cache_dir / f"timing-{target.key}.cache"
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    use_timing_cache(config, cache_file)
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -226,75 +187,66 @@ def build_plan(
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     plan_path.write_bytes(bytes(serialized))
 
-    # Persist the (grown) timing cache atomically, so concurrent builds never read half a file.
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    os.replace(tmp, cache_file)
-    log.info("built %s in %.1f s (timing cache %s)", plan_path.name, build_s, cache_file)
+    saved = save_timing_cache(config, cache_file)
+    log.info(
+        "built %s in %.1f s (timing cache %s)", plan_path.name, build_s, cache_file if saved else "not saved"
+    )
     return {
-        "gpu": target.gpu,
-        "compute_capability": target.compute_capability,
-        "tensorrt": target.tensorrt,
+        **target.as_entry(),
         "batch_sizes": built_sizes,
         "build_s": round(build_s, 2),
-        "timing_cache": cache_file.name,
+        "timing_cache": cache_file.name if saved else None,
     }
 
 
-class PlanExecutor:
-    """Runs a plan for parity checks, with device buffers from torch (the export extra has torch).
+def use_timing_cache(config: Any, cache_file: Path) -> None:
+    """Give the builder the timing cache in `cache_file`, or an empty one when there is none or TensorRT
+    refuses it (set_timing_cache returns False when the cache's device or version differs)."""
+    data = b""
+    if cache_file.is_file():
+        try:
+            data = cache_file.read_bytes()
+        except OSError as err:
+            log.warning("timing cache %s unreadable (%s): starting an empty one", cache_file, err.strerror)
+    cache = config.create_timing_cache(data)
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return
+    if data:
+        log.warning("timing cache %s does not fit this GPU/TensorRT: starting an empty one", cache_file.name)
+        cache = config.create_timing_cache(b"")
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return
+    log.warning("TensorRT took no timing cache: this build times every layer afresh")
 
-    Args:
-        plan_path: the serialised plan.
-    """
 
-    def __init__(self, plan_path: str | Path) -> None:
-        trt = require("tensorrt")
-        torch = require("torch")
-        if not torch.cuda.is_available():
-            raise BackendError("running a TensorRT plan needs a CUDA-enabled torch for parity checks")
-        self._trt, self._torch = trt, torch
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = self._runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())
-        if self.engine is None:
-            raise BackendError(
-                f"TensorRT cannot deserialise {Path(plan_path).name} (built for another GPU/TRT?)"
-            )
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if n not in self.inputs]
-        first = self.inputs[0]
-        batch = int(self.engine.get_tensor_shape(first)[0])
-        if batch < 0:  # dynamic batch: the profile's max shape bounds it
-            batch = int(self.engine.get_tensor_profile_shape(first, 0)[2][0])
-        self.max_batch = max(1, batch)
+def save_timing_cache(config: Any, cache_file: Path) -> bool:
+    """Persist the builder's (grown) timing cache atomically, so concurrent builds never read half a file.
+    False, with one warning, when TensorRT has none to give or cannot serialise it: the plan is still good."""
+    try:
+        cache = config.get_timing_cache()
+        data = cache.serialize() if cache is not None else None
+    except Exception as err:  # TensorRT raises its own types; the plan is already written
+        log.warning("timing cache not saved: %s", err)
+        return False
+    if data is None:
+        log.warning("timing cache not saved: TensorRT returned none")
+        return False
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(bytes(data))
+    os.replace(tmp, cache_file)
+    return True
 
-    def _torch_dtype(self, name: str) -> Any:
-        np_dtype = np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))
-        return {np.dtype(np.float32): self._torch.float32, np.dtype(np.float16): self._torch.float16}.get(
-            np_dtype, self._torch.float32
-        )
 
-    def _run_chunk(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self._torch
-        name = self.inputs[0]
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to("cuda", self._torch_dtype(name))
-        self.context.set_input_shape(name, tuple(x.shape))
-        self.context.set_tensor_address(name, x.data_ptr())
-        outs = {}
-        for out in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(out))
-            outs[out] = torch.empty(shape, dtype=self._torch_dtype(out), device="cuda")
-            self.context.set_tensor_address(out, outs[out].data_ptr())
-        stream = torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise BackendError("TensorRT execute_async_v3 failed")
-        stream.synchronize()
-        return {k: v.float().cpu().numpy() for k, v in outs.items()}
+def run_plan(plan_path: str | Path, batch: np.ndarray, max_batch: int) -> dict[str, np.ndarray]:
+    """Run a float32 NCHW batch of any size through a plan with the runtime's own cuda-python runner (so
+    building and checking plans needs no torch), in chunks of at most `max_batch`; outputs as float32."""
+    from edgeecg.backends.tensorrt import TensorRTRunner  # noqa: PLC0415  (needs the gpu extra)
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run a float32 NCHW batch of any size (split into chunks the plan accepts); outputs as float32."""
-        parts = [self._run_chunk(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
-        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in self.outputs}
+    parts = []
+    with TensorRTRunner(plan_path, name=Path(plan_path).name, max_batch=max_batch) as runner:
+        dtype = runner.inputs[0].dtype
+        for i in range(0, len(batch), max_batch):
+            out = runner.infer(np.ascontiguousarray(batch[i : i + max_batch], dtype=dtype))
+            parts.append({k: v.astype(np.float32) for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}

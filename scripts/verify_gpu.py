@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Verify edgeecg's TensorRT path on this GPU (T4, Jetson, ...): build plans, check parity, time them.
 
+For the default bundle and a bug report, `edgeecg-selfcheck` is the command; this script adds a random demo
+bundle at 256x512 and per-plan latency by batch size.
+
     python scripts/verify_gpu.py                      # a tiny random demo bundle, built here
     python scripts/verify_gpu.py --bundle BUNDLE      # plans for a real bundle (written to a copy)
 
@@ -83,28 +86,27 @@ def demo_bundle(work: Path, folds: int) -> Path:
 
 def latency(plan: Path, onnx: Path, shape: tuple[int, ...], sizes: list[int], reps: int = 20) -> list[str]:
     """Median latency of a plan (TensorRT) and its ONNX (ONNX Runtime CPU) per batch size."""
+    from edgeecg.backends.tensorrt import TensorRTRunner
     from edgeecg.export.onnx_export import ort_run
-    from edgeecg.export.tensorrt_build import PlanExecutor
 
-    ex = PlanExecutor(plan)
     rows = []
-    for b in sizes:
-        if b > ex.max_batch:
-            continue
-        x = np.random.default_rng(0).standard_normal((b, *shape[1:])).astype(np.float32)
-        ex.run(x)  # warm up
-        times = []
-        for _ in range(reps):
+    with TensorRTRunner(plan, max_batch=max(sizes)) as runner:
+        dtype = runner.inputs[0].dtype
+        for b in sizes:
+            x = np.random.default_rng(0).standard_normal((b, *shape[1:])).astype(dtype)
+            runner.infer(x)  # warm up
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                runner.infer(x)
+                times.append(time.perf_counter() - t)
             t = time.perf_counter()
-            ex.run(x)
-            times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        ort_run(onnx, x)
-        cpu = time.perf_counter() - t
-        rows.append(
-            f"    batch {b}: TensorRT {1e3 * float(np.median(times)):.2f} ms (incl. copies), "
-            f"ONNX Runtime CPU {1e3 * cpu:.1f} ms"
-        )
+            ort_run(onnx, x.astype(np.float32))
+            cpu = time.perf_counter() - t
+            rows.append(
+                f"    batch {b}: TensorRT {1e3 * float(np.median(times)):.2f} ms (incl. copies), "
+                f"ONNX Runtime CPU {1e3 * cpu:.1f} ms"
+            )
     return rows
 
 

@@ -6,6 +6,7 @@ Backend modules are imported only when chosen, so a missing extra (tensorrt, tor
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from edgeecg.errors import UsageError
 
@@ -25,7 +26,9 @@ def runner_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def resolve_backend(name: str, manifest: dict, targets: list[str], precision: str) -> str:
+def resolve_backend(
+    name: str, manifest: dict, targets: list[str], precision: str, bundle_dir: str | Path | None = None
+) -> str:
     """Turn `auto` into a concrete backend: TensorRT when it, a GPU and plans for all `targets` exist, else
     ONNX Runtime. Any other name is checked and returned as is.
 
@@ -34,10 +37,11 @@ def resolve_backend(name: str, manifest: dict, targets: list[str], precision: st
         manifest: the bundle manifest (its "engines" list is searched for plans).
         targets: the plan targets the pipeline needs ("fused" or "member:K", ...).
         precision: the classifier precision the plans must have.
+        bundle_dir: where the plans are; given, `auto` also checks that they deserialise here.
     """
     if name != "auto":
         runner_class(name)  # raises UsageError for an unknown name
         return name
     from edgeecg.backends.tensorrt import tensorrt_usable  # noqa: PLC0415  (lazy: keeps import light)
 
-    return "tensorrt" if tensorrt_usable(manifest, targets, precision) else "onnxruntime"
+    return "tensorrt" if tensorrt_usable(manifest, targets, precision, bundle_dir) else "onnxruntime"

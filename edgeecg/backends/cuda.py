@@ -23,11 +23,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """The GPU a plan must match: name, compute capability ("8.7") and the TensorRT version."""
+    """The GPU a plan must match: name, compute capability ("8.7"), number of SMs and the full TensorRT version
+    ("10.3.0.30": TensorRT needs major, minor, patch and build to match). `board` is the Jetson module's
+    device-tree model ("" elsewhere), recorded for people: the SM count already tells AGX Orin (16), Orin NX
+    (8) and Orin Nano 4 GB (4) apart, which all report "Orin", 8.7."""
 
     name: str
     compute_capability: str
     tensorrt: str
+    sm_count: int = 0
+    board: str = ""
 
     @property
     def sm(self) -> str:
@@ -63,14 +68,20 @@ class CudaPython:
     def device_count(self) -> int:
         return int(self._check(self.rt.cudaGetDeviceCount()))
 
-    def device(self, index: int = 0) -> tuple[str, str]:
-        """(name, compute capability) of GPU `index`."""
+    def device(self, index: int = 0) -> tuple[str, str, int]:
+        """(name, compute capability, SM count) of GPU `index`."""
         prop = self._check(self.rt.cudaGetDeviceProperties(index))
         name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
-        return name.split("\x00")[0].strip(), f"{prop.major}.{prop.minor}"
+        return name.split("\x00")[0].strip(), f"{prop.major}.{prop.minor}", int(prop.multiProcessorCount)
 
     def set_device(self, index: int) -> None:
         self._check(self.rt.cudaSetDevice(index))
+
+    def versions(self) -> tuple[int, int]:
+        """(driver, runtime) CUDA versions as CUDA encodes them (12020 = 12.2)."""
+        return int(self._check(self.rt.cudaDriverGetVersion())), int(
+            self._check(self.rt.cudaRuntimeGetVersion())
+        )
 
     def malloc(self, nbytes: int) -> int:
         return int(self._check(self.rt.cudaMalloc(max(nbytes, 1))))
@@ -88,8 +99,8 @@ class CudaPython:
         return self._check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking))
 
     def stream_handle(self, stream: Any) -> int:
-        """The raw handle execute_async_v3 takes."""
-        return int(stream)
+        """The raw handle execute_async_v3 takes (`int(stream)` is deprecated in cuda-bindings 13)."""
+        return int(stream.getPtr()) if hasattr(stream, "getPtr") else int(stream)
 
     def stream_destroy(self, stream: Any) -> None:
         self._check(self.rt.cudaStreamDestroy(stream))
@@ -113,7 +124,11 @@ class CudaPython:
     def end_capture(self, stream: Any) -> tuple[Any, Any]:
         """(graph, executable graph) of the capture on `stream`."""
         graph = self._check(self.rt.cudaStreamEndCapture(stream))
-        exec_ = self._check(self.rt.cudaGraphInstantiate(graph, 0))
+        try:
+            exec_ = self._check(self.rt.cudaGraphInstantiate(graph, 0))
+        except BackendError:
+            self.rt.cudaGraphDestroy(graph)  # nothing else holds it
+            raise
         return graph, exec_
 
     def graph_launch(self, exec_: Any, stream: Any) -> None:
@@ -138,10 +153,11 @@ class PyCuda:
     def device_count(self) -> int:
         return int(self.drv.Device.count())
 
-    def device(self, index: int = 0) -> tuple[str, str]:
+    def device(self, index: int = 0) -> tuple[str, str, int]:
         dev = self.drv.Device(index)
         major, minor = dev.compute_capability()
-        return dev.name().strip(), f"{major}.{minor}"
+        sms = dev.get_attribute(self.drv.device_attribute.MULTIPROCESSOR_COUNT)
+        return dev.name().strip(), f"{major}.{minor}", int(sms)
 
     def set_device(self, index: int) -> None:
         if self._ctx is None:
@@ -212,14 +228,27 @@ def host_array(ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return raw[:nbytes].view(dtype).reshape(shape)  # [nbytes] bytes -> shape
 
 
+#: Where a Jetson names its module ("NVIDIA Jetson AGX Orin Developer Kit").
+DEVICE_TREE_MODEL = "/proc/device-tree/model"
+
+
+def board_model(path: str = DEVICE_TREE_MODEL) -> str:
+    """The device-tree model of a Jetson, "" elsewhere."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace").strip("\x00 \n")
+    except OSError:
+        return ""
+
+
 def current_device(index: int = 0) -> DeviceInfo:
     """The GPU at `index` and the installed TensorRT version (needs the gpu extra and a GPU)."""
     trt = require("tensorrt")
     api = cuda_api()
     if api.device_count() <= index:
         raise BackendError(f"no NVIDIA GPU {index} found")
-    name, cc = api.device(index)
-    return DeviceInfo(name=name, compute_capability=cc, tensorrt=str(trt.__version__))
+    name, cc, sms = api.device(index)
+    return DeviceInfo(name, cc, str(trt.__version__), sm_count=sms, board=board_model())
 
 
 #: Device nodes an NVIDIA driver creates (desktop / data-centre GPUs; Jetson's integrated GPU).
@@ -245,6 +274,24 @@ def gpu_status() -> tuple[bool, str | None]:
             )
         return False, "no NVIDIA GPU here"
     return (count > 0), (None if count > 0 else "the CUDA runtime sees no GPU")
+
+
+def _cuda_version(v: int) -> str:
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def cuda_versions() -> dict[str, str | None]:
+    """{"driver", "runtime"}: the CUDA versions the driver supports and cuda-python links, e.g. "12.2" and
+    "13.0" (the pair that explains cudaErrorInsufficientDriver); None where unknown. Never raises."""
+    try:
+        api = cuda_api()
+        driver, runtime = api.versions() if hasattr(api, "versions") else (0, 0)
+    except Exception:  # no bindings, or a driver too old to answer
+        return {"driver": None, "runtime": None}
+    return {
+        "driver": _cuda_version(driver) if driver else None,
+        "runtime": _cuda_version(runtime) if runtime else None,
+    }
 
 
 _said: set[str] = set()

@@ -1,8 +1,9 @@
 """TensorRT runner (TensorRT 10/11 Python API) and plan selection from the bundle manifest.
 
-A plan is only valid on the GPU model, compute capability and TensorRT version it was built with, so the
-manifest keys every plan by those (DESIGN.md sections 3 and 6) and `select_plan` picks the one that fits
-this machine, or says which build command makes one. The runner deserialises the plan, allocates device
+A plan is only valid on the GPU model, compute capability, SM count and exact TensorRT build it was made
+with, so the manifest keys every plan by those (docs/bundle.md) and `select_plan` picks the one that fits
+this machine, or says which build command makes one; `tensorrt_usable` also deserialises the chosen plans,
+the only compatibility check TensorRT has, so `auto` falls back to ONNX Runtime instead of failing. The runner deserialises the plan, allocates device
 buffers for the largest shape of the optimisation profile plus pinned host buffers, and runs
 `execute_async_v3` on its own CUDA stream; at batch 1 it can replay a captured CUDA graph.
 """
@@ -28,19 +29,36 @@ def _norm_gpu(name: str) -> str:
     return " ".join(str(name).lower().replace("nvidia ", "").split())
 
 
-def _trt_release(version: str) -> tuple[str, ...]:
-    """The part of a TensorRT version a plan depends on: major.minor.patch ("10.3.0.30" -> 10, 3, 0)."""
-    return tuple(str(version).split(".")[:3])
+def _trt_version(version: str) -> tuple[str, ...]:
+    """The whole TensorRT version a plan depends on: plans and timing caches need major, minor, patch *and*
+    build to match ("10.3.0.30" -> 10, 3, 0, 30)."""
+    return tuple(p for p in str(version).strip().split(".") if p)
 
 
 def plan_matches(entry: dict[str, Any], device: DeviceInfo, target: str, precision: str) -> bool:
-    """True when the manifest's engine `entry` was built for `target`/`precision` on this `device`."""
+    """True when the manifest's engine `entry` was built for `target`/`precision` on this `device`: same GPU
+    model, compute capability, SM count and full TensorRT version."""
     return (
         entry.get("target") == target
         and entry.get("precision") == precision
         and _norm_gpu(entry.get("gpu", "")) == _norm_gpu(device.name)
         and str(entry.get("compute_capability")) == device.compute_capability
-        and _trt_release(entry.get("tensorrt", "")) == _trt_release(device.tensorrt)
+        and int(entry.get("sm_count") or 0) == device.sm_count
+        and _trt_version(entry.get("tensorrt", "")) == _trt_version(device.tensorrt)
+    )
+
+
+def describe(device: DeviceInfo) -> str:
+    """'Orin (sm_87, 8 SMs, TensorRT 10.3.0.30)': how messages name a plan's machine."""
+    return f"{device.name} ({device.sm}, {device.sm_count} SMs, TensorRT {device.tensorrt})"
+
+
+def _entry_device(e: dict[str, Any]) -> DeviceInfo:
+    return DeviceInfo(
+        str(e.get("gpu")),
+        str(e.get("compute_capability", "")),
+        str(e.get("tensorrt")),
+        int(e.get("sm_count") or 0),
     )
 
 
@@ -71,36 +89,69 @@ def select_plan(
         if plan_matches(entry, device, target, precision):
             return entry
     where = bundle_dir if bundle_dir is not None else "DIR"
-    built = sorted(
-        {
-            f"{e.get('gpu')} sm_{str(e.get('compute_capability', '')).replace('.', '')} "
-            f"TensorRT {e.get('tensorrt')}"
-            for e in manifest.get("engines") or []
-        }
-    )
+    built = sorted({describe(_entry_device(e)) for e in manifest.get("engines") or []})
     have = f" (it has plans for: {'; '.join(built)})" if built else ""
-    trt_mm = ".".join(str(device.tensorrt).split(".")[:2])
     raise BackendError(
-        f"no TensorRT plan for {device.name} ({device.sm}, TensorRT {trt_mm}) in this bundle{have}; "
+        f"no TensorRT plan for {describe(device)} in this bundle{have}; "
         f"build one with: edgeecg-export --engines --bundle {where}"
     )
 
 
-def tensorrt_usable(manifest: dict[str, Any], targets: list[str], precision: str) -> bool:
-    """True when TensorRT, cuda bindings and a GPU are present and the bundle has a plan for every target.
+_LOGGER: Any = None
 
-    Never raises: `auto` backend selection uses it to fall back to ONNX Runtime.
+
+def trt_logger(trt: Any) -> Any:
+    """The process's one TensorRT logger (TensorRT keeps the first and warns about every further one)."""
+    global _LOGGER  # noqa: PLW0603
+    if _LOGGER is None:
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    return _LOGGER
+
+
+def plan_problem(path: str | Path) -> str | None:
+    """None when this machine's TensorRT deserialises the plan at `path`, else why not (one line).
+
+    TensorRT has no compatibility check short of deserialising: a plan from another TensorRT build or GPU
+    gives a null engine.
+    """
+    trt = require("tensorrt")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return f"cannot read {path}: {err.strerror}"
+    engine = trt.Runtime(trt_logger(trt)).deserialize_cuda_engine(data)
+    if engine is None:
+        return f"TensorRT {trt.__version__} cannot load {Path(path).name} (built for another GPU or TensorRT build)"
+    del engine
+    return None
+
+
+def tensorrt_usable(
+    manifest: dict[str, Any], targets: list[str], precision: str, bundle_dir: str | Path | None = None
+) -> bool:
+    """True when TensorRT, cuda bindings and a GPU are present, the bundle has a plan for every target and,
+    given `bundle_dir`, every such plan deserialises here.
+
+    Never raises: `auto` backend selection uses it to fall back to ONNX Runtime, and says why in one line.
     """
     if not available("tensorrt") or not gpu_present():
         return False
     try:
         device = current_device()
         for t in targets:
-            select_plan(manifest, t, precision, device)
+            entry = select_plan(manifest, t, precision, device)
+            problem = plan_problem(Path(bundle_dir) / entry["file"]) if bundle_dir is not None else None
+            if problem:
+                raise BackendError(problem)
     except Exception as err:  # any reason TensorRT cannot run here means "use ONNX Runtime"
-        log.info("TensorRT not used: %s", err)
+        log.warning("TensorRT not used, ONNX Runtime instead: %s", err)
         return False
     return True
+
+
+def plan_max_batch(entry: dict[str, Any]) -> int:
+    """The largest batch a plan's optimisation profile takes (its manifest entry's batch sizes)."""
+    return max(int(b) for b in entry.get("batch_sizes") or [1])
 
 
 # -- runner --------------------------------------------------------------------------------------
@@ -147,19 +198,21 @@ class TensorRTRunner(Runner):
         api = cuda_api()
         api.set_device(self.device)
         self.api = api
-        self._logger = trt.Logger(trt.Logger.WARNING)
         try:
             plan = self.path.read_bytes()
         except OSError as err:
             raise BackendError(f"cannot read TensorRT plan {self.path}: {err.strerror}") from None
-        runtime = trt.Runtime(self._logger)
+        runtime = trt.Runtime(trt_logger(trt))
         engine = runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise BackendError(
-                f"TensorRT {trt.__version__} cannot load {self.path}: built for another GPU or TensorRT version"
+                f"TensorRT {trt.__version__} cannot load {self.path}: built for another GPU or TensorRT build"
             )
         self._runtime, self.engine = runtime, engine
         self.context = engine.create_execution_context()
+        if self.context is None:
+            self.engine = self._runtime = None
+            raise BackendError(f"{self.name}: TensorRT could not create an execution context (GPU memory?)")
         self.stream = api.stream_create()
         try:
             self._allocate(trt)
@@ -180,7 +233,8 @@ class TensorRTRunner(Runner):
                     shape = tuple(int(d) for d in engine.get_tensor_profile_shape(name, 0)[2])
                     if self.max_batch and shape[0] > self.max_batch:
                         shape = (self.max_batch, *shape[1:])
-                ctx.set_input_shape(name, shape)
+                if not ctx.set_input_shape(name, shape):
+                    raise BackendError(f"{self.name}: TensorRT rejected input shape {shape} for '{name}'")
                 self._shapes[name] = shape
             else:
                 self._specs_out.append(spec)
@@ -270,8 +324,9 @@ class TensorRTRunner(Runner):
             api.synchronize(stream)
             api.begin_capture(stream)
             ok = self.context.execute_async_v3(api.stream_handle(stream))
-            self._graph = api.end_capture(stream)
-            self._graph_shapes = shapes
+            graph = api.end_capture(stream)
             if not ok:
+                api.graph_destroy(*graph)
                 raise BackendError(f"{self.name}: TensorRT execute_async_v3 failed during graph capture")
+            self._graph, self._graph_shapes = graph, shapes
         api.graph_launch(self._graph[1], stream)

@@ -17,8 +17,8 @@ from edgeecg.errors import BackendError, MissingExtraError
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BUNDLE = FIXTURES / "bundle_tiny"
 
-T4 = DeviceInfo("Tesla T4", "7.5", "10.3.0.26")
-ORIN = DeviceInfo("Orin", "8.7", "10.3.0")
+T4 = DeviceInfo("Tesla T4", "7.5", "10.3.0.26", sm_count=40)
+ORIN = DeviceInfo("Orin", "8.7", "10.3.0.30", sm_count=16, board="NVIDIA Jetson AGX Orin Developer Kit")
 
 
 def engine(**kw) -> dict:
@@ -28,7 +28,8 @@ def engine(**kw) -> dict:
         "target": "fused",
         "gpu": "Tesla T4",
         "compute_capability": "7.5",
-        "tensorrt": "10.3.0",
+        "sm_count": 40,
+        "tensorrt": "10.3.0.26",
         "precision": "fp16",
         "batch_sizes": [1, 8],
     }
@@ -39,7 +40,7 @@ def test_select_plan_picks_the_matching_key():
     manifest = {
         "engines": [
             engine(file="a.plan", precision="fp32"),
-            engine(file="b.plan", gpu="Orin", compute_capability="8.7"),
+            engine(file="b.plan", gpu="Orin", compute_capability="8.7", sm_count=16, tensorrt="10.3.0.30"),
             engine(file="c.plan"),
             engine(file="d.plan", target="member:0"),
         ]
@@ -57,8 +58,12 @@ def test_gpu_name_match_ignores_case_and_vendor_prefix():
 @pytest.mark.parametrize(
     "change",
     [
-        {"tensorrt": "10.4.0"},
-        {"tensorrt": "11.0.0"},
+        {"tensorrt": "10.4.0.26"},
+        {"tensorrt": "11.0.0.26"},
+        {"tensorrt": "10.3.0.27"},  # another build of the same release: TensorRT refuses its plans
+        {"tensorrt": "10.3.0"},
+        {"sm_count": 20},
+        {"sm_count": None},  # a plan recorded before SM counts were: rebuild rather than risk it
         {"compute_capability": "8.6"},
         {"gpu": "A10"},
         {"precision": "int8"},
@@ -69,14 +74,21 @@ def test_any_key_difference_means_no_match(change):
     assert not plan_matches(engine(**change), T4, "fused", "fp16")
 
 
+def test_orin_modules_do_not_share_plans():
+    """AGX Orin, Orin NX and Orin Nano all say "Orin" 8.7; their SM counts (16, 8, 4) tell them apart."""
+    agx = engine(gpu="Orin", compute_capability="8.7", sm_count=16, tensorrt="10.3.0.30")
+    nx = DeviceInfo("Orin", "8.7", "10.3.0.30", sm_count=8)
+    assert plan_matches(agx, ORIN, "fused", "fp16") and not plan_matches(agx, nx, "fused", "fp16")
+
+
 def test_no_plan_error_names_device_and_build_command():
-    manifest = {"engines": [engine(gpu="Orin", compute_capability="8.7")]}
+    manifest = {"engines": [engine(gpu="Orin", compute_capability="8.7", sm_count=16, tensorrt="10.3.0.30")]}
     with pytest.raises(BackendError) as info:
         select_plan(manifest, "fused", "fp16", T4, bundle_dir="bundles/b1")
     msg = str(info.value)
-    assert "no TensorRT plan for Tesla T4 (sm_75, TensorRT 10.3) in this bundle" in msg
+    assert "no TensorRT plan for Tesla T4 (sm_75, 40 SMs, TensorRT 10.3.0.26) in this bundle" in msg
     assert "edgeecg-export --engines --bundle bundles/b1" in msg
-    assert "Orin sm_87" in msg and "\n" not in msg
+    assert "Orin (sm_87, 16 SMs, TensorRT 10.3.0.30)" in msg and "\n" not in msg
 
 
 def test_empty_engines_list_error():
@@ -103,32 +115,17 @@ def test_missing_tensorrt_names_the_gpu_extra(tmp_path):
         pass
 
 
-# -- on a GPU with TensorRT --------------------------------------------------------------------------
-def _build_plan(onnx_path: Path, out: Path, max_batch: int = 4) -> Path:
-    import tensorrt as trt  # noqa: PLC0415
-
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse(onnx_path.read_bytes()), parser.get_error(0)
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    inp = network.get_input(0)
-    shape = tuple(inp.shape)[1:]
-    profile.set_shape(inp.name, (1, *shape), (1, *shape), (max_batch, *shape))
-    config.add_optimization_profile(profile)
-    out.write_bytes(bytes(builder.build_serialized_network(network, config)))
-    return out
-
-
+# -- on a GPU with TensorRT: plans from the product's own builder ------------------------------------
 @pytest.mark.trt
 @pytest.mark.gpu
 @pytest.mark.parametrize("graph", [False, True])
 def test_tensorrt_matches_onnxruntime(tmp_path, graph):
     from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
+    from edgeecg.export.tensorrt_build import build_plan  # noqa: PLC0415
 
-    plan = _build_plan(BUNDLE / "ensemble.onnx", tmp_path / "ens.plan")
+    plan = tmp_path / "ens.plan"
+    info = build_plan(BUNDLE / "ensemble.onnx", plan, [4], cache_dir=tmp_path)  # profile 1..4
+    assert info["sm_count"] > 0 and len(info["tensorrt"].split(".")) >= 3
     rng = np.random.default_rng(0)
     with (
         TensorRTRunner(plan, cuda_graph=graph) as trt_r,
