@@ -48,6 +48,13 @@ def _cudart() -> Any:
     raise MissingExtraError("cuda-python is not installed; install it with: pip install 'edgeecg[gpu]'")
 
 
+def _native_handle() -> Any:
+    """cuda.bindings.utils.get_cuda_native_handle where this cuda-python has it, else None."""
+    if available("cuda.bindings.utils"):
+        return getattr(require("cuda.bindings.utils"), "get_cuda_native_handle", None)
+    return None
+
+
 class CudaPython:
     """CUDA runtime calls through cuda-python. Pointers and streams are plain ints / cudaStream_t."""
 
@@ -55,6 +62,7 @@ class CudaPython:
 
     def __init__(self) -> None:
         self.rt = _cudart()
+        self._native = _native_handle()
 
     def _check(self, result: Any) -> Any:
         err, *rest = result if isinstance(result, tuple) else (result,)
@@ -99,8 +107,9 @@ class CudaPython:
         return self._check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking))
 
     def stream_handle(self, stream: Any) -> int:
-        """The raw handle execute_async_v3 takes (`int(stream)` is deprecated in cuda-bindings 13)."""
-        return int(stream.getPtr()) if hasattr(stream, "getPtr") else int(stream)
+        """The raw handle execute_async_v3 takes. cuda-bindings 13 deprecates `int(stream)` for
+        `get_cuda_native_handle` (12.9+); `stream.getPtr()` would be the wrapper's own address, not the handle."""
+        return int(self._native(stream)) if self._native else int(stream)
 
     def stream_destroy(self, stream: Any) -> None:
         self._check(self.rt.cudaStreamDestroy(stream))

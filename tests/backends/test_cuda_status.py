@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 import edgeecg.backends.cuda as cuda
 from edgeecg.errors import BackendError, MissingExtraError
 
@@ -51,3 +53,11 @@ def test_a_gpu_without_cuda_python_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setattr(cuda, "cuda_api", missing)
     ok, why = cuda.gpu_status()
     assert not ok and "edgeecg[gpu]" in why
+
+
+def test_stream_handle_is_the_handle_not_the_wrappers_address():
+    """execute_async_v3 takes the stream's handle; getPtr() would give the Python wrapper's own address."""
+    runtime = pytest.importorskip("cuda.bindings.runtime")
+    from edgeecg.backends.cuda import CudaPython
+
+    assert CudaPython().stream_handle(runtime.cudaStream_t(4321)) == 4321
