@@ -78,6 +78,7 @@ DEFAULT_PREPROCESS: dict[str, Any] = {
     "mode": "crop",
     "corners": "keypoints",
     "refine": True,
+    "full_frame_check": True,
     "margin": 0.02,
     "clahe": {"clip_limit": 2.0, "tile_grid": [8, 8], "space": "lab"},
 }

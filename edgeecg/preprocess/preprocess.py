@@ -68,7 +68,6 @@ UPRIGHT_MIN_QUARTER = 0.5
 CORNER_MODEL_BELOW = 3.6
 CORNER_MODEL_BAND = 0.015  # how far (of the diagonal) its corners are searched for a clear edge
 QUARTER_MIN_SUPPORT = 2.0  # refined-side support (of 4) from which a quad's aspect is the sheet's
-FULL_FRAME_CHECK = True  # below the detector's threshold, let the ECG check judge the whole frame
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,9 @@ class PreprocessConfig:
         clahe_tiles: CLAHE tile grid (columns, rows).
         clahe_space: lab (equalise L, keep colour) | gray | none (no CLAHE).
         conf_threshold: detections scoring below this mean "no ECG found".
+        full_frame_check: below conf_threshold, a chain with an ECG check lets the check judge the whole
+            frame (a scan or render edge to edge whose sheet edges are lost in texture) instead of turning
+            the picture away; without a check the detector alone decides.
     """
 
     mode: str = "crop"
@@ -95,6 +97,7 @@ class PreprocessConfig:
     clahe_tiles: tuple[int, int] = (8, 8)
     clahe_space: str = "lab"
     conf_threshold: float = 0.25
+    full_frame_check: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -129,8 +132,10 @@ class PreprocessConfig:
                 kw[dst] = clahe[src]
         if detector and "conf_threshold" in detector:
             kw["conf_threshold"] = float(detector["conf_threshold"])
-        # a manifest from before corner refinement existed describes a chain without it
+        # a manifest from before corner refinement (or the whole-frame check) existed describes a chain
+        # without it
         kw["refine"] = bool(section.pop("refine", False))
+        kw["full_frame_check"] = bool(section.pop("full_frame_check", False))
         names = {f.name for f in fields(cls)}
         kw.update({k: v for k, v in section.items() if k in names})
         if "clahe_tiles" in kw:
@@ -145,6 +150,7 @@ class PreprocessConfig:
             "refine": self.refine,
             "margin": self.margin,
             "conf_threshold": self.conf_threshold,
+            "full_frame_check": self.full_frame_check,
             "clahe": {
                 "clip_limit": self.clahe_clip,
                 "tile_grid": list(self.clahe_tiles),
@@ -256,7 +262,7 @@ class Preprocessor:
             timings["detect"] = time.perf_counter() - t0
             confidence = det.confidence if det is not None else 0.0
             if det is None or confidence < cfg.conf_threshold:
-                if self.verifier is not None and FULL_FRAME_CHECK:
+                if self.verifier is not None and cfg.full_frame_check:
                     # no sheet found: the frame itself may be the page (a scan or render edge to edge, its
                     # edges lost in texture); the ECG check decides on the whole frame
                     det = None

@@ -213,14 +213,12 @@ def test_landscape_order_takes_the_quarter_turn_nearest_the_keypoints():
     np.testing.assert_array_equal(landscape_order(portrait, keypoints), np.roll(portrait, 1, axis=0))
 
 
-def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundled_chain, monkeypatch):
+def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundled_chain):
     """A sheet the detector is unsure of (here: its threshold raised above every confidence) is not turned
     away by the detector when an ECG check stands behind it: the check looks at the whole frame, keeps an
     ECG and turns away a picture without one, with its own reason."""
     import dataclasses
     from pathlib import Path
-
-    import edgeecg.preprocess.preprocess as pp
 
     root = Path(__file__).resolve().parents[2]
     page = cv2.imread(str(root / "examples" / "scan_sttc.jpg"), cv2.IMREAD_COLOR)
@@ -237,5 +235,15 @@ def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundl
     assert kept.rejected is None and kept.confidence < 0.999 and kept.image is not None
     gone = unsure(blank)
     assert gone.rejected is not None and "ECG check" in gone.rejected
-    monkeypatch.setattr(pp, "FULL_FRAME_CHECK", False)  # the detector alone decides again
-    assert "confidence" in (unsure(page).rejected or "")
+    strict = Preprocessor(
+        dataclasses.replace(unsure.cfg, full_frame_check=False),
+        bundled_chain.detector,
+        bundled_chain.out_size,
+        verifier=bundled_chain.verifier,
+        corner_model=bundled_chain.corner_model,
+    )
+    assert "confidence" in (strict(page).rejected or ""), "the detector alone decides again"
+    # the manifest carries the choice; a manifest from before it existed describes a chain without it
+    assert PreprocessConfig.from_manifest({"mode": "warp", "full_frame_check": True}).full_frame_check
+    assert not PreprocessConfig.from_manifest({"mode": "warp"}).full_frame_check
+    assert PreprocessConfig(full_frame_check=False).to_manifest()["full_frame_check"] is False
