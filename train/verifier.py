@@ -274,29 +274,29 @@ def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) ->
     from tqdm import tqdm  # noqa: PLC0415
 
     from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
-    from edgeecg.preprocess.geometry import warp_to_size  # noqa: PLC0415
+    from edgeecg.preprocess.geometry import RESAMPLER, warp_to_size  # noqa: PLC0415
     from edgeecg.preprocess.preprocess import PreprocessConfig  # noqa: PLC0415
     from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
 
     data_dir = Path(data_dir)
     rows = _spaced([r for r in scene_rows(data_dir) if r.get("paper_quad") is not None], cfg.limit)
     geo = data_dir / "geometry.jsonl"
-    key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size)])
+    key = json.dumps(
+        [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size), RESAMPLER]
+    )
     cache = cache_dir / f"{data_dir.name}-upright-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
-    if cache.is_file():
-        return np.load(cache)["pages"]
-    pre = PreprocessConfig()
-    h, w = cfg.input_size
-    pages = np.zeros((len(rows), h, w, 3), np.uint8)
-    for i, row in enumerate(tqdm(rows, desc=f"upright pages {data_dir.name}", unit="img", disable=None)):
-        quad = np.asarray(row["paper_quad"], np.float32)  # clockwise from the paper's own top-left
-        page, _ = warp_to_size(scene_image(data_dir, row), quad, (h, w))
-        pages[i] = apply_clahe(page, pre.clahe_clip, pre.clahe_tiles, pre.clahe_space)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, pages=pages)
-    tmp.replace(cache)
-    return pages
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        pre = PreprocessConfig()
+        h, w = cfg.input_size
+        pages = np.zeros((len(rows), h, w, 3), np.uint8)
+        for i, row in enumerate(tqdm(rows, desc=f"upright pages {data_dir.name}", unit="img", disable=None)):
+            quad = np.asarray(row["paper_quad"], np.float32)  # clockwise from the paper's own top-left
+            page, _ = warp_to_size(scene_image(data_dir, row), quad, (h, w))
+            pages[i] = apply_clahe(page, pre.clahe_clip, pre.clahe_tiles, pre.clahe_space)
+        return pages, np.ones(len(rows), np.float32)  # every page here is upright
+
+    return _cached(cache, make)[0]
 
 
 def choose_threshold(
