@@ -24,7 +24,7 @@ import numpy as np
 from edgeecg import LABELS
 from edgeecg.backends import resolve_backend, runner_class
 from edgeecg.backends.base import Runner
-from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG
+from edgeecg.backends.onnxruntime import ort_session_config
 from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, sha256_file, verify
 from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
@@ -50,13 +50,6 @@ _PREFERRED_PRECISION = {
     "onnxruntime": ("fp32", "int8w", "fp16"),
     "torch": ("fp32",),
 }
-
-
-def ort_session_config(entry: dict[str, Any] | None) -> dict[str, str] | None:
-    """ONNX Runtime session config entries a manifest entry (variant or detector) asks for, or None."""
-    if entry and entry.get("weights") == "int8":
-        return dict(INT8_WEIGHTS_SESSION_CONFIG)
-    return None
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -265,8 +265,8 @@ def variant_probs(
 ) -> np.ndarray:
     """Ensemble probabilities [N, C] of one classifier variant in ONNX Runtime (CPU), loaded as the runtime
     loads it (an int8-weight variant with its session config)."""
+    from edgeecg.backends.onnxruntime import ort_session_config  # noqa: PLC0415
     from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
-    from edgeecg.pipeline import ort_session_config  # noqa: PLC0415
 
     config = ort_session_config(variant)
     if use_fused:
@@ -602,10 +602,10 @@ def build_engines(
     Parity against ONNX Runtime FP32 is checked on a sample set and stored in each classifier plan's entry;
     `manifest["engines"]` is updated in place (plans of other GPUs / TensorRT versions are kept).
     """
+    from edgeecg.backends.onnxruntime import ort_session_config  # noqa: PLC0415
     from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
     from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
     from edgeecg.export.tensorrt_build import build_plan, detect_target, run_plan  # noqa: PLC0415
-    from edgeecg.pipeline import ort_session_config  # noqa: PLC0415
 
     clf = manifest["classifier"]
     precision = next((p for p in ("fp16", "fp32") if p in clf["variants"]), None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,11 +139,9 @@ def build_model(ckpt: MemberCheckpoint) -> Any:
 def load_member(ckpt: MemberCheckpoint) -> Any:
     """The checkpoint's model with its weights loaded, in eval mode on the CPU.
 
-    Weights are read by training's own loader (`edgeecg.train.checkpoint.load_weights_file`): safetensors
+    Weights are read by `load_weights_file` below (training resumes through it too): safetensors
     only, never a pickle, and a sidecar whose sha256 does not match its weights is refused.
     """
-    from edgeecg.train.checkpoint import load_weights_file  # noqa: PLC0415  (train extra: torch)
-
     model = build_model(ckpt)
     state, _ = load_weights_file(ckpt.weights)
     state = _strip_prefix(state, set(model.state_dict()))
@@ -151,3 +151,52 @@ def load_member(ckpt: MemberCheckpoint) -> Any:
         first = str(err).splitlines()[0]
         raise BundleError(f"weights of {ckpt.weights.name} do not fit {ckpt.arch}: {first}") from None
     return model.eval()
+
+
+# -- reading what training wrote (training imports these: export never imports training) -----------
+def is_safetensors(path: str | Path) -> bool:
+    """True when the file starts with a safetensors header (u64 length, then a JSON object)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 8 + n <= size
+
+
+def read_tensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; anything else (a pickle above all) is refused."""
+    if not path.is_file():
+        raise BundleError(f"checkpoint {path} does not exist")
+    if not is_safetensors(path):
+        raise BundleError(f"{path} is not a safetensors file; edgeecg never unpickles checkpoints")
+    safetensors = require("safetensors")
+    try:
+        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception as err:
+        raise BundleError(f"{path} is not a readable safetensors file ({err})") from None
+    return tensors, meta
+
+
+def load_weights_file(path: str | Path, verify: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state_dict, sidecar) of weights written by `save_weights`; refuses pickles and mismatched sidecars."""
+    path = Path(path)
+    tensors, _ = read_tensors(path)
+    side = path.with_suffix(".json")
+    meta: dict[str, Any] = {}
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text())
+        except json.JSONDecodeError as err:
+            raise BundleError(f"{side} is not valid JSON ({err})") from None
+        if verify and meta.get("sha256") and meta["sha256"] != sha256_file(path):
+            raise BundleError(
+                f"{side.name} does not describe {path.name} (sha256 differs): a write was interrupted"
+            )
+    return tensors, meta

@@ -36,7 +36,7 @@ def read_maps(state: Path, dataset: Path, config: Path | None = None, limit: int
     """
     import torch  # noqa: PLC0415
 
-    from edgeecg.train.checkpoint import _load_tensors  # noqa: PLC0415
+    from edgeecg.export.checkpoints import read_tensors  # noqa: PLC0415
     from edgeecg.train.config import DataConfig, load_config  # noqa: PLC0415
     from edgeecg.train.data import ImageFolderSource  # noqa: PLC0415
     from edgeecg.train.leadmaps import map_channels, with_lead_maps  # noqa: PLC0415
@@ -54,7 +54,7 @@ def read_maps(state: Path, dataset: Path, config: Path | None = None, limit: int
         "elastic_p": 0.0,
     }
     cfg = load_config(cfg_path, {"lead_maps": 1.0, "preprocess": "warp_clahe", "augment": still})
-    tensors, _ = _load_tensors(Path(state))
+    tensors, _ = read_tensors(Path(state))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     if weights and all(k.startswith(("net.", "ema.")) for k in weights):  # a run with ema_decay
         weights = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}

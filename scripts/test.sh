@@ -33,4 +33,5 @@ esac
 echo "test environment: $deps ($("$venv/bin/python" -c 'import numpy, onnxruntime, torch; print(f"numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}, torch {torch.__version__}")'))"
 "$venv/bin/ruff" check edgeecg train export benchmarks tests scripts conftest.py
 "$venv/bin/ruff" format --check edgeecg train export benchmarks tests scripts conftest.py
+"$venv/bin/python" scripts/lint_imports.py   # the layering contracts of pyproject.toml
 "$venv/bin/python" -m pytest "$@"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from edgeecg import LABELS
 from edgeecg._lazy import require
 from edgeecg.bundle import sha256_file
 from edgeecg.errors import BundleError
+from edgeecg.export.checkpoints import is_safetensors, load_weights_file, read_tensors
 
 __all__ = [
     "FORMAT",
@@ -41,6 +41,7 @@ __all__ = [
     "is_safetensors",
     "save_weights",
     "load_weights_file",
+    "read_tensors",
     "save_state",
     "load_state",
     "capture_rng",
@@ -90,20 +91,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def is_safetensors(path: str | Path) -> bool:
-    """True when the file starts with a safetensors header (u64 length, then a JSON object)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-            size = os.fstat(f.fileno()).st_size
-    except OSError:
-        return False
-    if len(head) < 9:
-        return False
-    (n,) = struct.unpack("<Q", head[:8])
-    return head[8:9] == b"{" and 8 + n <= size
-
-
 def _save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
     st = require("safetensors.torch")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,21 +98,6 @@ def _save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] 
     clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     st.save_file(clean, str(tmp), metadata=metadata)
     _fsync_replace(tmp, path)
-
-
-def _load_tensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    if not path.is_file():
-        raise BundleError(f"checkpoint {path} does not exist")
-    if not is_safetensors(path):
-        raise BundleError(f"{path} is not a safetensors file; edgeecg never unpickles checkpoints")
-    safetensors = require("safetensors")
-    try:
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-    except Exception as err:
-        raise BundleError(f"{path} is not a readable safetensors file ({err})") from None
-    return tensors, meta
 
 
 def sidecar_path(weights: str | Path) -> Path:
@@ -150,24 +122,6 @@ def save_weights(path: str | Path, state_dict: dict[str, Any], sidecar: dict[str
     meta["sha256"] = sha256_file(path)
     atomic_write_json(sidecar_path(path), meta)
     return meta
-
-
-def load_weights_file(path: str | Path, verify: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(state_dict, sidecar) of weights written by `save_weights`; refuses pickles and mismatched sidecars."""
-    path = Path(path)
-    tensors, _ = _load_tensors(path)
-    side = sidecar_path(path)
-    meta: dict[str, Any] = {}
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text())
-        except json.JSONDecodeError as err:
-            raise BundleError(f"{side} is not valid JSON ({err})") from None
-        if verify and meta.get("sha256") and meta["sha256"] != sha256_file(path):
-            raise BundleError(
-                f"{side.name} does not describe {path.name} (sha256 differs): a write was interrupted"
-            )
-    return tensors, meta
 
 
 # ---- RNG state -------------------------------------------------------------------------------------
@@ -254,7 +208,7 @@ def load_state(
 ) -> dict[str, Any]:
     """Restore a `save_state` file into the given objects (and the global RNGs); returns the scalars."""
     torch = require("torch")
-    tensors, meta_raw = _load_tensors(Path(path))
+    tensors, meta_raw = read_tensors(Path(path))
     if _STATE_KEY not in meta_raw:
         raise BundleError(f"{path} holds no training state (no {_STATE_KEY!r} metadata)")
     meta = json.loads(meta_raw[_STATE_KEY])

@@ -132,15 +132,10 @@ def make_preprocess(cfg: TrainConfig) -> Preprocess:
         return WarpClahe(size, cfg.clahe_clip, cfg.clahe_tile)
     if cfg.preprocess == "none":
         return _resize_only(size)
-    # "edgeecg": the runtime's full pipeline (paper detection etc.) once it offers a hook of this shape.
-    import edgeecg.preprocess as pre  # noqa: PLC0415
+    # "edgeecg": the runtime's own chain (paper detection, corners, warp, CLAHE, the ECG check's turn)
+    from edgeecg.train.runtime_chain import training_hook  # noqa: PLC0415
 
-    fn = getattr(pre, "training_hook", None)
-    if fn is None:
-        raise UsageError(
-            "preprocess: edgeecg needs edgeecg.preprocess.training_hook, which this version lacks"
-        )
-    return fn(size, cfg)
+    return training_hook(size, cfg)
 
 
 def _fit_size(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

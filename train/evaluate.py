@@ -11,45 +11,14 @@ from typing import Any
 import numpy as np
 
 from edgeecg import LABELS
-from edgeecg._lazy import require
 from edgeecg.errors import UsageError
-from edgeecg.metrics import classification_report, ensemble_mean, ensemble_votes, roc_curve
+from edgeecg.metrics import classification_report, ensemble_mean, ensemble_votes
+from edgeecg.plots import plot_roc
 from edgeecg.train.checkpoint import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 __all__ = ["plot_roc", "oof_report", "ensemble_report", "read_thresholds"]
-
-
-def plot_roc(
-    y_true: np.ndarray, scores: np.ndarray, out_dir: str | Path, prefix: str = "roc", title: str = ""
-) -> list[Path]:
-    """One ROC-curve PNG per class (`{prefix}_{label}.png`); classes lacking a positive or negative are skipped."""
-    mpl = require("matplotlib")
-    mpl.use("Agg")  # files only, never a display
-    plt = require("matplotlib.pyplot")
-    from edgeecg.metrics import roc_auc  # noqa: PLC0415
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for c, name in enumerate(LABELS):
-        y = y_true[:, c]
-        if y.min() == y.max():
-            continue
-        fpr, tpr, _ = roc_curve(y, scores[:, c])
-        fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-        ax.plot(fpr, tpr, lw=2, label=f"AUROC {roc_auc(y, scores[:, c]):.3f}")
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-        ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
-        ax.set_title(f"{title} {name}".strip())
-        ax.legend(loc="lower right")
-        fig.tight_layout()
-        path = out / f"{prefix}_{name}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
-    return paths
 
 
 def read_thresholds(path: str | Path) -> np.ndarray:

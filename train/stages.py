@@ -253,7 +253,7 @@ def merge_oof(stage2_dir: str | Path, k: int, target: Any = None) -> dict[str, A
         meta = {key: v for key, v in meta.items() if key not in ("sha256", "format", "labels", "num_classes")}
         meta["thresholds"] = thresholds
         save_weights(ens / f"fold{f}.safetensors", state, meta)
-    from edgeecg.train.evaluate import oof_report  # noqa: PLC0415 (matplotlib only when reporting)
+    from edgeecg.train.evaluate import oof_report  # noqa: PLC0415
 
     report = oof_report(out)
     shutil.copyfile(out / "thresholds.json", ens / "thresholds.json")

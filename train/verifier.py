@@ -2,7 +2,7 @@
 
 Positives and negatives come from `edgeecg synth` scenes (null paper_quad = a no-ECG sheet or desk). Every
 image goes through the runtime's own pre-processing (detector, corners, warp, CLAHE, never rejecting:
-`edgeecg.preprocess.RuntimeHook`), so the verifier learns on exactly what it sees when served. The
+`edgeecg.train.runtime_chain.RuntimeHook`), so the verifier learns on exactly what it sees when served. The
 threshold is chosen on a tuning set (a seed of its own): it may reject at most `max_ecg_rejected` of its
 ECG images and at least `min_negatives_rejected` of its negatives, cutting across the widest gap between
 scores that allows (`choose_threshold`).
@@ -139,7 +139,7 @@ def _spaced(rows: list, limit: int) -> list:
 
 
 def _hook(cfg: VerifierConfig):
-    from edgeecg.preprocess.training import RuntimeHook  # noqa: PLC0415
+    from edgeecg.train.runtime_chain import RuntimeHook  # noqa: PLC0415
 
     return RuntimeHook(
         cfg.detector,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,14 @@ log = logging.getLogger(__name__)
 #: ONNX Runtime then folds the constant DequantizeLinear nodes into FP32 weights at session creation instead
 #: of dequantizing on every call.
 INT8_WEIGHTS_SESSION_CONFIG: dict[str, str] = {"session.disable_quant_qdq": "1"}
+
+
+def ort_session_config(entry: dict[str, Any] | None) -> dict[str, str] | None:
+    """ONNX Runtime session config entries a manifest entry (variant or detector) asks for, or None."""
+    if entry and entry.get("weights") == "int8":
+        return dict(INT8_WEIGHTS_SESSION_CONFIG)
+    return None
+
 
 _ORT_TYPES = {
     "tensor(float)": np.dtype(np.float32),

@@ -25,6 +25,7 @@ from edgeecg import LABELS
 from edgeecg.commands import add_model_arguments, open_pipeline
 from edgeecg.errors import InputError, UsageError
 from edgeecg.metrics import classification_report, ensemble_votes
+from edgeecg.plots import plot_roc
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +163,6 @@ def run(args: argparse.Namespace) -> int:
             w.writerow(["image", *LABELS, *(f"p_{k}" for k in LABELS)])
             for j, i in enumerate(kept):
                 w.writerow([str(paths[i]), *yk[j], *(f"{v:.6f}" for v in mean_arr[j])])
-        try:
-            from edgeecg.train.evaluate import plot_roc  # noqa: PLC0415 (matplotlib: train extra)
-
-            plot_roc(yk, mean_arr, out, prefix="roc", title="ensemble")
-        except Exception as err:  # plots are a bonus; the report stands without them
-            log.warning("no ROC plots (%s)", err)
+        plot_roc(yk, mean_arr, out, prefix="roc", title="ensemble")
     print(json.dumps(report, indent=2) if args.json else format_table(report), file=sys.stdout)
     return 1 if failed else 0

@@ -16,7 +16,6 @@ from edgeecg.preprocess.preprocess import (
     to_model_input,
 )
 from edgeecg.preprocess.sam import SamCorners
-from edgeecg.preprocess.training import RuntimeHook, training_hook
 from edgeecg.preprocess.verifier import Verifier
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "PreprocessConfig",
     "Prepared",
     "Preprocessor",
-    "RuntimeHook",
     "SamCorners",
     "Verifier",
     "apply_clahe",
@@ -40,7 +38,6 @@ __all__ = [
     "quad_from_mask",
     "save_debug_montage",
     "to_model_input",
-    "training_hook",
     "warp_matrix",
     "warp_to_size",
 ]

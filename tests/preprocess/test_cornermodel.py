@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from handmade import constant_corner_model_onnx, make_hand_scene, white_on_white_scene
+from fixtures.handmade import constant_corner_model_onnx, make_hand_scene, white_on_white_scene
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.errors import BackendError, UsageError
@@ -68,7 +68,7 @@ def test_bad_manifest_and_bad_output_are_clear_errors(tmp_path):
             with pytest.raises(UsageError, match="passes"):
                 CornerModel.from_manifest(r, {"input_size": list(SIZE), "expand": 0.1, "passes": passes})
     bad = tmp_path / "bad.onnx"
-    from handmade import brightness_verifier_onnx  # one output number, not eight
+    from fixtures.handmade import brightness_verifier_onnx  # one output number, not eight
 
     brightness_verifier_onnx(bad, SIZE)
     with OnnxRuntimeRunner(bad, threads=1) as r, pytest.raises(BackendError, match="8 finite numbers"):

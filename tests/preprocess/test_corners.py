@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from handmade import make_hand_scene
+from fixtures.handmade import make_hand_scene
 
 from edgeecg.preprocess.corners import classical_corners, is_valid_quad, order_corners, quad_from_mask
 

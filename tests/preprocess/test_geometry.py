@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from handmade import make_hand_scene
+from fixtures.handmade import make_hand_scene
 
 from edgeecg.preprocess.geometry import (
     crop_resize,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from handmade import constant_detector_onnx, make_hand_scene, raw_rows
+from fixtures.handmade import constant_detector_onnx, make_hand_scene, raw_rows
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.bundle import DEFAULT_PREPROCESS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from handmade import make_hand_scene
+from fixtures.handmade import make_hand_scene
 
 from edgeecg.preprocess.corners import box_corners, match_order, refine_corners
 from edgeecg.synth import waveforms as W

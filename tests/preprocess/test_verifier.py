@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from handmade import brightness_verifier_onnx, constant_detector_onnx, make_hand_scene
+from fixtures.handmade import brightness_verifier_onnx, constant_detector_onnx, make_hand_scene
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.errors import BackendError, UsageError

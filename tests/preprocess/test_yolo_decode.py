@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from handmade import constant_detector_onnx, raw_rows
+from fixtures.handmade import constant_detector_onnx, raw_rows
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.errors import BackendError, UsageError

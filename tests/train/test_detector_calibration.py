@@ -4,14 +4,11 @@ on real (hand-made) ONNX models with known outputs and real synthetic scenes."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "preprocess"))
-from handmade import constant_detector_onnx, constant_onnx, raw_rows  # noqa: E402
+from fixtures.handmade import constant_detector_onnx, constant_onnx, raw_rows
 
 from edgeecg.train import detector as det_train  # noqa: E402
 

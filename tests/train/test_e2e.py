@@ -11,8 +11,6 @@ import yaml
 from edgeecg.bundle import sha256_file
 from edgeecg.train.cli import main
 
-pytest.importorskip("matplotlib")
-
 
 def _write_config(path, dataset, kwargs, **extra):
     cfg = {

@@ -33,7 +33,7 @@ def test_config_range(tiny_cfg):
 def test_stage1_saves_the_average_and_resumes(tiny_dataset, tmp_path, tiny_cfg, stage1_killed_and_resumed):
     import torch
 
-    from edgeecg.train.checkpoint import _load_tensors
+    from edgeecg.export.checkpoints import read_tensors
     from edgeecg.train.loop import STATE_FILE
     from edgeecg.train.model import read_state_dict
     from edgeecg.train.stages import run_stage1
@@ -42,7 +42,7 @@ def test_stage1_saves_the_average_and_resumes(tiny_dataset, tmp_path, tiny_cfg, 
     run_stage1(tiny_cfg(**over), tmp_path / "run")
     out = tmp_path / "run" / "stage1"
     last = read_state_dict(out / "last.safetensors")
-    tensors, _ = _load_tensors(out / STATE_FILE)
+    tensors, _ = read_tensors(out / STATE_FILE)
     key = "head.fc.weight"
     assert torch.equal(last[key], tensors[f"model.ema.{key}"])  # the checkpoint is the average ...
     assert not torch.equal(last[key], tensors[f"model.net.{key}"])  # ... not the weights as trained

@@ -11,7 +11,8 @@ import pytest
 from fixtures.sheets import scene
 
 from edgeecg.errors import UsageError
-from edgeecg.preprocess import PreprocessConfig, Preprocessor, RuntimeHook
+from edgeecg.preprocess import PreprocessConfig, Preprocessor
+from edgeecg.train.runtime_chain import RuntimeHook
 
 BUNDLE = Path(__file__).resolve().parents[1] / "fixtures" / "bundle_tiny"
 
@@ -63,7 +64,7 @@ def test_threaded_cache_build_equals_the_serial_one(detector, tmp_path):
 
 
 def test_hook_with_the_ecg_check_turns_as_serving_does_and_never_rejects(detector, tmp_path):
-    from handmade import brightness_verifier_onnx
+    from fixtures.handmade import brightness_verifier_onnx
 
     from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
     from edgeecg.preprocess import Verifier
