@@ -16,6 +16,7 @@ import numpy as np
 
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError
+from edgeecg.preprocess.preprocess import to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,15 @@ def ecg_like_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return img
 
 
-def to_model_input(images: list[np.ndarray], input_cfg: dict[str, Any]) -> np.ndarray:
-    """BGR uint8 images → float32 NCHW batch as the manifest's classifier input describes (resize, order, norm)."""
+def manifest_batch(images: list[np.ndarray], input_cfg: dict[str, Any]) -> np.ndarray:
+    """BGR uint8 images -> float32 NCHW batch as the manifest's classifier input describes: each resized to
+    the input size, then the runtime's own `to_model_input` (order and normalisation)."""
     h, w = int(input_cfg["height"]), int(input_cfg["width"])
-    mean = np.asarray(input_cfg["mean"], np.float32)
-    std = np.asarray(input_cfg["std"], np.float32)
-    scale = float(input_cfg.get("scale", 255.0))
-    out = np.empty((len(images), 3, h, w), np.float32)
-    for i, img in enumerate(images):
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        if str(input_cfg["channel_order"]).upper() == "RGB":
-            img = img[:, :, ::-1]
-        out[i] = ((img.astype(np.float32) / scale - mean) / std).transpose(2, 0, 1)  # HWC -> CHW
-    return out
+    sized = [cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA) for img in images]
+    order = str(input_cfg["channel_order"]).upper()
+    return to_model_input(
+        sized, input_cfg["mean"], input_cfg["std"], order, float(input_cfg.get("scale", 255.0))
+    )
 
 
 def check_inputs(input_cfg: dict[str, Any], n_random: int = 2, n_ecg: int = 2, seed: int = 0) -> np.ndarray:
@@ -84,7 +81,7 @@ def check_inputs(input_cfg: dict[str, Any], n_random: int = 2, n_ecg: int = 2, s
     h, w = int(input_cfg["height"]), int(input_cfg["width"])
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n_random, 3, h, w)).astype(np.float32)
-    pages = to_model_input([ecg_like_image(h, w, seed + i) for i in range(n_ecg)], input_cfg)
+    pages = manifest_batch([ecg_like_image(h, w, seed + i) for i in range(n_ecg)], input_cfg)
     return np.concatenate([noise, pages], axis=0)
 
 

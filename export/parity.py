@@ -188,7 +188,7 @@ def sample_set(
     Returns:
         (batch float32 [N, 3, H, W], labels [N, C] or None).
     """
-    from edgeecg.export.onnx_export import check_inputs, to_model_input  # noqa: PLC0415
+    from edgeecg.export.onnx_export import check_inputs, manifest_batch  # noqa: PLC0415
 
     if data_dir is None:
         return check_inputs(input_cfg, n_random=n // 4, n_ecg=n - n // 4, seed=seed), None
@@ -209,7 +209,7 @@ def sample_set(
         labels.append([int(row[k]) for k in LABELS])
     if not images:
         raise UsageError(f"{csv_path} lists no images")
-    return to_model_input(images, input_cfg), np.asarray(labels, np.int64)
+    return manifest_batch(images, input_cfg), np.asarray(labels, np.int64)
 
 
 #: Largest detector output change a plan may show against ONNX Runtime, relative to the outputs' range: the

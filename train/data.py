@@ -27,6 +27,7 @@ import numpy as np
 from edgeecg import LABELS
 from edgeecg._lazy import require
 from edgeecg.errors import InputError, UsageError
+from edgeecg.preprocess.preprocess import to_model_input
 from edgeecg.synth.waveforms import FINDINGS
 from edgeecg.train.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from edgeecg.train.config import DataConfig, TrainConfig
@@ -471,11 +472,10 @@ def make_source(cfg: DataConfig) -> Any:
 def to_tensor(
     img_bgr: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> Any:
-    """uint8 HxWx3 BGR -> float32 torch tensor [3, H, W], RGB, normalised with mean/std."""
+    """uint8 HxWx3 BGR -> float32 torch tensor [3, H, W], RGB, normalised with mean/std: the runtime's own
+    `to_model_input`, so training and serving cannot normalise apart."""
     torch = require("torch")
-    rgb = img_bgr[:, :, ::-1].astype(np.float32) / 255.0  # BGR -> RGB, [H, W, 3]
-    rgb = (rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))  # [H, W, 3] -> [3, H, W]
+    return torch.from_numpy(to_model_input([img_bgr], mean, std, "RGB")[0])
 
 
 class TrainDataset:

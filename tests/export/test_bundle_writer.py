@@ -167,12 +167,12 @@ def test_checkpoints_must_agree_and_be_safetensors(tmp_path, make_checkpoint):
 def test_members_equal_torch_on_real_photos(bundle, ckpt_dir, realdata):
     import cv2
 
-    from edgeecg.export.onnx_export import to_model_input
+    from edgeecg.export.onnx_export import manifest_batch
 
     out, manifest = bundle
     photos = sorted((realdata / "photos").glob("*.jpg"))[:3]
     assert photos, "no photos in realdata"
-    batch = to_model_input([cv2.imread(str(p)) for p in photos], manifest["classifier"]["input"])
+    batch = manifest_batch([cv2.imread(str(p)) for p in photos], manifest["classifier"]["input"])
     entry = manifest["classifier"]["variants"]["fp32"]["members"][1]
     member = next(m for m in find_checkpoints([ckpt_dir]) if m.fold == entry["fold"])
     want = torch_run(load_member(member), batch)[0]

@@ -247,3 +247,23 @@ def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundl
     assert PreprocessConfig.from_manifest({"mode": "warp", "full_frame_check": True}).full_frame_check
     assert not PreprocessConfig.from_manifest({"mode": "warp"}).full_frame_check
     assert PreprocessConfig(full_frame_check=False).to_manifest()["full_frame_check"] is False
+
+
+def test_one_normalisation_for_training_serving_and_export():
+    """Training's tensors, the runtime's batch and the export's parity batch are one function's output; a
+    pixel is pinned by hand so that the shared function cannot drift either."""
+    torch = pytest.importorskip("torch")
+    from edgeecg.export.onnx_export import manifest_batch
+    from edgeecg.train.data import to_tensor
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (8, 16, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    served = to_model_input([img], mean, std, "RGB")[0]
+    trained = to_tensor(img, mean, std)
+    assert isinstance(trained, torch.Tensor) and np.array_equal(trained.numpy(), served)
+    cfg = {"height": 8, "width": 16, "mean": mean, "std": std, "channel_order": "RGB"}
+    assert np.array_equal(manifest_batch([img], cfg)[0], served)
+    b, g, r = (float(v) for v in img[3, 5])
+    want = [(r / 255 - mean[0]) / std[0], (g / 255 - mean[1]) / std[1], (b / 255 - mean[2]) / std[2]]
+    np.testing.assert_allclose(served[:, 3, 5], want, rtol=1e-5)
