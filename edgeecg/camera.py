@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from edgeecg.errors import InputError, UsageError
+from edgeecg.preprocess.detector import box_iou as pairwise_iou
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,8 @@ class CameraConfig:
 
 
 def box_iou(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> float:
-    """IoU of two xyxy boxes."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    """IoU of two xyxy boxes (the detector's IoU, one pair)."""
+    return float(pairwise_iou(np.asarray(a, np.float64)[None], np.asarray(b, np.float64)[None])[0, 0])
 
 
 def sharpness(frame: np.ndarray, box: np.ndarray | list[float] | None = None, width: int = 512) -> float:

@@ -32,6 +32,7 @@ import numpy as np
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError, InputError, UsageError
 from edgeecg.export.detector import LETTERBOXES
+from edgeecg.preprocess.detector import box_iou
 from edgeecg.synth.dataset import parse_size
 
 log = logging.getLogger(__name__)
@@ -263,13 +264,6 @@ def scene_image(data: str | Path, row: dict[str, Any]) -> np.ndarray:
 
 
 # -- evaluation -------------------------------------------------------------------------------------
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(rb - lt, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def corner_error(
     pred: np.ndarray | None, quad: np.ndarray, shape: tuple[int, int], all_four: bool = False
 ) -> float:
@@ -344,7 +338,7 @@ def evaluate(
             quad = np.asarray(row["paper_quad"], np.float32)
             gt = np.clip(np.r_[quad.min(0), quad.max(0)], 0, [w, h, w, h])  # the visible box, as labelled
             found = prep.rejected is None
-            ious.append(_iou(prep.box, gt) if found else 0.0)
+            ious.append(float(box_iou(prep.box[None], gt[None])[0, 0]) if found else 0.0)
             errs.append(corner_error(prep.corners if found else None, quad, (h, w)))
             errs4.append(corner_error(prep.corners if found else None, quad, (h, w), all_four=True))
             styles.append(row.get("style", "?"))
