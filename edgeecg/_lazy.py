@@ -18,7 +18,6 @@ _EXTRAS = {
     "wfdb": "train",
     "onnx": "train",
     "sklearn": "train",
-    "matplotlib": "train",
     "tensorrt": "gpu",
     "cuda": "gpu",
     "pycuda": "gpu",

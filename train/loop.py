@@ -17,6 +17,7 @@ run ends in exactly the state of an uninterrupted one (on the same device and th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -444,7 +445,7 @@ def fit(
             y = batch[1].to(device, non_blocking=True)
             target_map = batch[2].to(device, non_blocking=True) if maps else None
             last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
-            sync = train_model.no_sync() if dist.world > 1 and not last_micro else _Null()
+            sync = train_model.no_sync() if dist.world > 1 and not last_micro else contextlib.nullcontext()
             with sync, torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 loss = loss_of_batch(x, y, target_map, epoch)
                 scaled = loss / cfg.grad_accum
@@ -554,11 +555,3 @@ def _ema_update(ema: Any, model: Any, decay: float, updates: int) -> None:
             e.lerp_(p.detach(), 1.0 - d)
         for e, b in zip(ema.buffers(), model.buffers(), strict=True):
             e.copy_(b)  # BatchNorm's running statistics are averages already
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
