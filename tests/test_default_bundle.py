@@ -68,7 +68,11 @@ def test_main_job_on_a_bundled_example():
     assert not res.get("rejected"), res
     assert res["ecg_score"] is not None and res["ecg_score"] > 0.5
     assert list(res["probabilities"]) == list(LABELS)
-    assert all(0.0 <= p <= 1.0 for p in res["probabilities"].values())
+    thresholds = json.loads((ROOT / "edgeecg/assets/default/manifest.json").read_text())["classifier"][
+        "thresholds"
+    ]
+    called = [k for k, t in zip(LABELS, thresholds, strict=True) if res["probabilities"][k] >= t]
+    assert res["positive"] == called and "MI" in called  # the example's cardiologists' label
 
 
 def test_every_bundled_example_passes_the_ecg_check_and_it_can_be_skipped(tmp_path):

@@ -47,8 +47,7 @@ def test_report_on_a_tiny_run(tmp_path, load_script, capsys):
     table = json.loads(out.read_text())
     assert list(table) == map_channels()
     for name in map_channels()[: len(LEADS)]:  # every page shows all 12 leads
-        assert table[name]["positives"] > 0 and 0.0 <= table[name]["auroc"] <= 1.0
-    assert all(math.isnan(r["auroc"]) or 0.0 <= r["auroc"] <= 1.0 for r in table.values())
+        assert table[name]["positives"] > 0 and not math.isnan(table[name]["auroc"])
     assert "lead V6" in capsys.readouterr().out
 
 

@@ -41,7 +41,10 @@ def test_result_fields_for_a_sheet(pipe):
     (r,) = pipe.run([scene(box=BOX)], names=["photo.jpg"])
     assert r.ok and r.image == "photo.jpg" and pipe.backend == "onnxruntime"
     assert list(r.probabilities) == list(LABELS)
-    assert all(0.0 <= v <= 1.0 for v in r.probabilities.values())
+    members = np.array([list(m.values()) for m in r.member_probabilities])
+    np.testing.assert_allclose(
+        list(r.probabilities.values()), members.mean(0), atol=1e-6
+    )  # the ensemble mean
     assert r.box is not None and np.allclose(r.box, BOX, atol=16), r.box
     assert r.corners is not None and len(r.corners) == 4
     assert len(r.member_probabilities) == 2

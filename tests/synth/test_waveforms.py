@@ -80,6 +80,7 @@ def test_sample_labels_prevalence_and_cooccurrence():
 
 
 def test_normal_physiology_measured():
+    consistency = []
     for seed in SEEDS:
         rec = sim(seed, [])
         rr = W.rr_intervals(rec)
@@ -89,7 +90,11 @@ def test_normal_physiology_measured():
         assert 110 <= W.measure_pr(rec) <= 205
         assert W.sokolow_lyon(rec) < 3.5
         assert -32 <= W.qrs_axis(rec) <= 92
-        assert W.p_wave_consistency(rec) > 0.9 or np.isnan(W.p_wave_consistency(rec))
+        consistency.append(W.p_wave_consistency(rec))
+    # sinus: the same P wave before every QRS; a record whose atrial windows run off its 10 s may not be
+    # measurable, but most are, and every measured one is consistent
+    measured = [c for c in consistency if not np.isnan(c)]
+    assert len(measured) >= 0.8 * len(SEEDS) and min(measured) > 0.9, consistency
 
 
 def test_af_irregular_without_p_waves():

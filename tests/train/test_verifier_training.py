@@ -28,10 +28,10 @@ def test_threshold_rule_keeps_the_ecgs():
     pos = np.array([0.05, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995])
     neg = np.array([0.01, 0.02, 0.3, 0.65])
     strict = V.choose_threshold(pos, neg, 0.0)  # no ECG may be lost: between 0.02 (neg) and 0.05 (pos)
-    assert strict["threshold"] == pytest.approx(_sigmoid((_logit(0.02) + _logit(0.05)) / 2))
+    assert strict["threshold"] == pytest.approx(0.031734, abs=1e-6)  # the logit midpoint of 0.02 and 0.05
     assert strict["ecg_rejected"] == 0.0 and strict["negatives_rejected"] == 0.5
     loose = V.choose_threshold(pos, neg, 0.1)  # one of ten may go: between 0.3 (neg) and 0.6 (pos)
-    assert loose["threshold"] == pytest.approx(_sigmoid((_logit(0.3) + _logit(0.6)) / 2))
+    assert loose["threshold"] == pytest.approx(0.444994, abs=1e-6)  # the logit midpoint of 0.3 and 0.6
     assert loose["ecg_rejected"] == 0.1 and loose["negatives_rejected"] == 0.75
     clean = V.choose_threshold(np.array([0.9, 0.95]), np.array([0.1, 0.2]), 0.01)  # separable: a margin
     assert (
@@ -52,11 +52,11 @@ def test_threshold_rule_cuts_across_the_widest_gap_that_rejects_enough():
     assert as_many["negatives_rejected"] == 1.0 and 0.78 < as_many["threshold"] < 0.8
     # at least 90%: the cut between 0.5 and 0.78 (the widest gap allowed), not the 0.78 | 0.8 sliver
     ninety = V.choose_threshold(pos, neg, 0.0, min_neg_rejected=0.9)
-    assert ninety["threshold"] == pytest.approx(_sigmoid((_logit(0.5) + _logit(0.78)) / 2))
+    assert ninety["threshold"] == pytest.approx(0.653132, abs=1e-6)  # the logit midpoint of 0.5 and 0.78
     assert ninety["negatives_rejected"] == 0.9 and ninety["ecg_rejected"] == 0.0
     # cleanly separable: every negative goes, across the wide gap to the ECGs
     sep = V.choose_threshold(pos, np.array([0.001, 0.002, 0.004, 0.01]), 0.0, min_neg_rejected=0.5)
-    assert sep["threshold"] == pytest.approx(_sigmoid((_logit(0.01) + _logit(0.8)) / 2))
+    assert sep["threshold"] == pytest.approx(0.167366, abs=1e-6)  # the logit midpoint of 0.01 and 0.8
     assert sep["negatives_rejected"] == 1.0
     # a wider gap among the ECGs themselves is not taken while a cut below every ECG will do
     spread = V.choose_threshold(np.array([0.3, 0.31, 0.99]), np.array([0.01, 0.2]), 0.5, min_neg_rejected=0.5)
