@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # Set before torch, albumentations or ultralytics load. Two busy cores make torch stall ~30 ms per op
-# without passive OpenMP waits (DESIGN.md section 7); ultralytics must neither probe the network nor write
+# without passive OpenMP waits (docs/design.md section 7); ultralytics must neither probe the network nor write
 # settings outside the build directory.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

@@ -1,4 +1,4 @@
-"""Model bundles: a directory with `manifest.json` and the model files it names (DESIGN.md section 3).
+"""Model bundles: a directory with `manifest.json` and the model files it names (docs/design.md section 3).
 
 Schema, format "edgeecg-bundle/1" (every path is relative to the bundle directory)::
 

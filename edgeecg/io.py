@@ -1,6 +1,6 @@
 """Reading input images safely: size checked from the header before decoding, every format made BGR uint8.
 
-OpenCV decodes a 30000x30000 PNG of 100 KB into 2.7 GB without complaint (DESIGN.md section 7), so
+OpenCV decodes a 30000x30000 PNG of 100 KB into 2.7 GB without complaint (docs/design.md section 7), so
 `read_image` parses the width and height from the file header itself (PNG, JPEG, BMP, GIF, WebP, TIFF)
 and refuses images over a pixel limit before any decoder runs.
 """

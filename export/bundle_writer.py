@@ -1,4 +1,4 @@
-"""Fold checkpoints (+ detector, + SAM) → a verified model bundle (DESIGN.md section 3), built atomically.
+"""Fold checkpoints (+ detector, + SAM) → a verified model bundle (docs/design.md section 3), built atomically.
 
 Steps: export every member to ONNX and check it against torch; optionally fuse the members into one graph
 and check it against them; optionally derive the mixed FP16 ONNX and/or the int8-weight ONNX ("int8w") and

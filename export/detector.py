@@ -1,7 +1,7 @@
 """The paper detector (ultralytics YOLOv8(-pose)) to plain ONNX, with what the runtime needs to decode it.
 
 Never ultralytics' own `.engine` format: those files carry a JSON header and are not plain TensorRT plans
-(DESIGN.md section 6); we export ONNX here and build plans ourselves in `tensorrt_build`.
+(docs/design.md section 6); we export ONNX here and build plans ourselves in `tensorrt_build`.
 
 Loading a `.pt` needs ultralytics, which unpickles the file: only do that for checkpoints our own
 `edgeecg.train.detector` wrote. An existing detector ONNX is taken as it is, and its metadata read.

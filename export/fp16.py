@@ -1,6 +1,6 @@
 """Mixed-precision FP16 ONNX: FP16 everywhere except FP32 islands where FP16 overflows or loses the answer.
 
-ConvNeXt's LayerNorm overflows in FP16 (DESIGN.md section 6), so normalisation, reductions, softmax/sigmoid
+ConvNeXt's LayerNorm overflows in FP16 (docs/design.md section 6), so normalisation, reductions, softmax/sigmoid
 and the final classifier head stay FP32; Conv weights and the activations between them become FP16. Cast
 nodes sit where an FP32 island meets FP16, and the model's inputs and outputs stay float32, so a caller
 feeds and reads the same arrays as with the FP32 model. The result is meant for a strongly typed TensorRT

@@ -1,7 +1,7 @@
 """One ONNX graph for the whole ensemble: one "image" input, the members in parallel, mean of their sigmoids.
 
 Five separate engines on five streams rarely overlap on one GPU; one graph with a shared input cuts launches
-and copies (DESIGN.md section 6). We export a torch module that wraps the members, so the graph is what the
+and copies (docs/design.md section 6). We export a torch module that wraps the members, so the graph is what the
 members compute, by construction, and the check against separate members is a real comparison.
 """
 

@@ -1,7 +1,7 @@
 """torch → ONNX for classifier members, checked against torch in ONNX Runtime right after export.
 
 The legacy TorchScript exporter (`dynamo=False`) at opset 17 gives one LayerNormalization node for ConvNeXt's
-LayerNorm and real opset 17 (the dynamo exporter emits opset 18 even when 17 is asked for; DESIGN.md §7).
+LayerNorm and real opset 17 (the dynamo exporter emits opset 18 even when 17 is asked for; docs/design.md section 7).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ every tensor's type from the ONNX instead, so the mixed FP16 ONNX of `edgeecg.ex
 precision (FP32 islands included). The same code builds on TensorRT 10.x (JetPack 6 ships 10.3).
 
 Plans and timing caches are only valid on the GPU model and TensorRT build that made them, so both are keyed
-by GPU name, compute capability, SM count and the full TensorRT version (docs/bundle.md).
+by GPU name, compute capability, SM count and the full TensorRT version (docs/design.md section 3).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ grid, 2:1 for the 3x4 area plus rhythm strip), so a 2:1 input keeps the time axi
 resolution. At 512 px across ~10 s of trace, 1 px ~ 20 ms at the page scale, enough to tell a 120 ms QRS
 from a 90 ms one and to see P waves; 0.5 mV of ST shift is ~3-4 px at 256 px height. Smaller inputs
 (224 x 224) squash the 12 leads into a few pixels each; larger ones (512 x 1024) cost ~4x the compute
-(113 ms vs ~30 ms per image for convnext_atto on these CPUs, DESIGN.md section 7).
+(113 ms vs ~30 ms per image for convnext_atto on these CPUs, docs/design.md section 7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Runner protocol (DESIGN.md section 4): one loaded model behind one small interface.
+"""The Runner protocol (docs/design.md section 4): one loaded model behind one small interface.
 
 Public methods validate and time; subclasses implement the `_..._impl` methods. A runner is a context
 manager: `activate()` allocates (session, engine, buffers), `deactivate()` frees them.

@@ -1,7 +1,7 @@
 """TensorRT runner (TensorRT 10/11 Python API) and plan selection from the bundle manifest.
 
 A plan is only valid on the GPU model, compute capability, SM count and exact TensorRT build it was made
-with, so the manifest keys every plan by those (docs/bundle.md) and `select_plan` picks the one that fits
+with, so the manifest keys every plan by those (docs/design.md section 3) and `select_plan` picks the one that fits
 this machine, or says which build command makes one; `tensorrt_usable` also deserialises the chosen plans,
 the only compatibility check TensorRT has, so `auto` falls back to ONNX Runtime instead of failing. The runner deserialises the plan, allocates device
 buffers for the largest shape of the optimisation profile plus pinned host buffers, and runs

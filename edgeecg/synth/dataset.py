@@ -1,4 +1,4 @@
-"""Write synthetic datasets: the directory format of DESIGN.md section 2 plus YOLO pose labels.
+"""Write synthetic datasets: the directory format of docs/design.md section 2 plus YOLO pose labels.
 
 Layout of DIR::
 

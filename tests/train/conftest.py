@@ -21,7 +21,7 @@ TINY_MODEL = {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]}
 
 
 def make_dataset(root: Path, n: int = 32, seed: int = 0, size: tuple[int, int] = (96, 160)) -> Path:
-    """A dataset dir in DESIGN.md section 2 shape: paper on a grey background, label-dependent marks."""
+    """A dataset dir in docs/design.md section 2 shape: paper on a grey background, label-dependent marks."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
     h, w = size
