@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,30 @@ class PreprocessConfig:
         }
 
 
+@dataclass(frozen=True)
+class CornerSource:
+    """Where the warp's corners came from and what was done to them; `str()` is the display form
+    ("classical+refined+model+landscape"), which `Prepared.corner_source` and the JSON output carry.
+
+    Attributes:
+        origin: keypoints | sam | classical | box.
+        refined: refinement moved them onto the sheet's edges.
+        model: the corner model placed them (where no clear edge showed).
+        landscape: turned a quarter: the quad read portrait.
+        turned: turned by 180 degrees: the ECG check read the page upside down.
+    """
+
+    origin: str
+    refined: bool = False
+    model: bool = False
+    landscape: bool = False
+    turned: bool = False
+
+    def __str__(self) -> str:
+        steps = (("refined", self.refined), ("model", self.model), ("landscape", self.landscape))
+        return self.origin + "".join(f"+{k}" for k, on in (*steps, ("turned", self.turned)) if on)
+
+
 @dataclass
 class Prepared:
     """The result of pre-processing one image.
@@ -278,7 +302,8 @@ class Preprocessor:
         full = np.array([0, 0, w, h], np.float32)
 
         corners = det.corners if det is not None else None
-        source = paper = None
+        source: CornerSource | None = None
+        paper = None
         quarter = False
         known_check = None
         region = full
@@ -298,7 +323,7 @@ class Preprocessor:
             whole = support is not None and support >= QUARTER_MIN_SUPPORT and not (left or right)
             quarter = whole and portrait
             turned = landscape_order(corners, det.corners if det is not None else None) if portrait else None
-            if portrait and not whole and "+model" in source and self.verifier is not None:
+            if portrait and not whole and source.model and self.verifier is not None:
                 # The frame cut the sheet, but the corner model placed its hidden corners too, so the
                 # outline is the whole sheet's; whether that is a sheet lying a quarter-turn round or a
                 # portrait crop of a page, the content says: the ECG check scores both ways up.
@@ -306,7 +331,7 @@ class Preprocessor:
                 quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
                 known_check = turned_look if quarter else kept_look
             if quarter:
-                corners, source = turned, f"{source}+landscape"
+                corners, source = turned, replace(source, landscape=True)
             if box is not None and _box_from_corners(corners, support, source, (h, w)):
                 # the sheet's own outline bounds it better than the detector's box
                 box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
@@ -340,7 +365,7 @@ class Preprocessor:
                 # the sheet lies turned by 180 degrees: its top-left is the opposite corner
                 out, eq = cv2.rotate(out, cv2.ROTATE_180), cv2.rotate(eq, cv2.ROTATE_180)
                 corners = np.roll(corners, 2, axis=0)
-                source = f"{source}+turned"
+                source = replace(source, turned=True)
             timings["verify"] = time.perf_counter() - t0
             if ecg_score < self.verifier.threshold:
                 reason = f"no ECG found (ECG check {ecg_score:.2f} < {self.verifier.threshold:.2f})"
@@ -353,9 +378,10 @@ class Preprocessor:
             stages["clahe"] = eq
             if check_page is not None and check_page is not eq:
                 stages["ecg check"] = check_page
+        shown = str(source) if source is not None else None
         if reason is not None:
-            return Prepared(None, box, corners, confidence, reason, timings, stages, source, paper, ecg_score)
-        return Prepared(eq, box, corners, confidence, None, timings, stages, source, paper, ecg_score)
+            return Prepared(None, box, corners, confidence, reason, timings, stages, shown, paper, ecg_score)
+        return Prepared(eq, box, corners, confidence, None, timings, stages, shown, paper, ecg_score)
 
     @staticmethod
     def _page(
@@ -381,7 +407,7 @@ class Preprocessor:
 
     def _corners(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray
-    ) -> tuple[np.ndarray, str, float | None]:
+    ) -> tuple[np.ndarray, CornerSource, float | None]:
         """Corners for warp from the configured source, falling back to classical, then to the box; with
         refinement also the support its edges found (0-4), else None.
 
@@ -419,9 +445,9 @@ class Preprocessor:
         if cfg.refine and keypoints is not None and cfg.corners != "keypoints":
             rough.append(("keypoints", keypoints))  # unsure keypoints still make a rough quad to refine
         if not rough:
-            return box_corners(box), "box", None
+            return box_corners(box), CornerSource("box"), None
         if not cfg.refine:
-            return rough[0][1], rough[0][0], None
+            return rough[0][1], CornerSource(rough[0][0]), None
         # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
         colours = edge_colours(work)  # shared by every refinement pass below
         quad, i, support, edges = refine_corners(
@@ -434,9 +460,8 @@ class Preprocessor:
         quad = quad / scale
         if keypoints is not None:
             quad = match_order(quad, keypoints)
-        name = rough[i][0]
         moved = not np.allclose(order_corners(quad), order_corners(rough[i][1]), atol=0.5)
-        name += "+refined" if moved else ""
+        source = CornerSource(rough[i][0], refined=moved)
         if self.corner_model is not None and edges < CORNER_MODEL_BELOW:
             # the model's page is made from the working copy: it is far smaller than its source anyway
             placed = self.corner_model.corners(work, quad * scale) / scale
@@ -450,8 +475,8 @@ class Preprocessor:
                     colours=colours,
                     narrow_pass=False,
                 )
-                quad, name = match_order(snapped / scale, placed), name + "+model"
-        return quad, name, support
+                quad, source = match_order(snapped / scale, placed), replace(source, model=True)
+        return quad, source, support
 
 
 def _look_score(ecg: float, upright: float | None) -> float:
@@ -468,19 +493,19 @@ def _look_score(ecg: float, upright: float | None) -> float:
 
 
 def _box_from_corners(
-    corners: np.ndarray, support: float | None, source: str, shape: tuple[int, int]
+    corners: np.ndarray, support: float | None, source: CornerSource, shape: tuple[int, int]
 ) -> bool:
     """True when the warp's quad bounds the visible sheet better than the detector's box: the corner model
     placed it (from the whole sheet's content), or refinement found its sides (summed support >=
     BOX_FROM_EDGES) and either moved the quad onto them, or found all four inside the frame, or the quad is
     the whole frame (a page that fills the picture). An unmoved rough quad with a side kept on the frame's
     edge is only the search region (the detector's box, enlarged)."""
-    if "+model" in source:
+    if source.model:
         return True
     if support is None or support < BOX_FROM_EDGES:
         return False
     on_frame = _borders_with_a_side(corners, shape)
-    return "+refined" in source or not on_frame.any() or bool(on_frame.all())
+    return source.refined or not on_frame.any() or bool(on_frame.all())
 
 
 def _borders_with_a_side(corners: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

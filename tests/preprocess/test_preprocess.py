@@ -163,23 +163,38 @@ def test_warp_box_follows_the_edges_found_inside_the_frame(tmp_path):
     np.testing.assert_allclose(crop.box, loose, atol=8)  # crop mode keeps the detector's box
 
 
+def test_corner_source_is_typed_state_shown_as_one_string():
+    from edgeecg.preprocess.preprocess import CornerSource
+
+    assert str(CornerSource("classical", refined=True, model=True, landscape=True, turned=True)) == (
+        "classical+refined+model+landscape+turned"
+    )
+    assert str(CornerSource("keypoints")) == "keypoints"
+
+
 def test_the_box_from_edges_needs_the_sides_found_and_an_unmoved_frame_side_is_only_the_search_region():
-    from edgeecg.preprocess.preprocess import _box_from_corners
+    from edgeecg.preprocess.preprocess import CornerSource, _box_from_corners
+
+    plain, refined, placed = (
+        CornerSource("classical"),
+        CornerSource("classical", refined=True),
+        CornerSource("classical", model=True),
+    )
 
     shape = (600, 800)
     inside = np.array([[35, 25], [742, 49], [760, 542], [40, 544]], np.float32)
-    assert _box_from_corners(inside, 3.8, "classical", shape)
-    assert not _box_from_corners(inside, 2.5, "classical+refined", shape)  # a side not found
-    assert _box_from_corners(inside, 0.0, "classical+model", shape)  # placed from the sheet's content
+    assert _box_from_corners(inside, 3.8, plain, shape)
+    assert not _box_from_corners(inside, 2.5, refined, shape)  # a side not found
+    assert _box_from_corners(inside, 0.0, placed, shape)  # placed from the sheet's content
     corner = inside.copy()
     corner[3] = [0, 544]  # one corner of a tilted sheet on the frame's left edge: still the sheet's box
-    assert _box_from_corners(corner, 3.8, "classical", shape)
+    assert _box_from_corners(corner, 3.8, plain, shape)
     side = inside.copy()
     side[[0, 3], 0] = 0  # the whole left side on the frame's edge: the sheet runs on beyond it
-    assert _box_from_corners(side, 3.8, "classical+refined", shape)  # moved onto the sheet's other sides
-    assert not _box_from_corners(side, 3.8, "classical", shape)  # unmoved: the detector's box, enlarged
+    assert _box_from_corners(side, 3.8, refined, shape)  # moved onto the sheet's other sides
+    assert not _box_from_corners(side, 3.8, plain, shape)  # unmoved: the detector's box, enlarged
     frame = np.array([[0, 0], [800, 0], [800, 600], [0, 600]], np.float32)
-    assert _box_from_corners(frame, 4.0, "classical", shape)  # a page that fills the picture
+    assert _box_from_corners(frame, 4.0, plain, shape)  # a page that fills the picture
 
 
 def test_a_sheet_lying_a_quarter_turned_is_warped_landscape():
