@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from edgeecg import LABELS
-from edgeecg.backends import resolve_backend, runner_class
-from edgeecg.backends.base import Runner
+from edgeecg.backends import classifier_loader, resolve_backend, runner_class
+from edgeecg.backends.base import ClassifierLoad, Runner
 from edgeecg.backends.onnxruntime import ort_session_config
-from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, sha256_file, verify
+from edgeecg.backends.tensorrt import detector_plan, plan_targets
+from edgeecg.bundle import default_bundle_dir, iter_file_entries, load_manifest, verify
 from edgeecg.errors import BackendError, BundleError, EdgeECGError, UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS, read_image
 from edgeecg.preprocess import (
@@ -273,12 +274,10 @@ class Pipeline:
         variants = manifest["classifier"]["variants"]
         if backend == "auto":
             prec = _pick_precision(variants, precision, "tensorrt")
-            backend = resolve_backend("auto", manifest, _trt_targets(variants[prec], fused), prec, bundle)
+            backend = resolve_backend("auto", manifest, plan_targets(variants[prec], fused), prec, bundle)
         else:
             resolve_backend(backend, manifest, [], "")  # validates the name
         precision = _pick_precision(variants, precision, backend)
-        if backend == "tensorrt" and variants[precision].get("weights") == "int8":
-            raise UsageError(f"TensorRT runs fp16/fp32 plans; the {precision!r} variant runs in onnxruntime")
         variant = variants[precision]
         use_fused = _use_fused(variant, fused, backend)
         log.info(
@@ -289,100 +288,25 @@ class Pipeline:
             "fused ensemble" if use_fused else f"{len(variant.get('members', []))} members",
         )
 
-        files: list[str] = []
-        runners: list[Runner] = []
+        loaded = classifier_loader(backend)(
+            ClassifierLoad(manifest, bundle, variant, precision, use_fused, threads, cuda_graph, verify)
+        )
+        files, runners = list(loaded.files), loaded.runners
+        if loaded.max_batch is not None and batch_size > loaded.max_batch:
+            log.info(
+                "batch size %d -> %d: the largest its %s runners take", batch_size, loaded.max_batch, backend
+            )
+            batch_size = loaded.max_batch
         fused_outputs = None
-        if backend == "tensorrt":
-            from edgeecg.backends.tensorrt import TensorRTRunner, plan_max_batch, select_plan  # noqa: PLC0415
-
-            for target in _trt_targets(variant, use_fused):
-                entry = select_plan(manifest, target, precision, bundle_dir=bundle)
-                files.append(entry["file"])
-                runners.append(TensorRTRunner(bundle / entry["file"], name=target, cuda_graph=cuda_graph))
-                if batch_size > plan_max_batch(entry):  # the plan's profile bounds the classifier's batch
-                    log.info(
-                        "batch size %d -> %d: the largest %s's plan takes",
-                        batch_size,
-                        plan_max_batch(entry),
-                        target,
-                    )
-                    batch_size = plan_max_batch(entry)
-        elif backend == "torch":
-            from edgeecg.backends.torch import TorchRunner  # noqa: PLC0415
-
-            for i, m in enumerate(variant.get("members") or []):
-                weights, sidecar = _member_checkpoint(manifest, bundle, m, i, files, verify)
-                runners.append(
-                    TorchRunner(weights, sidecar=sidecar, threads=threads, name=f"member:{m.get('fold', i)}")
-                )
-        else:
-            ort_cls = runner_class(backend)
-            entries = [variant["fused"]] if use_fused else list(variant.get("members") or [])
-            session_config = ort_session_config(variant)
-            for i, e in enumerate(entries):
-                files.append(e["file"])
-                runners.append(
-                    ort_cls(
-                        bundle / e["file"],
-                        threads=threads,
-                        name="fused" if use_fused else f"member:{e.get('fold', i)}",
-                        session_config=session_config,
-                    )
-                )
         if use_fused:
             fused_outputs = dict(
                 variant["fused"].get("outputs") or {"mean": "prob", "members": "member_probs"}
             )
 
-        det_section = manifest.get("detector")
         extra: list[Runner] = []
-        detector = None
-        if det_section:
-            det_runner = _detector_runner(manifest, bundle, backend, precision, threads, files)
-            extra.append(det_runner)
-            detector = Detector.from_manifest(det_runner, det_section)
-        cfg = PreprocessConfig.from_manifest(manifest.get("preprocess"), det_section)
-        sam = None
-        sam_section = manifest.get("sam")
-        if sam_section and cfg.mode == "warp" and cfg.corners == "sam":
-            ort_cls = runner_class("onnxruntime")
-            enc, dec = sam_section["encoder"], sam_section["decoder"]
-            files += [enc["file"], dec["file"]]
-            sam_runners = [
-                ort_cls(bundle / enc["file"], threads=threads, name="sam-encoder"),
-                ort_cls(bundle / dec["file"], threads=threads, name="sam-decoder"),
-            ]
-            extra += sam_runners
-            sam = SamCorners(*sam_runners)
-        verifier = None
-        ver_section = manifest.get("verifier")
-        if ver_section and ecg_check:
-            ver_runner = runner_class("onnxruntime")(
-                bundle / ver_section["file"], threads=threads, name="verifier"
-            )
-            files.append(ver_section["file"])
-            extra.append(ver_runner)
-            verifier = Verifier.from_manifest(ver_runner, ver_section)
-        placer = None
-        cm_section = manifest.get("corner_model")
-        if cm_section and cfg.mode == "warp":
-            cm_runner = runner_class("onnxruntime")(
-                bundle / cm_section["file"], threads=threads, name="corner-model"
-            )
-            files.append(cm_section["file"])
-            extra.append(cm_runner)
-            placer = CornerModel.from_manifest(cm_runner, cm_section)
+        pre = _preprocessor(manifest, bundle, backend, precision, threads, ecg_check, files, extra)
         if verify:
             _verify_files(bundle, manifest, files)
-        inp = manifest["classifier"]["input"]
-        pre = Preprocessor(
-            cfg,
-            detector,
-            (int(inp["height"]), int(inp["width"])),
-            sam=sam,
-            verifier=verifier,
-            corner_model=placer,
-        )
         ensemble = Ensemble(runners, fused_outputs, manifest["classifier"].get("output", "logits"))
         return cls(manifest, pre, ensemble, backend, batch_size, extra)
 
@@ -574,61 +498,60 @@ def _use_fused(variant: dict[str, Any], fused: bool | None, backend: str) -> boo
     return not (backend == "onnxruntime" and variant.get("members") and parallel)
 
 
-def _trt_targets(variant: dict[str, Any], fused: bool | None) -> list[str]:
-    if (fused is None and variant.get("fused")) or fused:
-        return ["fused"]
-    return [f"member:{m.get('fold', i)}" for i, m in enumerate(variant.get("members") or [])]
+def _preprocessor(
+    manifest: dict[str, Any],
+    bundle: Path,
+    backend: str,
+    precision: str,
+    threads: int,
+    ecg_check: bool,
+    files: list[str],
+    runners: list[Runner],
+) -> Preprocessor:
+    """The bundle's pre-processing chain: the detector (its TensorRT plan where one loads), SAM, the ECG check
+    and the corner model in ONNX Runtime. Appends the files it will load to `files` and its runners to
+    `runners` (the caller verifies and activates them)."""
+    det_section = manifest.get("detector")
+    cfg = PreprocessConfig.from_manifest(manifest.get("preprocess"), det_section)
+
+    def ort(entry: dict[str, Any], name: str) -> Runner:
+        files.append(entry["file"])
+        runners.append(runner_class("onnxruntime")(bundle / entry["file"], threads=threads, name=name))
+        return runners[-1]
+
+    detector = sam = verifier = placer = None
+    if det_section:
+        runners.append(_detector_runner(manifest, bundle, backend, precision, threads, files))
+        detector = Detector.from_manifest(runners[-1], det_section)
+    sam_section = manifest.get("sam")
+    if sam_section and cfg.mode == "warp" and cfg.corners == "sam":
+        sam = SamCorners(
+            ort(sam_section["encoder"], "sam-encoder"), ort(sam_section["decoder"], "sam-decoder")
+        )
+    if manifest.get("verifier") and ecg_check:
+        verifier = Verifier.from_manifest(ort(manifest["verifier"], "verifier"), manifest["verifier"])
+    if manifest.get("corner_model") and cfg.mode == "warp":
+        cm = manifest["corner_model"]
+        placer = CornerModel.from_manifest(ort(cm, "corner-model"), cm)
+    inp = manifest["classifier"]["input"]
+    size = (int(inp["height"]), int(inp["width"]))
+    return Preprocessor(cfg, detector, size, sam=sam, verifier=verifier, corner_model=placer)
 
 
 def _detector_runner(
     manifest, bundle: Path, backend: str, precision: str, threads: int, files: list[str]
 ) -> Runner:
-    """The detector's runner: its TensorRT plan under the tensorrt backend when the bundle has one, else ORT."""
+    """The detector's runner: its TensorRT plan under the tensorrt backend when the bundle has one that loads
+    here, else ONNX Runtime."""
     section = manifest["detector"]
-    if backend == "tensorrt":
-        from edgeecg.backends.tensorrt import TensorRTRunner, plan_problem, select_plan  # noqa: PLC0415
-
-        for prec in dict.fromkeys((precision, "fp16", "fp32")):
-            try:
-                entry = select_plan(manifest, "detector", prec, bundle_dir=bundle)
-            except BackendError:
-                continue
-            problem = plan_problem(bundle / entry["file"])
-            if problem:
-                log.warning("detector in ONNX Runtime: %s", problem)
-                break
-            files.append(entry["file"])
-            return TensorRTRunner(bundle / entry["file"], name="detector")
-        else:
-            log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
+    entry = detector_plan(manifest, bundle, precision) if backend == "tensorrt" else None
+    if entry is not None:
+        files.append(entry["file"])
+        return runner_class("tensorrt")(bundle / entry["file"], name="detector")
     files.append(section["file"])
     return runner_class("onnxruntime")(
         bundle / section["file"], threads=threads, name="detector", session_config=ort_session_config(section)
     )
-
-
-def _member_checkpoint(
-    manifest: dict[str, Any], bundle: Path, member: dict[str, Any], index: int, files: list[str], check: bool
-) -> tuple[Path, Path | None]:
-    """Weights (and sidecar) of a member for the torch backend: inside the bundle ("checkpoint" entry, verified
-    with the rest) or the training checkpoint the manifest's provenance names (verified here)."""
-    fold = member.get("fold", index)
-    ck = member.get("checkpoint")
-    if ck:
-        files.append(ck["file"])
-        return bundle / ck["file"], (bundle / ck["sidecar"] if ck.get("sidecar") else None)
-    for entry in (manifest.get("provenance") or {}).get("checkpoints") or []:
-        if entry.get("fold") == fold and entry.get("file"):
-            path = Path(entry["file"])
-            path = path if path.is_absolute() else bundle / path
-            if not path.is_file():
-                raise BundleError(
-                    f"the torch backend needs member {fold}'s training checkpoint {path}, which is absent"
-                )
-            if check and entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-                raise BundleError(f"checkpoint {path} does not match the sha256 in the manifest's provenance")
-            return path, None
-    raise BundleError(f"member {fold} has no checkpoint in the manifest: the torch backend needs one")
 
 
 def _verify_files(bundle: Path, manifest: dict[str, Any], files: list[str]) -> None:

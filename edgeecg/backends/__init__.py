@@ -26,6 +26,13 @@ def runner_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def classifier_loader(name: str):
+    """The `classifier_runners(ClassifierLoad) -> ClassifierRunners` function of backend `name`: each backend
+    knows how a bundle's classifier becomes its runners, so the pipeline wires parts without branching."""
+    runner_class(name)  # raises UsageError for an unknown name
+    return importlib.import_module(BACKENDS[name].split(":")[0]).classifier_runners
+
+
 def resolve_backend(
     name: str, manifest: dict, targets: list[str], precision: str, bundle_dir: str | Path | None = None
 ) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,3 +135,38 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def _infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class ClassifierLoad:
+    """What a backend's `classifier_runners` needs to build the classifier's runners from a bundle.
+
+    Attributes:
+        manifest: the bundle manifest.
+        bundle: the bundle directory.
+        variant: the manifest's classifier variant to run ({"members": [...], "fused": {...}, ...}).
+        precision: that variant's name ("fp32", "fp16", "int8w").
+        fused: run the fused ensemble graph instead of the members.
+        threads: CPU threads (0: the library's default).
+        cuda_graph: TensorRT: replay a CUDA graph for batch-1 calls.
+        verify: check sha256 values of files read outside the bundle's own verification (checkpoints).
+    """
+
+    manifest: dict[str, Any]
+    bundle: Path
+    variant: dict[str, Any]
+    precision: str
+    fused: bool
+    threads: int = 0
+    cuda_graph: bool = False
+    verify: bool = True
+
+
+@dataclass
+class ClassifierRunners:
+    """A backend's answer: the runners in ensemble order, the bundle files they load (verified by the caller
+    before loading), and the largest batch they take (None: any)."""
+
+    runners: list[Runner]
+    files: list[str] = field(default_factory=list)
+    max_batch: int | None = None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgeecg._lazy import require
-from edgeecg.backends.base import Runner, TensorSpec
+from edgeecg.backends.base import ClassifierLoad, ClassifierRunners, Runner, TensorSpec
 from edgeecg.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -115,3 +115,19 @@ class OnnxRuntimeRunner(Runner):
         names = [o.name for o in self.session.get_outputs()]
         values = self.session.run(names, feed)
         return dict(zip(names, values, strict=True))
+
+
+def classifier_runners(load: ClassifierLoad) -> ClassifierRunners:
+    """One session for the fused graph, or one per member, with the variant's session config."""
+    entries = [load.variant["fused"]] if load.fused else list(load.variant.get("members") or [])
+    config = ort_session_config(load.variant)
+    runners: list[Runner] = [
+        OnnxRuntimeRunner(
+            load.bundle / e["file"],
+            threads=load.threads,
+            name="fused" if load.fused else f"member:{e.get('fold', i)}",
+            session_config=config,
+        )
+        for i, e in enumerate(entries)
+    ]
+    return ClassifierRunners(runners, [e["file"] for e in entries])

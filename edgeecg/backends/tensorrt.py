@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from edgeecg._lazy import available, require
-from edgeecg.backends.base import Runner, TensorSpec
+from edgeecg.backends.base import ClassifierLoad, ClassifierRunners, Runner, TensorSpec
 from edgeecg.backends.cuda import DeviceInfo, cuda_api, current_device, gpu_present, host_array
-from edgeecg.errors import BackendError
+from edgeecg.errors import BackendError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,45 @@ def tensorrt_usable(
 def plan_max_batch(entry: dict[str, Any]) -> int:
     """The largest batch a plan's optimisation profile takes (its manifest entry's batch sizes)."""
     return max(int(b) for b in entry.get("batch_sizes") or [1])
+
+
+def plan_targets(variant: dict[str, Any], fused: bool | None) -> list[str]:
+    """The plan targets a classifier variant needs: "fused", or "member:K" for each member."""
+    if (fused is None and variant.get("fused")) or fused:
+        return ["fused"]
+    return [f"member:{m.get('fold', i)}" for i, m in enumerate(variant.get("members") or [])]
+
+
+def classifier_runners(load: ClassifierLoad) -> ClassifierRunners:
+    """One runner per plan this machine has for the variant; the smallest plan profile bounds the batch."""
+    if load.variant.get("weights") == "int8":
+        raise UsageError(f"TensorRT runs fp16/fp32 plans; the {load.precision!r} variant runs in onnxruntime")
+    out = ClassifierRunners([])
+    for target in plan_targets(load.variant, load.fused):
+        entry = select_plan(load.manifest, target, load.precision, bundle_dir=load.bundle)
+        out.files.append(entry["file"])
+        out.runners.append(
+            TensorRTRunner(load.bundle / entry["file"], name=target, cuda_graph=load.cuda_graph)
+        )
+        out.max_batch = min(out.max_batch or plan_max_batch(entry), plan_max_batch(entry))
+    return out
+
+
+def detector_plan(manifest: dict[str, Any], bundle: Path, precision: str) -> dict[str, Any] | None:
+    """The detector's plan entry for this machine when the bundle has one that loads here, else None (the
+    detector then runs in ONNX Runtime; a plan that does not load is said in one log line)."""
+    for prec in dict.fromkeys((precision, "fp16", "fp32")):
+        try:
+            entry = select_plan(manifest, "detector", prec, bundle_dir=bundle)
+        except BackendError:
+            continue
+        problem = plan_problem(bundle / entry["file"])
+        if problem:
+            log.warning("detector in ONNX Runtime: %s", problem)
+            return None
+        return entry
+    log.info("no TensorRT plan for the detector: running it in ONNX Runtime")
+    return None
 
 
 # -- runner --------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
-from edgeecg.backends.base import Runner, TensorSpec
+from edgeecg.backends.base import ClassifierLoad, ClassifierRunners, Runner, TensorSpec
+from edgeecg.bundle import sha256_file
 from edgeecg.errors import BackendError, BundleError
 
 log = logging.getLogger(__name__)
@@ -110,3 +111,37 @@ class TorchRunner(Runner):
         if not isinstance(y, torch.Tensor):
             raise BackendError(f"{self.name}: model returned {type(y).__name__}, expected a tensor")
         return {self._out[0].name: y.float().cpu().numpy()}
+
+
+def member_checkpoint(
+    manifest: dict[str, Any], bundle: Path, member: dict[str, Any], index: int, files: list[str], check: bool
+) -> tuple[Path, Path | None]:
+    """Weights (and sidecar) of a member for the torch backend: inside the bundle ("checkpoint" entry, verified
+    with the rest) or the training checkpoint the manifest's provenance names (verified here)."""
+    fold = member.get("fold", index)
+    ck = member.get("checkpoint")
+    if ck:
+        files.append(ck["file"])
+        return bundle / ck["file"], (bundle / ck["sidecar"] if ck.get("sidecar") else None)
+    for entry in (manifest.get("provenance") or {}).get("checkpoints") or []:
+        if entry.get("fold") == fold and entry.get("file"):
+            path = Path(entry["file"])
+            path = path if path.is_absolute() else bundle / path
+            if not path.is_file():
+                raise BundleError(
+                    f"the torch backend needs member {fold}'s training checkpoint {path}, which is absent"
+                )
+            if check and entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+                raise BundleError(f"checkpoint {path} does not match the sha256 in the manifest's provenance")
+            return path, None
+    raise BundleError(f"member {fold} has no checkpoint in the manifest: the torch backend needs one")
+
+
+def classifier_runners(load: ClassifierLoad) -> ClassifierRunners:
+    """One TorchRunner per member, from the checkpoint the bundle or its provenance names."""
+    out = ClassifierRunners([])
+    for i, m in enumerate(load.variant.get("members") or []):
+        weights, sidecar = member_checkpoint(load.manifest, load.bundle, m, i, out.files, load.verify)
+        name = f"member:{m.get('fold', i)}"
+        out.runners.append(TorchRunner(weights, sidecar=sidecar, threads=load.threads, name=name))
+    return out
