@@ -420,16 +420,15 @@ def _portable(node: Any, root: Path | None = None) -> Any:
 
 
 def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
-    """Build the bundle `cfg.out` from `cfg`; return its manifest.
+    """Build the bundle `cfg.out` from `cfg`; return its manifest. The sections, in order: the members to
+    ONNX (checked against torch), the fused graph, the derived variants (checked against FP32), the
+    pre-processing models, provenance, the manifest, and TensorRT plans where this machine can build them.
 
     Raises:
         UsageError: bad arguments (missing files, bad thresholds).
         EdgeECGError: a check failed (ONNX differs from torch, FP16 or plans lose parity, bad checkpoint).
     """
-    from edgeecg.export.checkpoints import find_checkpoints, load_member  # noqa: PLC0415
-    from edgeecg.export.fused import OUTPUTS, check_fused, export_fused  # noqa: PLC0415
-    from edgeecg.export.onnx_export import check_inputs, export_member  # noqa: PLC0415
-    from edgeecg.export.parity import sample_set  # noqa: PLC0415
+    from edgeecg.export.checkpoints import find_checkpoints  # noqa: PLC0415
 
     wanted = resolve_variants(cfg)
     if cfg.detector_weights not in ("fp32", "int8"):
@@ -448,91 +447,9 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
     checks: dict[str, Any] = {"members": []}
 
     with AtomicBundleDir(cfg.out) as tmp:
-        models, fp32_members, params = [], [], 0
-        for i, ckpt in enumerate(members, 1):
-            fold = ckpt.fold if ckpt.fold is not None else i - 1
-            progress(f"[{i}/{len(members)}] {ckpt.weights.name}: {ckpt.arch} fold {fold} → ONNX (opset 17)")
-            model = load_member(ckpt)
-            params = sum(int(p.numel()) for p in model.parameters())
-            rel = f"fp32/fold{fold}.onnx"
-            diff = export_member(model, tmp / rel, input_cfg)
-            progress(f"      checked against torch: max abs logit diff {diff:.1e}")
-            fp32_members.append(file_entry(tmp, rel, fold=fold, precision="fp32"))
-            checks["members"].append({"fold": fold, "max_abs_logit_diff_vs_torch": diff})
-            models.append(model)
-        ref32: dict[str, Any] = {"members": fp32_members}
-
-        if cfg.fused:
-            progress(f"fusing {len(models)} members into one graph")
-            _, fusion = export_fused(models, tmp / "fp32/ensemble.onnx", input_cfg, grouped=cfg.grouped)
-            diff = check_fused(
-                tmp / "fp32/ensemble.onnx", [tmp / m["file"] for m in fp32_members], check_inputs(input_cfg)
-            )
-            progress(f"      {fusion} fusion, checked against separate members: max abs prob diff {diff:.1e}")
-            ref32["fused"] = file_entry(
-                tmp,
-                "fp32/ensemble.onnx",
-                precision="fp32",
-                fusion=fusion,
-                outputs={"mean": OUTPUTS["mean"], "members": OUTPUTS["members"]},
-            )
-            checks["fused_vs_members_max_abs_prob_diff"] = diff
-        del models
-
-        variants: dict[str, Any] = {"fp32": ref32} if "fp32" in wanted else {}
-        samples = None
-        for key in ("fp16", "int8w"):
-            if key in wanted:
-                samples = samples or sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
-                variants[key] = _checked_variant(tmp, ref32, key, ("fp32", ref32), samples, checks, progress)
-        if "fp32" not in wanted:
-            shutil.rmtree(tmp / "fp32")  # the reference only: the bundle ships the derived variants
-
-        detector = _detector_entry(cfg, tmp, checks, progress) if cfg.detector else None
-
-        verifier = None
-        if cfg.verifier:
-            progress(f"ECG check {Path(cfg.verifier).name}")
-            verifier = _verifier_entry(Path(cfg.verifier), tmp)
-
-        corner_model = None
-        if cfg.corner_model:
-            progress(f"corner model {Path(cfg.corner_model).name}")
-            corner_model = _corner_model_entry(Path(cfg.corner_model), tmp)
-
-        sam = None
-        if cfg.sam:
-            from edgeecg.export.sam import export_sam  # noqa: PLC0415
-
-            progress(f"SAM {Path(cfg.sam).name} ({cfg.sam_type}) → encoder and decoder ONNX")
-            sam = export_sam(cfg.sam, tmp / "sam", cfg.sam_type, bundle_dir=tmp)
-
-        provenance: dict[str, Any] = {
-            "command": cfg.command,
-            "edgeecg_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "checkpoints": [
-                {
-                    "file": str(m.weights.resolve()),
-                    "sha256": m.sha256,
-                    "fold": m.fold if m.fold is not None else i,
-                }
-                for i, m in enumerate(members)
-            ],
-            "seed": (members[0].sidecar.get("config") or {}).get("seed", members[0].sidecar.get("seed")),
-            "data": _lineage_data(members[0].sidecar),
-            "lineage": members[0].sidecar.get("lineage") or None,
-        }
-        for key, src in (
-            ("detector", cfg.detector),
-            ("verifier", cfg.verifier),
-            ("corner_model", cfg.corner_model),
-            ("sam", cfg.sam),
-            ("thresholds", cfg.thresholds),
-        ):
-            if src:
-                provenance[key] = {"file": str(Path(src).resolve()), "sha256": sha256_file(src)}
-        provenance = _portable(provenance)
+        ref32, params = _fp32_section(cfg, members, tmp, input_cfg, checks, progress)
+        variants = _variants_section(cfg, wanted, ref32, tmp, input_cfg, checks, progress)
+        parts = _preprocessing_section(cfg, tmp, checks, progress)
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "labels": list(LABELS),
@@ -545,13 +462,10 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
                 "variants": variants,
                 "model": {"arch": members[0].arch, "params": params},
             },
-            "detector": detector,
-            "verifier": verifier,
-            "corner_model": corner_model,
-            "sam": sam,
+            **parts,
             "preprocess": _preprocess(members[0].sidecar.get("preprocess")),
             "engines": [],
-            "provenance": provenance,
+            "provenance": _provenance(cfg, members),
             "metrics": _json_safe(
                 {
                     "folds": [{"fold": m.fold, **(m.sidecar.get("metrics") or {})} for m in members],
@@ -561,19 +475,141 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         }
         write_manifest(tmp, manifest)
         verify(tmp, manifest)
-
         if cfg.engines:
-            reason = engine_support()
-            if reason:
-                progress(
-                    f"TensorRT plans skipped: {reason}. The ONNX bundle is complete; build plans on the "
-                    f"target with: edgeecg-export --engines --bundle {cfg.out}"
-                )
-            else:
-                build_engines(tmp, manifest, cfg, progress)
-                write_manifest(tmp, manifest)
-                verify(tmp, manifest)
+            _engines_section(cfg, tmp, manifest, progress)
     return manifest
+
+
+def _fp32_section(
+    cfg: ExportConfig,
+    members: list[Any],
+    tmp: Path,
+    input_cfg: dict[str, Any],
+    checks: dict,
+    progress: Progress,
+) -> tuple[dict[str, Any], int]:
+    """Every member to FP32 ONNX (checked against torch) and, with `cfg.fused`, the fused graph (checked
+    against the members): the reference variant, and the parameters of one member."""
+    from edgeecg.export.checkpoints import load_member  # noqa: PLC0415
+    from edgeecg.export.fused import OUTPUTS, check_fused, export_fused  # noqa: PLC0415
+    from edgeecg.export.onnx_export import check_inputs, export_member  # noqa: PLC0415
+
+    models, fp32_members, params = [], [], 0
+    for i, ckpt in enumerate(members, 1):
+        fold = ckpt.fold if ckpt.fold is not None else i - 1
+        progress(f"[{i}/{len(members)}] {ckpt.weights.name}: {ckpt.arch} fold {fold} → ONNX (opset 17)")
+        model = load_member(ckpt)
+        params = sum(int(p.numel()) for p in model.parameters())
+        rel = f"fp32/fold{fold}.onnx"
+        diff = export_member(model, tmp / rel, input_cfg)
+        progress(f"      checked against torch: max abs logit diff {diff:.1e}")
+        fp32_members.append(file_entry(tmp, rel, fold=fold, precision="fp32"))
+        checks["members"].append({"fold": fold, "max_abs_logit_diff_vs_torch": diff})
+        models.append(model)
+    ref32: dict[str, Any] = {"members": fp32_members}
+    if cfg.fused:
+        progress(f"fusing {len(models)} members into one graph")
+        _, fusion = export_fused(models, tmp / "fp32/ensemble.onnx", input_cfg, grouped=cfg.grouped)
+        diff = check_fused(
+            tmp / "fp32/ensemble.onnx", [tmp / m["file"] for m in fp32_members], check_inputs(input_cfg)
+        )
+        progress(f"      {fusion} fusion, checked against separate members: max abs prob diff {diff:.1e}")
+        ref32["fused"] = file_entry(
+            tmp,
+            "fp32/ensemble.onnx",
+            precision="fp32",
+            fusion=fusion,
+            outputs={"mean": OUTPUTS["mean"], "members": OUTPUTS["members"]},
+        )
+        checks["fused_vs_members_max_abs_prob_diff"] = diff
+    return ref32, params
+
+
+def _variants_section(
+    cfg: ExportConfig,
+    wanted: tuple[str, ...],
+    ref32: dict[str, Any],
+    tmp: Path,
+    input_cfg: dict[str, Any],
+    checks: dict,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The classifier variants asked for: FP32 as exported, FP16 and int8 storage derived from it and checked
+    against it on the parity samples; the FP32 files leave the bundle when not asked for."""
+    from edgeecg.export.parity import sample_set  # noqa: PLC0415
+
+    variants: dict[str, Any] = {"fp32": ref32} if "fp32" in wanted else {}
+    samples = None
+    for key in ("fp16", "int8w"):
+        if key in wanted:
+            samples = samples or sample_set(input_cfg, cfg.parity_samples, cfg.parity_data)
+            variants[key] = _checked_variant(tmp, ref32, key, ("fp32", ref32), samples, checks, progress)
+    if "fp32" not in wanted:
+        shutil.rmtree(tmp / "fp32")  # the reference only: the bundle ships the derived variants
+    return variants
+
+
+def _preprocessing_section(cfg: ExportConfig, tmp: Path, checks: dict, progress: Progress) -> dict[str, Any]:
+    """The manifest's detector, verifier (ECG check), corner_model and sam entries (None where not given)."""
+    parts: dict[str, Any] = {"detector": None, "verifier": None, "corner_model": None, "sam": None}
+    if cfg.detector:
+        parts["detector"] = _detector_entry(cfg, tmp, checks, progress)
+    if cfg.verifier:
+        progress(f"ECG check {Path(cfg.verifier).name}")
+        parts["verifier"] = _verifier_entry(Path(cfg.verifier), tmp)
+    if cfg.corner_model:
+        progress(f"corner model {Path(cfg.corner_model).name}")
+        parts["corner_model"] = _corner_model_entry(Path(cfg.corner_model), tmp)
+    if cfg.sam:
+        from edgeecg.export.sam import export_sam  # noqa: PLC0415
+
+        progress(f"SAM {Path(cfg.sam).name} ({cfg.sam_type}) → encoder and decoder ONNX")
+        parts["sam"] = export_sam(cfg.sam, tmp / "sam", cfg.sam_type, bundle_dir=tmp)
+    return parts
+
+
+def _provenance(cfg: ExportConfig, members: list[Any]) -> dict[str, Any]:
+    """Command, version, time, the checkpoints and every input file with its sha256, the data lineage."""
+    provenance: dict[str, Any] = {
+        "command": cfg.command,
+        "edgeecg_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checkpoints": [
+            {
+                "file": str(m.weights.resolve()),
+                "sha256": m.sha256,
+                "fold": m.fold if m.fold is not None else i,
+            }
+            for i, m in enumerate(members)
+        ],
+        "seed": (members[0].sidecar.get("config") or {}).get("seed", members[0].sidecar.get("seed")),
+        "data": _lineage_data(members[0].sidecar),
+        "lineage": members[0].sidecar.get("lineage") or None,
+    }
+    for key, src in (
+        ("detector", cfg.detector),
+        ("verifier", cfg.verifier),
+        ("corner_model", cfg.corner_model),
+        ("sam", cfg.sam),
+        ("thresholds", cfg.thresholds),
+    ):
+        if src:
+            provenance[key] = {"file": str(Path(src).resolve()), "sha256": sha256_file(src)}
+    return _portable(provenance)
+
+
+def _engines_section(cfg: ExportConfig, tmp: Path, manifest: dict[str, Any], progress: Progress) -> None:
+    """TensorRT plans where this machine can build them; elsewhere one line saying how to build them."""
+    reason = engine_support()
+    if reason:
+        progress(
+            f"TensorRT plans skipped: {reason}. The ONNX bundle is complete; build plans on the "
+            f"target with: edgeecg-export --engines --bundle {cfg.out}"
+        )
+        return
+    build_engines(tmp, manifest, cfg, progress)
+    write_manifest(tmp, manifest)
+    verify(tmp, manifest)
 
 
 # -- TensorRT ----------------------------------------------------------------------------------------
