@@ -69,6 +69,8 @@ def manifest_batch(images: list[np.ndarray], input_cfg: dict[str, Any]) -> np.nd
     """BGR uint8 images -> float32 NCHW batch as the manifest's classifier input describes: each resized to
     the input size, then the runtime's own `to_model_input` (order and normalisation)."""
     h, w = int(input_cfg["height"]), int(input_cfg["width"])
+    if not images:
+        return np.zeros((0, 3, h, w), np.float32)
     sized = [cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA) for img in images]
     order = str(input_cfg["channel_order"]).upper()
     return to_model_input(
