@@ -264,7 +264,8 @@ class Preprocessor:
         self.corner_model = corner_model
 
     def __call__(self, img_bgr: np.ndarray, debug: bool = False) -> Prepared:
-        """Pre-process one image.
+        """Pre-process one image: detect, flatten (or crop / resize), CLAHE, the ECG check. One pass over one
+        image, stage by stage and timed; each stage's decisions live in its helper (_detect, _sheet, _page).
 
         Args:
             img_bgr: uint8 HxWx3 BGR (grey and BGRA are converted).
@@ -277,28 +278,14 @@ class Preprocessor:
         timings: dict[str, float] = {}
         stages: dict[str, np.ndarray] = {}
 
-        det: Detection | None = None
-        confidence = 1.0
-        box = None
-        if self.detector is not None:
-            t0 = time.perf_counter()
-            det = self.detector.detect(img, conf_threshold=0.0)
-            timings["detect"] = time.perf_counter() - t0
-            confidence = det.confidence if det is not None else 0.0
-            if det is None or confidence < cfg.conf_threshold:
-                if self.verifier is not None and cfg.full_frame_check:
-                    # no sheet found: the frame itself may be the page (a scan or render edge to edge, its
-                    # edges lost in texture); the ECG check decides on the whole frame
-                    det = None
-                else:
-                    reason = f"no ECG found (confidence {confidence:.2f} < {cfg.conf_threshold:.2f})"
-                    if debug:
-                        stages["input"] = _draw(
-                            img, det.box if det else None, det.corners if det else None, reason
-                        )
-                    timings["total"] = time.perf_counter() - t_start
-                    return Prepared(None, None, None, confidence, reason, timings, stages)
-            box = det.box if det is not None else None
+        det, confidence, rejected = self._detect(img, timings)
+        if rejected is not None:
+            if debug:
+                stages["input"] = _draw(img, det.box if det else None, det.corners if det else None, rejected)
+            timings["total"] = time.perf_counter() - t_start
+            return Prepared(None, None, None, confidence, rejected, timings, stages)
+        det = det if det is not None and confidence >= cfg.conf_threshold else None
+        box = det.box if det is not None else None
         full = np.array([0, 0, w, h], np.float32)
 
         corners = det.corners if det is not None else None
@@ -314,27 +301,7 @@ class Preprocessor:
             region = expand_box(box, cfg.margin, (h, w)) if box is not None else full
             stage = "crop"
         else:
-            corners, source, support = self._corners(img, det, box if box is not None else full)
-            # A sheet reads portrait for sure only where the frame did not cut its width: a side along the
-            # frame's top or bottom only hides more height, one along its left or right (a tight photo or
-            # screenshot of part of a page) hides width.
-            left, _, right, _ = _borders_with_a_side(corners, (h, w))
-            portrait = paper_format(corners)[1] < 1.0
-            whole = support is not None and support >= QUARTER_MIN_SUPPORT and not (left or right)
-            quarter = whole and portrait
-            turned = landscape_order(corners, det.corners if det is not None else None) if portrait else None
-            if portrait and not whole and source.model and self.verifier is not None:
-                # The frame cut the sheet, but the corner model placed its hidden corners too, so the
-                # outline is the whole sheet's; whether that is a sheet lying a quarter-turn round or a
-                # portrait crop of a page, the content says: the ECG check scores both ways up.
-                turned_look, kept_look = (self._check_look(img, quad) for quad in (turned, corners))
-                quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
-                known_check = turned_look if quarter else kept_look
-            if quarter:
-                corners, source = turned, replace(source, landscape=True)
-            if box is not None and _box_from_corners(corners, support, source, (h, w)):
-                # the sheet's own outline bounds it better than the detector's box
-                box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
+            corners, source, box, quarter, known_check = self._sheet(img, det, box, full)
             timings["corners"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             paper = paper_format(corners)[0]
@@ -351,15 +318,13 @@ class Preprocessor:
         check_page = None
         if self.verifier is not None:
             t0 = time.perf_counter()
-            # the check learned on pages made at its own size: the classifier's larger page shrunk
-            # turned 14 of 1,000 held-out ECGs and 12 of 58 real ones away (4 and 5 at its own size)
-            own_size = eq.shape[:2] == tuple(self.verifier.input_size)
-            if known_check is not None:  # the quarter-turn already made and assessed this very page
-                page, (ecg_score, upright) = known_check
-                check_page = eq if own_size else page
-            else:
-                check_page = eq if own_size else self._check_page(img, flat, region)
-                ecg_score, upright = self.verifier.assess(check_page)
+            # the check reads pages made at its own size (it learned on those); where the classifier's page
+            # is that size it is that very page
+            own = eq.shape[:2] == tuple(self.verifier.input_size)
+            if known_check is None:  # (the quarter-turn may already have made and assessed this page)
+                known_check = (eq, self.verifier.assess(eq)) if own else self._check_look(img, flat, region)
+            check_page, (ecg_score, upright) = known_check
+            check_page = eq if own else check_page
             turn_below = UPRIGHT_MIN_QUARTER if stage == "warp" and quarter else UPRIGHT_MIN
             if upright is not None and upright < turn_below and stage == "warp":
                 # the sheet lies turned by 180 degrees: its top-left is the opposite corner
@@ -373,15 +338,61 @@ class Preprocessor:
         if debug:
             label = f"conf {confidence:.2f}" + (f", corners: {source}" if source else "")
             label += f", ECG check {ecg_score:.2f}" if ecg_score is not None else ""
-            stages["input"] = _draw(img, box, corners, label)
-            stages[stage] = out
-            stages["clahe"] = eq
+            stages.update({"input": _draw(img, box, corners, label), stage: out, "clahe": eq})
             if check_page is not None and check_page is not eq:
                 stages["ecg check"] = check_page
         shown = str(source) if source is not None else None
-        if reason is not None:
-            return Prepared(None, box, corners, confidence, reason, timings, stages, shown, paper, ecg_score)
-        return Prepared(eq, box, corners, confidence, None, timings, stages, shown, paper, ecg_score)
+        page = eq if reason is None else None
+        return Prepared(page, box, corners, confidence, reason, timings, stages, shown, paper, ecg_score)
+
+    def _detect(
+        self, img: np.ndarray, timings: dict[str, float]
+    ) -> tuple[Detection | None, float, str | None]:
+        """(the detector's best sheet, its confidence, why the picture is turned away or None). Without a
+        detector the whole frame is the sheet (confidence 1). Below the threshold a chain with an ECG check
+        and `full_frame_check` goes on without a sheet: the frame itself may be the page (a scan or render
+        edge to edge, its edges lost in texture), and the check decides on the whole frame."""
+        cfg = self.cfg
+        if self.detector is None:
+            return None, 1.0, None
+        t0 = time.perf_counter()
+        det = self.detector.detect(img, conf_threshold=0.0)
+        timings["detect"] = time.perf_counter() - t0
+        confidence = det.confidence if det is not None else 0.0
+        if confidence >= cfg.conf_threshold or (self.verifier is not None and cfg.full_frame_check):
+            return det, confidence, None
+        return det, confidence, f"no ECG found (confidence {confidence:.2f} < {cfg.conf_threshold:.2f})"
+
+    def _sheet(
+        self, img: np.ndarray, det: Detection | None, box: np.ndarray | None, full: np.ndarray
+    ) -> tuple[np.ndarray, CornerSource, np.ndarray | None, bool, tuple | None]:
+        """Warp mode: the sheet's corners, turned a quarter where the quad reads portrait, and the box they
+        bound where that beats the detector's. Returns (corners, source, box, quarter-turned, the ECG check's
+        (page, assessment) when deciding the turn already made and scored the chosen page, else None)."""
+        h, w = img.shape[:2]
+        corners, source, support = self._corners(img, det, box if box is not None else full)
+        # A sheet reads portrait for sure only where the frame did not cut its width: a side along the
+        # frame's top or bottom only hides more height, one along its left or right (a tight photo or
+        # screenshot of part of a page) hides width.
+        left, _, right, _ = _borders_with_a_side(corners, (h, w))
+        portrait = paper_format(corners)[1] < 1.0
+        whole = support is not None and support >= QUARTER_MIN_SUPPORT and not (left or right)
+        quarter = whole and portrait
+        known_check = None
+        turned = landscape_order(corners, det.corners if det is not None else None) if portrait else None
+        if portrait and not whole and source.model and self.verifier is not None:
+            # The frame cut the sheet, but the corner model placed its hidden corners too, so the outline is
+            # the whole sheet's; whether that is a sheet lying a quarter-turn round or a portrait crop of a
+            # page, the content says: the ECG check scores both ways up.
+            turned_look, kept_look = (self._check_look(img, quad) for quad in (turned, corners))
+            quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
+            known_check = turned_look if quarter else kept_look
+        if quarter:
+            corners, source = turned, replace(source, landscape=True)
+        if box is not None and _box_from_corners(corners, support, source, (h, w)):
+            # the sheet's own outline bounds it better than the detector's box
+            box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
+        return corners, source, box, quarter, known_check
 
     @staticmethod
     def _page(
@@ -399,10 +410,11 @@ class Preprocessor:
         return apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
 
     def _check_look(
-        self, img: np.ndarray, corners: np.ndarray
+        self, img: np.ndarray, corners: np.ndarray | None, region: np.ndarray | None = None
     ) -> tuple[np.ndarray, tuple[float, float | None]]:
-        """The check's page of the sheet `corners` flatten, and its verdict (ECG score, upright)."""
-        page = self._check_page(img, corners)
+        """The check's page of the sheet `corners` flatten (or of `region` resized), and its verdict (ECG
+        score, upright)."""
+        page = self._check_page(img, corners, region)
         return page, self.verifier.assess(page)
 
     def _corners(
