@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pytest
+from fixtures import ecg_measure as M
 
 from edgeecg import LABELS, LEADS
 from edgeecg.errors import EdgeECGError
@@ -82,8 +83,8 @@ def test_resampled_records_keep_shape_and_rate(records_dir, loaded, name, step):
     for k, lead in enumerate(LEADS):
         idx = [n.lower() for n in raw.sig_name].index(lead.lower())
         sig_raw[k] = raw.p_signal[: ii_raw.size, idx]
-    before = np.median(W.rr_intervals(ECGRecord(sig_raw, fs_in, {})))
-    after = np.median(W.rr_intervals(loaded[name]))
+    before = np.median(M.rr_intervals(ECGRecord(sig_raw, fs_in, {})))
+    after = np.median(M.rr_intervals(loaded[name]))
     assert abs(before - after) < 0.02, (before, after)
 
 

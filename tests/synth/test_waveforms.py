@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from fixtures import ecg_measure as M
 
 from edgeecg import LABELS, LEADS
 from edgeecg.synth import waveforms as W
@@ -83,14 +84,14 @@ def test_normal_physiology_measured():
     consistency = []
     for seed in SEEDS:
         rec = sim(seed, [])
-        rr = W.rr_intervals(rec)
+        rr = M.rr_intervals(rec)
         assert 50 <= 60 / rr.mean() <= 112
         assert rr.std() / rr.mean() < 0.06, "sinus RR varies only a few percent"
-        assert 78 <= W.measure_qrs_width(rec) <= 110
-        assert 110 <= W.measure_pr(rec) <= 205
-        assert W.sokolow_lyon(rec) < 3.5
-        assert -32 <= W.qrs_axis(rec) <= 92
-        consistency.append(W.p_wave_consistency(rec))
+        assert 78 <= M.measure_qrs_width(rec) <= 110
+        assert 110 <= M.measure_pr(rec) <= 205
+        assert M.sokolow_lyon(rec) < 3.5
+        assert -32 <= M.qrs_axis(rec) <= 92
+        consistency.append(M.p_wave_consistency(rec))
     # sinus: the same P wave before every QRS; a record whose atrial windows run off its 10 s may not be
     # measurable, but most are, and every measured one is consistent
     measured = [c for c in consistency if not np.isnan(c)]
@@ -98,13 +99,13 @@ def test_normal_physiology_measured():
 
 
 def test_af_irregular_without_p_waves():
-    normal_atrial = np.nanmedian([W.atrial_activity(sim(s, [])) for s in SEEDS])
+    normal_atrial = np.nanmedian([M.atrial_activity(sim(s, [])) for s in SEEDS])
     for seed in SEEDS:
         rec = sim(seed, ["AF"], noise=True)
-        rr = W.rr_intervals(rec)
+        rr = M.rr_intervals(rec)
         assert rr.std() / rr.mean() > 0.1, f"seed {seed}: AF RR must be irregular"
-        assert W.atrial_activity(rec) < 0.6 * normal_atrial, f"seed {seed}: AF must have no P wave"
-        c = W.p_wave_consistency(rec)
+        assert M.atrial_activity(rec) < 0.6 * normal_atrial, f"seed {seed}: AF must have no P wave"
+        c = M.p_wave_consistency(rec)
         assert np.isnan(c) or c < 0.5
         assert rec.meta["pr"] is None
     # f waves: fibrillatory baseline clearest in V1, 350-600/min.
@@ -124,15 +125,15 @@ def test_bundle_branch_block_wide_qrs(kind):
         if kind not in rec.meta["subtypes"]:
             continue
         n += 1
-        assert W.measure_qrs_width(rec) >= 120, f"seed {seed}: {kind} QRS {W.measure_qrs_width(rec)} ms"
+        assert M.measure_qrs_width(rec) >= 120, f"seed {seed}: {kind} QRS {M.measure_qrs_width(rec)} ms"
         if kind == "RBBB":  # R' in V1: late positive deflection; wide S in I and V6
-            r, s = W.qrs_amplitudes(rec, "V1")
+            r, s = M.qrs_amplitudes(rec, "V1")
             assert r > 0.3
-            assert W.qrs_amplitudes(rec, "I")[1] > 0.1
+            assert M.qrs_amplitudes(rec, "I")[1] > 0.1
         else:  # QS/rS in V1, broad R in V6
-            r, s = W.qrs_amplitudes(rec, "V1")
+            r, s = M.qrs_amplitudes(rec, "V1")
             assert s > 2 * r
-            assert W.qrs_amplitudes(rec, "V6")[0] > 0.4
+            assert M.qrs_amplitudes(rec, "V6")[0] > 0.4
     assert n >= 6
 
 
@@ -143,11 +144,11 @@ def test_first_degree_av_block_and_lafb():
         if "1AVB" in rec.meta["subtypes"]:
             n_avb += 1
             assert rec.meta["pr"] > 200
-            assert W.measure_pr(rec) > 200, f"seed {seed}: PR {W.measure_pr(rec)}"
+            assert M.measure_pr(rec) > 200, f"seed {seed}: PR {M.measure_pr(rec)}"
         if "LAFB" in rec.meta["subtypes"]:
             n_lafb += 1
-            assert -92 <= W.qrs_axis(rec) <= -45
-            assert W.measure_qrs_width(rec) < 120
+            assert -92 <= M.qrs_axis(rec) <= -45
+            assert M.measure_qrs_width(rec) < 120
     assert n_avb >= 5 and n_lafb >= 5
 
 
@@ -157,10 +158,10 @@ def test_lvh_voltage():
         rec = sim(seed, ["HYP"])
         if any(k.startswith("LVH") for k in rec.meta["subtypes"]):
             n += 1
-            assert W.sokolow_lyon(rec) >= 3.5, f"seed {seed}: SL {W.sokolow_lyon(rec)}"
+            assert M.sokolow_lyon(rec) >= 3.5, f"seed {seed}: SL {M.sokolow_lyon(rec)}"
         if "RVH" in rec.meta["subtypes"]:
-            r, s = W.qrs_amplitudes(rec, "V1")
-            assert r > s and W.qrs_axis(rec) > 100
+            r, s = M.qrs_amplitudes(rec, "V1")
+            assert r > s and M.qrs_axis(rec) > 100
     assert n >= 15
 
 
@@ -173,7 +174,7 @@ def test_acute_mi_st_elevation_in_territory():
             continue
         n += 1
         leads = W.TERRITORY_LEADS[kinds[0].split()[0]]
-        st = {k: W.st_level(rec, k) for k in leads}
+        st = {k: M.st_level(rec, k) for k in leads}
         assert contiguous_count(st, leads, lambda v: v >= 0.1), f"seed {seed} {kinds}: {st}"
     assert n >= 15
 
@@ -187,7 +188,7 @@ def test_mi_q_waves():
         # Pathological Q / QS: the QRS starts negative, deep relative to the R that follows.
         q = {}
         for k in leads:
-            r, s = W.qrs_amplitudes(rec, k)
+            r, s = M.qrs_amplitudes(rec, k)
             q[k] = s >= 0.25 * r and s > 0.1
         n += contiguous_count(q, leads, bool)
     assert n >= 36, f"only {n}/40 MI records show Q waves in two contiguous leads"
@@ -201,12 +202,12 @@ def test_sttc_st_depression_and_t_inversion():
             if kind.startswith("ST depression"):
                 n_st += 1
                 leads = W.TERRITORY_LEADS[kind.split()[-1]]
-                st = {k: W.st_level(rec, k) for k in leads}
+                st = {k: M.st_level(rec, k) for k in leads}
                 assert contiguous_count(st, leads, lambda v: v <= -0.05), f"seed {seed}: {st}"
             if kind.startswith("T inversion"):
                 n_t += 1
                 leads = W.TERRITORY_LEADS[kind.split()[-1]]
-                t = {k: W.t_amplitude(rec, k) for k in leads}
+                t = {k: M.t_amplitude(rec, k) for k in leads}
                 assert sum(v <= -0.1 for v in t.values()) >= 2, f"seed {seed}: {t}"
     assert n_st >= 15 and n_t >= 10
 
@@ -214,8 +215,8 @@ def test_sttc_st_depression_and_t_inversion():
 def test_noise_keeps_measurements_usable():
     for seed in range(10):
         clean, noisy = sim(seed, ["MI"]), sim(seed, ["MI"], noise=True)
-        assert abs(W.measure_qrs_width(clean) - W.measure_qrs_width(noisy)) < 20
-        assert len(W.rr_intervals(clean)) == len(W.rr_intervals(noisy))
+        assert abs(M.measure_qrs_width(clean) - M.measure_qrs_width(noisy)) < 20
+        assert len(M.rr_intervals(clean)) == len(M.rr_intervals(noisy))
 
 
 def test_other_rates_and_speed():
