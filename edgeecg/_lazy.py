@@ -22,6 +22,10 @@ _EXTRAS = {
     "cuda": "gpu",
     "pycuda": "gpu",
     "segment_anything": "sam",
+    "fastapi": "serve",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
 }
 
 

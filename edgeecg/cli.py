@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("edgeecg.commands.infer", "classify photos or scans of paper ECGs"),
     "camera": ("edgeecg.commands.camera", "capture-and-classify loop on a camera, video file or stream"),
     "eval": ("edgeecg.commands.eval", "evaluate a model bundle on a labelled dataset"),
+    "serve": ("edgeecg.commands.serve", "an HTTP service with a browser page (serve extra)"),
 }
 
 

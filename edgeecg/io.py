@@ -227,24 +227,38 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         data = path.read_bytes()
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+    return decode_image(data, max_pixels, str(path))
+
+
+class TooLarge(InputError):
+    """An image over the pixel limit (a service answers it with 413, not 400)."""
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> np.ndarray:
+    """Decode an image file's bytes as BGR uint8, with `read_image`'s checks: the header's size against
+    `max_pixels` before the decoder runs, truncation, corruption. Errors start with `name`.
+
+    Raises:
+        InputError: empty, not an image, truncated or corrupt; TooLarge (an InputError) over the limit.
+    """
     if not data:
-        raise InputError(f"{path}: empty file (0 bytes)")
+        raise InputError(f"{name}: empty file (0 bytes)")
     try:
         head = read_header(data)
     except InputError as err:
-        raise InputError(f"{path}: {err}") from None
+        raise InputError(f"{name}: {err}") from None
     if head.width <= 0 or head.height <= 0:
-        raise InputError(f"{path}: {head.format} header gives an empty size {head.width}x{head.height}")
+        raise InputError(f"{name}: {head.format} header gives an empty size {head.width}x{head.height}")
     pixels = head.width * head.height
     if max_pixels > 0 and pixels > max_pixels:
-        raise InputError(
-            f"{path}: {head.format} image is {head.width}x{head.height} ({pixels / 1e6:.1f} MP), over the "
+        raise TooLarge(
+            f"{name}: {head.format} image is {head.width}x{head.height} ({pixels / 1e6:.1f} MP), over the "
             f"{max_pixels / 1e6:g} MP limit (raise it with --max-pixels)"
         )
     try:
         _check_complete(head.format, data)
     except InputError as err:
-        raise InputError(f"{path}: {err}") from None
+        raise InputError(f"{name}: {err}") from None
     buf = np.frombuffer(data, np.uint8)
     # JPEG has no alpha or 16-bit in practice: the colour decode applies EXIF orientation for phone photos.
     flags = cv2.IMREAD_COLOR if head.format == "JPEG" else cv2.IMREAD_UNCHANGED
@@ -253,10 +267,10 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     except cv2.error:
         img = None
     if img is None or img.size == 0:
-        raise InputError(f"{path}: corrupt or truncated {head.format} (the decoder failed)")
+        raise InputError(f"{name}: corrupt or truncated {head.format} (the decoder failed)")
     if {img.shape[0], img.shape[1]} != {head.height, head.width}:  # EXIF rotation may swap them
         raise InputError(
-            f"{path}: decoded size {img.shape[1]}x{img.shape[0]} differs from the header's "
+            f"{name}: decoded size {img.shape[1]}x{img.shape[0]} differs from the header's "
             f"{head.width}x{head.height} (corrupt file)"
         )
     return to_bgr8(img)

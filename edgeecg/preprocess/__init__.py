@@ -12,6 +12,7 @@ from edgeecg.preprocess.preprocess import (
     Prepared,
     PreprocessConfig,
     Preprocessor,
+    debug_montage,
     save_debug_montage,
     to_model_input,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "order_corners",
     "paper_format",
     "quad_from_mask",
+    "debug_montage",
     "save_debug_montage",
     "to_model_input",
     "warp_matrix",

@@ -580,12 +580,11 @@ def _draw(img: np.ndarray, box: np.ndarray | None, corners: np.ndarray | None, t
     return vis
 
 
-def save_debug_montage(prepared: Prepared, path: str | Path, height: int = 360) -> None:
-    """Write a PNG with every debug stage side by side, each captioned with its name.
+def debug_montage(prepared: Prepared, height: int = 360) -> np.ndarray:
+    """Every debug stage side by side, each captioned with its name (BGR uint8).
 
     Args:
         prepared: a result computed with debug=True.
-        path: output .png path (parent directories are created).
         height: height of each tile in pixels.
     """
     if not prepared.stages:
@@ -600,7 +599,12 @@ def save_debug_montage(prepared: Prepared, path: str | Path, height: int = 360) 
         )
         tiles.append(tile)
         tiles.append(np.full((height, 6, 3), 255, np.uint8))  # white gutter
-    montage = np.hstack(tiles[:-1])
+    return np.hstack(tiles[:-1])
+
+
+def save_debug_montage(prepared: Prepared, path: str | Path, height: int = 360) -> None:
+    """Write `debug_montage(prepared, height)` as a PNG at `path` (parent directories are created)."""
+    montage = debug_montage(prepared, height)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), montage):
