@@ -13,49 +13,12 @@ import cv2
 import numpy as np
 
 from edgeecg._lazy import require
+from edgeecg.synth.artefacts import catmull_rom
 from edgeecg.train.config import AugmentConfig
 
 A = require("albumentations")
 
-__all__ = ["catmull_rom", "SplineShadow", "build_augment", "seed_transform"]
-
-
-def catmull_rom(points: np.ndarray, samples_per_segment: int = 16, closed: bool = False) -> np.ndarray:
-    """Points on the uniform Catmull-Rom spline through `points`.
-
-    (edgeecg.synth may grow its own helper; this small one keeps training independent of it.)
-
-    Args:
-        points: [k, 2] control points (k >= 2); the curve passes through every one.
-        samples_per_segment: points per segment between two control points.
-        closed: join the last control point back to the first.
-
-    Returns:
-        float64 [m, 2] curve points.
-    """
-    p = np.asarray(points, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] < 2:
-        raise ValueError(f"need [k>=2, 2] control points, got {p.shape}")
-    # Pad with phantom ends (reflections) for an open curve, or wrap around for a closed one.
-    ext = np.vstack([p[-1], p, p[0], p[1]]) if closed else np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
-    n_seg = p.shape[0] if closed else p.shape[0] - 1
-    t = np.linspace(0.0, 1.0, samples_per_segment, endpoint=False)[:, None]  # [s, 1]
-    t2, t3 = t * t, t * t * t
-    out = []
-    for i in range(n_seg):
-        p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
-        out.append(
-            0.5
-            * (
-                2 * p1
-                + (p2 - p0) * t
-                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
-                + (3 * p1 - p0 - 3 * p2 + p3) * t3
-            )
-        )
-    if not closed:
-        out.append(p[-1:])
-    return np.vstack(out)
+__all__ = ["SplineShadow", "build_augment", "seed_transform"]
 
 
 class SplineShadow(A.ImageOnlyTransform):
@@ -89,7 +52,10 @@ class SplineShadow(A.ImageOnlyTransform):
         angles = np.sort(rng.uniform(0, 2 * np.pi, k))
         radii = rng.uniform(0.2, 0.7, k) * min(h, w) * rng.uniform(0.7, 1.8)
         pts = centre + np.stack([np.cos(angles), np.sin(angles)], axis=1) * radii[:, None]  # [k, 2]
-        return {"outline": catmull_rom(pts, closed=True), "strength": float(rng.uniform(*self.strength))}
+        return {
+            "outline": catmull_rom(pts, 16 * k, closed=True),
+            "strength": float(rng.uniform(*self.strength)),
+        }
 
     def apply(self, img: np.ndarray, outline: np.ndarray, strength: float, **params: Any) -> np.ndarray:
         h, w = img.shape[:2]

@@ -8,18 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from edgeecg.train.augment import SplineShadow, build_augment, catmull_rom, seed_transform
+from edgeecg.train.augment import SplineShadow, build_augment, seed_transform
 from edgeecg.train.config import AugmentConfig, DataConfig
 from edgeecg.train.data import CropClahe, EpochSampler, TrainDataset, make_source, to_tensor
 
 torch = pytest.importorskip("torch")
-
-
-def test_catmull_rom_passes_through_control_points():
-    pts = np.array([[0, 0], [10, 5], [20, -5], [30, 0]], float)
-    curve = catmull_rom(pts, samples_per_segment=8)
-    for p in pts:
-        assert np.min(np.linalg.norm(curve - p, axis=1)) < 1e-9
 
 
 def test_spline_shadow_darkens_and_is_seeded():
