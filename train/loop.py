@@ -277,6 +277,40 @@ def _score(auroc: float) -> float:
     return -1.0 if math.isnan(auroc) else auroc
 
 
+@dataclass
+class _Run:
+    """Everything one `fit` trains with, built by `_setup` and read by the epoch, validation and checkpoint
+    steps: the model (what is scored and saved), the network that trains (the model, or it with the
+    lead-map head), the optimiser and friends, and the resumable counters in `state`."""
+
+    cfg: TrainConfig
+    out: Path
+    fold: int | None
+    dist: Any
+    device: Any
+    fmt: Any
+    use_amp: bool
+    amp_dtype: Any
+    lineage: Any
+    model: Any
+    net: Any
+    train_model: Any
+    ema: Any
+    saved: Any
+    scored: Any
+    criterion: Any
+    loss_of_batch: Callable[..., Any]
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    sampler: Any
+    loader: Any
+    micro_batches: int
+    maps: bool
+    tag: str
+    state: dict[str, Any]
+
+
 def fit(
     cfg: TrainConfig,
     train_ds: TrainDataset,
@@ -303,10 +337,62 @@ def fit(
     Returns:
         FitResult with the best validation macro AUROC and its epoch.
     """
-    torch = require("torch")
-    from tqdm import tqdm  # noqa: PLC0415
+    run = _setup(cfg, train_ds, Path(out_dir), init, fold, source_weights)
+    state = run.state
+    for epoch in range(state["epoch"] + 1, cfg.epochs):
+        if state["stopped"]:
+            break
+        t0 = time.perf_counter()
+        losses, grad_norms = _train_epoch(run, epoch)
+        row, improved = _validate(run, val_ds, epoch)
+        row.update(
+            train_loss=float(np.mean(losses)) if losses else math.nan,
+            lr=float(run.optimizer.param_groups[0]["lr"]),
+            seconds=time.perf_counter() - t0,
+        )
+        if grad_norms:
+            row.update(grad_norm_median=float(np.median(grad_norms)), grad_norm_max=float(np.max(grad_norms)))
+        state["history"].append(row)
+        state["epoch"] = epoch
+        _checkpoint(run, row, improved)
+        log.info(
+            "%s epoch %d: loss %.4f, val loss %.4f, val macro AUROC %.4f%s",
+            run.tag,
+            epoch,
+            row["train_loss"],
+            row["val_loss"],
+            row["val_macro_auroc"],
+            " (best)" if improved else "",
+        )
+        if run.dist.world > 1:
+            require("torch.distributed").barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    if run.dist.main:
+        atomic_write_json(
+            run.out / "done.json", {k: state[k] for k in ("epoch", "best_score", "best_epoch", "stopped")}
+        )
+    return FitResult(
+        out_dir=run.out,
+        best_score=state["best_score"],
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epoch"] + 1,
+        stopped_early=bool(state["stopped"]),
+        history=state["history"],
+    )
 
-    out = Path(out_dir)
+
+def _setup(
+    cfg: TrainConfig,
+    train_ds: TrainDataset,
+    out: Path,
+    init: str | Path | None,
+    fold: int | None,
+    source_weights: list[float] | None,
+) -> _Run:
+    """Device, model, loss, optimiser, schedule, sampler and loader for `fit`, resumed from `out` when it
+    holds a resume state. Long but linear: each object built once, in the order training needs them."""
+    torch = require("torch")
     torch.set_num_threads(cfg.threads)
     dist = Dist.setup(
         "cuda"
@@ -321,47 +407,10 @@ def fit(
         dump_config(cfg, out / "config.yaml")
     seed_everything(cfg.seed + (fold or 0) * 1000)
 
-    aux = train_ds.findings is not None and cfg.aux_findings > 0  # lead maps also carry the findings
-    maps = bool(getattr(train_ds, "lead_maps", False))
     lineage = data_lineage(cfg, fold, init or cfg.init_checkpoint or None)
-    model = create_model(
-        cfg.model,
-        num_classes=len(LABELS) + (len(FINDINGS) if aux else 0),
-        drop_rate=cfg.drop_rate,
-        drop_path_rate=cfg.drop_path_rate,
-        checkpoint=(init or cfg.init_checkpoint) or None,
-        **cfg.model_kwargs,
-    ).to(device)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    pw = pos_weight(train_ds.labels)
-    criterion = weighted_bce(pw).to(device)
-    aux_criterion = None
-    if aux:
-        aux_pw = pos_weight(train_ds.findings) if cfg.aux_balance else np.ones(len(FINDINGS), np.float32)
-        aux_criterion = weighted_bce(aux_pw).to(device)
-
-    def loss_of(logits: Any, y: Any) -> Any:
-        n = len(LABELS)
-        loss = criterion(logits[:, :n], y[:, :n])
-        if aux_criterion is not None:
-            loss = loss + cfg.aux_findings * aux_criterion(logits[:, n:], y[:, n:])
-        return loss
-
-    net = model  # what trains: the model, or the model with the lead-map head (never saved with the weights)
-    if maps:
-        from edgeecg.train.leadmaps import map_channels, with_lead_maps  # noqa: PLC0415
-
-        net = with_lead_maps(model, len(map_channels())).to(device).to(memory_format=fmt)
-    map_loss = torch.nn.BCEWithLogitsLoss()
-
-    def loss_of_batch(x: Any, y: Any, target_map: Any | None, epoch: int) -> Any:
-        if target_map is None:
-            return loss_of(train_model(x).float(), y)
-        logits, side = train_model(x)
-        weight = cfg.lead_maps if epoch >= cfg.lead_maps_from else 0.0
-        return loss_of(logits.float(), y) + weight * map_loss(side.float(), target_map)
-
+    model, net, criterion, loss_of_batch = _model_and_loss(cfg, train_ds, device, fmt, init)
+    maps = net is not model
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # An exponential moving average of the weights is what gets validated and saved when `ema_decay` is on;
     # the resume state holds both (under net. and ema.).
@@ -372,7 +421,6 @@ def fit(
 
         ema = copy.deepcopy(model).eval().requires_grad_(False)
         saved = torch.nn.ModuleDict({"net": net, "ema": ema})
-    scored = ema if ema is not None else model  # what validation scores and the checkpoints hold
 
     weights = train_ds.item_weights(source_weights) if source_weights else None
     sampler = EpochSampler(
@@ -423,126 +471,189 @@ def fit(
         # Augmentation seeds come with each index (epoch, item), so results do not depend on it.
         persistent_workers=cfg.workers > 0,
     )
-    tag = f"fold {fold}" if fold is not None else out.name
-    for epoch in range(state["epoch"] + 1, cfg.epochs):
-        if state["stopped"]:
-            break
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        train_model.train()
-        losses = []
-        grad_norms = []
-        optimizer.zero_grad(set_to_none=True)
-        bar = tqdm(
-            loader,
-            desc=f"{tag} epoch {epoch}",
-            disable=not (cfg.progress and dist.main),
-            leave=False,
-            dynamic_ncols=True,
-        )
-        for i, batch in enumerate(bar):
-            x = batch[0].to(device, non_blocking=True).contiguous(memory_format=fmt)
-            y = batch[1].to(device, non_blocking=True)
-            target_map = batch[2].to(device, non_blocking=True) if maps else None
-            last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == micro_batches
-            sync = train_model.no_sync() if dist.world > 1 and not last_micro else contextlib.nullcontext()
-            with sync, torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_of_batch(x, y, target_map, epoch)
-                scaled = loss / cfg.grad_accum
-                (scaler.scale(scaled) if scaler else scaled).backward()
-            if last_micro:
-                if cfg.grad_clip > 0:
-                    if scaler:
-                        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-                    norm = torch.nn.utils.clip_grad_norm_(train_model.parameters(), cfg.grad_clip)
-                    grad_norms.append(float(norm))
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                if ema is not None:
-                    _ema_update(ema, model, cfg.ema_decay, state["ema_updates"])
-                    state["ema_updates"] += 1
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-        # Validation under the training's autocast too: on the CPUs here bfloat16 scores 7,200 pages
-        # in 60% of float32's time, and only ranks them.
-        probs = predict(
-            scored,
-            val_ds,
-            cfg.eval_batch_size,
-            device,
-            dist,
-            cfg.progress and dist.main,
-            f"{tag} val",
-            amp_dtype=amp_dtype if use_amp else None,
-        )
-        y_val = val_ds.labels
-        val_loss = float(
-            criterion(torch.from_numpy(logit(probs)).float().to(device), torch.from_numpy(y_val).to(device))
-        )
-        aurocs = roc_auc_per_class(y_val, probs)
-        auroc = macro_auroc(y_val, probs)
-        score = _score(auroc)
-        improved = score > state["best_score"]
-        if improved:
-            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["stopped"] = state["bad_epochs"] >= cfg.patience
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)) if losses else math.nan,
-            "val_loss": val_loss,
-            "val_macro_auroc": auroc,
-            "val_auroc": dict(zip(LABELS, aurocs.tolist(), strict=True)),
-            "lr": float(optimizer.param_groups[0]["lr"]),
-            "seconds": time.perf_counter() - t0,
-            **(
-                {"grad_norm_median": float(np.median(grad_norms)), "grad_norm_max": float(np.max(grad_norms))}
-                if grad_norms
-                else {}
-            ),
-        }
-        state["history"].append(row)
-        state["epoch"] = epoch
-        if dist.main:
-            metrics = {k: row[k] for k in ("val_macro_auroc", "val_auroc", "val_loss", "train_loss")}
-            sd = labels_head(scored, scored.state_dict())
-            if improved:
-                save_weights(out / "best.safetensors", sd, _sidecar(cfg, epoch, metrics, fold, lineage))
-            # The resume state is the commit point: everything above is redone if we die before it.
-            save_state(out / STATE_FILE, saved, optimizer, state, scheduler, scaler)
-            save_weights(out / "last.safetensors", sd, _sidecar(cfg, epoch, metrics, fold, lineage))
-            atomic_write_json(out / "history.json", state["history"])
-        log.info(
-            "%s epoch %d: loss %.4f, val loss %.4f, val macro AUROC %.4f%s",
-            tag,
-            epoch,
-            row["train_loss"],
-            val_loss,
-            auroc,
-            " (best)" if improved else "",
-        )
-        if dist.world > 1:
-            require("torch.distributed").barrier()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-    if dist.main:
-        atomic_write_json(
-            out / "done.json", {k: state[k] for k in ("epoch", "best_score", "best_epoch", "stopped")}
-        )
-    return FitResult(
-        out_dir=out,
-        best_score=state["best_score"],
-        best_epoch=state["best_epoch"],
-        epochs_run=state["epoch"] + 1,
-        stopped_early=bool(state["stopped"]),
-        history=state["history"],
+    return _Run(
+        cfg=cfg,
+        out=out,
+        fold=fold,
+        dist=dist,
+        device=device,
+        fmt=fmt,
+        use_amp=use_amp,
+        amp_dtype=amp_dtype,
+        lineage=lineage,
+        model=model,
+        net=net,
+        train_model=train_model,
+        ema=ema,
+        saved=saved,
+        scored=ema if ema is not None else model,  # what validation scores and the checkpoints hold
+        criterion=criterion,
+        loss_of_batch=loss_of_batch,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        sampler=sampler,
+        loader=loader,
+        micro_batches=micro_batches,
+        maps=maps,
+        tag=f"fold {fold}" if fold is not None else out.name,
+        state=state,
     )
+
+
+def _model_and_loss(
+    cfg: TrainConfig, train_ds: TrainDataset, device: Any, fmt: Any, init: str | Path | None
+) -> tuple[Any, Any, Any, Callable[..., Any]]:
+    """(model, the network that trains, the label loss, the batch loss): the timm model (with the findings'
+    outputs where `aux_findings` is on), the lead-map head around it where the dataset carries lead maps,
+    and weighted BCE with pos_weight = negatives / positives."""
+    torch = require("torch")
+    aux = train_ds.findings is not None and cfg.aux_findings > 0  # lead maps also carry the findings
+    maps = bool(getattr(train_ds, "lead_maps", False))
+    model = create_model(
+        cfg.model,
+        num_classes=len(LABELS) + (len(FINDINGS) if aux else 0),
+        drop_rate=cfg.drop_rate,
+        drop_path_rate=cfg.drop_path_rate,
+        checkpoint=(init or cfg.init_checkpoint) or None,
+        **cfg.model_kwargs,
+    ).to(device)
+    model = model.to(memory_format=fmt)
+    criterion = weighted_bce(pos_weight(train_ds.labels)).to(device)
+    aux_criterion = None
+    if aux:
+        aux_pw = pos_weight(train_ds.findings) if cfg.aux_balance else np.ones(len(FINDINGS), np.float32)
+        aux_criterion = weighted_bce(aux_pw).to(device)
+
+    def loss_of(logits: Any, y: Any) -> Any:
+        n = len(LABELS)
+        loss = criterion(logits[:, :n], y[:, :n])
+        if aux_criterion is not None:
+            loss = loss + cfg.aux_findings * aux_criterion(logits[:, n:], y[:, n:])
+        return loss
+
+    net = model  # what trains: the model, or the model with the lead-map head (never saved with the weights)
+    if maps:
+        from edgeecg.train.leadmaps import map_channels, with_lead_maps  # noqa: PLC0415
+
+        net = with_lead_maps(model, len(map_channels())).to(device).to(memory_format=fmt)
+    map_loss = torch.nn.BCEWithLogitsLoss()
+
+    def loss_of_batch(train_model: Any, x: Any, y: Any, target_map: Any | None, epoch: int) -> Any:
+        if target_map is None:
+            return loss_of(train_model(x).float(), y)
+        logits, side = train_model(x)
+        weight = cfg.lead_maps if epoch >= cfg.lead_maps_from else 0.0
+        return loss_of(logits.float(), y) + weight * map_loss(side.float(), target_map)
+
+    return model, net, criterion, loss_of_batch
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[list[float], list[float]]:
+    """One pass over the sampler's items: (losses, gradient norms). Steps the optimiser every `grad_accum`
+    micro-batches, the schedule and the moving average with it."""
+    torch = require("torch")
+    from tqdm import tqdm  # noqa: PLC0415
+
+    cfg, device, scaler, optimizer = run.cfg, run.device, run.scaler, run.optimizer
+    run.sampler.set_epoch(epoch)
+    run.train_model.train()
+    losses: list[float] = []
+    grad_norms: list[float] = []
+    optimizer.zero_grad(set_to_none=True)
+    bar = tqdm(
+        run.loader,
+        desc=f"{run.tag} epoch {epoch}",
+        disable=not (cfg.progress and run.dist.main),
+        leave=False,
+        dynamic_ncols=True,
+    )
+    for i, batch in enumerate(bar):
+        x = batch[0].to(device, non_blocking=True).contiguous(memory_format=run.fmt)
+        y = batch[1].to(device, non_blocking=True)
+        target_map = batch[2].to(device, non_blocking=True) if run.maps else None
+        last_micro = (i + 1) % cfg.grad_accum == 0 or i + 1 == run.micro_batches
+        no_sync = run.dist.world > 1 and not last_micro
+        sync = run.train_model.no_sync() if no_sync else contextlib.nullcontext()
+        with sync, torch.autocast(device_type=device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+            loss = run.loss_of_batch(run.train_model, x, y, target_map, epoch)
+            scaled = loss / cfg.grad_accum
+            (scaler.scale(scaled) if scaler else scaled).backward()
+        if last_micro:
+            if cfg.grad_clip > 0:
+                if scaler:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+                norm = torch.nn.utils.clip_grad_norm_(run.train_model.parameters(), cfg.grad_clip)
+                grad_norms.append(float(norm))
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            run.scheduler.step()
+            if run.ema is not None:
+                _ema_update(run.ema, run.model, cfg.ema_decay, run.state["ema_updates"])
+                run.state["ema_updates"] += 1
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    return losses, grad_norms
+
+
+def _validate(run: _Run, val_ds: TrainDataset, epoch: int) -> tuple[dict[str, Any], bool]:
+    """Score the validation set; update the early-stopping counters. Returns (history row, improved)."""
+    torch = require("torch")
+    cfg, state = run.cfg, run.state
+    # Validation under the training's autocast too: on the CPUs here bfloat16 scores 7,200 pages in 60% of
+    # float32's time, and only ranks them.
+    probs = predict(
+        run.scored,
+        val_ds,
+        cfg.eval_batch_size,
+        run.device,
+        run.dist,
+        cfg.progress and run.dist.main,
+        f"{run.tag} val",
+        amp_dtype=run.amp_dtype if run.use_amp else None,
+    )
+    y_val = val_ds.labels
+    val_loss = float(
+        run.criterion(
+            torch.from_numpy(logit(probs)).float().to(run.device), torch.from_numpy(y_val).to(run.device)
+        )
+    )
+    aurocs = roc_auc_per_class(y_val, probs)
+    auroc = macro_auroc(y_val, probs)
+    score = _score(auroc)
+    improved = score > state["best_score"]
+    if improved:
+        state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    state["stopped"] = state["bad_epochs"] >= cfg.patience
+    row = {
+        "epoch": epoch,
+        "train_loss": math.nan,
+        "val_loss": val_loss,
+        "val_macro_auroc": auroc,
+        "val_auroc": dict(zip(LABELS, aurocs.tolist(), strict=True)),
+    }
+    return row, improved
+
+
+def _checkpoint(run: _Run, row: dict[str, Any], improved: bool) -> None:
+    """Write best (when improved), the resume state (the commit point) and last, and the history."""
+    if not run.dist.main:
+        return
+    out, epoch = run.out, row["epoch"]
+    metrics = {k: row[k] for k in ("val_macro_auroc", "val_auroc", "val_loss", "train_loss")}
+    sd = labels_head(run.scored, run.scored.state_dict())
+    if improved:
+        save_weights(out / "best.safetensors", sd, _sidecar(run.cfg, epoch, metrics, run.fold, run.lineage))
+    # The resume state is the commit point: everything above is redone if we die before it.
+    save_state(out / STATE_FILE, run.saved, run.optimizer, run.state, run.scheduler, run.scaler)
+    save_weights(out / "last.safetensors", sd, _sidecar(run.cfg, epoch, metrics, run.fold, run.lineage))
+    atomic_write_json(out / "history.json", run.state["history"])
 
 
 def _ema_update(ema: Any, model: Any, decay: float, updates: int) -> None:
