@@ -188,3 +188,15 @@ def test_detector_plan_that_does_not_load_runs_in_onnxruntime(gpu, tmp_path):
         det = next(r for r in p._extra if r.name == "detector")
         assert isinstance(det, OnnxRuntimeRunner)
         assert p.run([_photo()], ["a"])[0].probabilities is not None
+
+
+def test_run_plan_chunks_by_the_profile_and_frees_everything(gpu, tmp_path):
+    """The export's parity run goes through the runtime's runner (no torch): any batch, in chunks."""
+    from edgeecg.export.tensorrt_build import run_plan
+
+    plan = fake_trt.write_plan(tmp_path / "m.plan", BUNDLE / "fold0.onnx", max_batch=4)
+    x = np.random.default_rng(2).standard_normal((11, 3, 64, 128)).astype(np.float32)
+    got = run_plan(plan, x, 4)["logits"]
+    with OnnxRuntimeRunner(BUNDLE / "fold0.onnx") as ort_r:
+        np.testing.assert_allclose(got, ort_r.infer(x)["logits"], atol=1e-5)
+    assert got.dtype == np.float32 and not gpu.buffers and gpu.streams == 0
