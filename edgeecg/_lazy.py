@@ -26,6 +26,7 @@ _EXTRAS = {
     "starlette": "serve",
     "uvicorn": "serve",
     "prometheus_client": "serve",
+    "ray": "ray",
 }
 
 

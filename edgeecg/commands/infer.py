@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -56,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-r", "--recursive", action="store_true", help="look for images in subdirectories too"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("scale-out on Ray (the ray extra)")
+    ray.add_argument(
+        "--ray", action="store_true", help="run on Ray Data: --ray-workers pipelines in parallel"
+    )
+    ray.add_argument("--ray-workers", type=int, default=2, metavar="N", help="pipelines on Ray (default 2)")
+    ray.add_argument("--ray-address", help="the Ray cluster (default: RAY_ADDRESS, else a local one)")
 
 
 def _table_header() -> str:
@@ -86,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise UsageError("no input images found")
 
+    if args.ray:
+        return _run_on_ray(args, paths, max_pixels)
     out = sys.stdout
     failed = 0
     with open_pipeline(args) as pipe:
@@ -116,3 +125,35 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         log.warning("%d of %d inputs failed", failed, len(paths))
     return 1 if failed else 0
+
+
+def _run_on_ray(args: argparse.Namespace, paths: list, max_pixels: int) -> int:
+    """The same output on Ray Data: JSON objects (or table rows) as the workers finish them."""
+    from edgeecg.serve.cluster import infer_paths  # noqa: PLC0415  (the ray extra)
+
+    if args.ray_workers < 1:
+        raise UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")
+    failed = 0
+    if not args.json:
+        print(_table_header(), flush=True)
+    results = infer_paths(
+        paths, args.bundle, args.backend, max(1, args.threads), args.batch, max_pixels, args.ray_workers,
+        args.ray_address,
+    )  # fmt: skip
+    for d in results:
+        failed += "error" in d
+        print(json.dumps(d, separators=(",", ":")) if args.json else _table_row_dict(d), flush=True)
+    if failed:
+        log.warning("%d of %d inputs failed", failed, len(paths))
+    return 1 if failed else 0
+
+
+def _table_row_dict(d: dict) -> str:
+    name = d["image"] if len(d["image"]) <= 36 else "…" + d["image"][-35:]
+    if "error" in d:
+        return f"{name:<36} error: {d['error']}"
+    if d["rejected"]:
+        return f"{name:<36} rejected: {d['reason']}"
+    result = ", ".join(d["positive"]) or "none"
+    probs = "".join(f"{d['probabilities'][k]:>6.2f}{'*' if k in d['positive'] else ' '}" for k in LABELS)
+    return f"{name:<36} {result:<18}{probs}{d['timings_ms'].get('total', 0.0):>9.1f}"

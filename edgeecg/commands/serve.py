@@ -42,7 +42,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image, checked in its header"
     )
+    ray = parser.add_argument_group("scale-out on Ray (the ray extra)")
+    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of one process")
+    ray.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas, each its own pipeline")
+    ray.add_argument("--autoscale", metavar="MIN-MAX", help="autoscale between MIN and MAX replicas")
+    ray.add_argument("--ray-address", help="the Ray cluster (default: RAY_ADDRESS, else a local one)")
     add_model_arguments(parser, batching=True)
+
+
+def _autoscale(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise UsageError(f"--autoscale takes MIN-MAX replicas like 1-4, not {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise UsageError(f"--autoscale needs 1 <= MIN <= MAX, got {text!r}")
+    return lo, hi
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +88,30 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not cfg.token:
         log.warning("serving on %s without a token: anyone who can reach it can use it", args.host)
+    if args.ray:
+        from edgeecg.serve.cluster import serve_on_ray  # noqa: PLC0415  (the ray extra)
+
+        if args.replicas < 1:
+            raise UsageError(f"--replicas must be at least 1, got {args.replicas}")
+        url = serve_on_ray(cfg, args.host, args.port, args.replicas, _autoscale(args.autoscale), args.ray_address,
+                           block=False)  # fmt: skip
+        log.warning("serving on Ray at %s; Ctrl-C stops", url)
+        _wait_for_stop()
+        require("ray.serve").shutdown()
+        return 0
     app = create_app(cfg)
     uvicorn.run(
         app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=cfg.timeout_s
     )
     return 0
+
+
+def _wait_for_stop() -> None:
+    """Block until SIGINT or SIGTERM."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
