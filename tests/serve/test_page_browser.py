@@ -57,12 +57,16 @@ def _serve() -> tuple[subprocess.Popen, str]:
 
 def read_in_browser(screenshot: Path | None = None) -> dict:
     """Upload the example photo through the page; what the page then shows."""
+    browser = _browser()  # first: skips before anything starts where there is no browser or Selenium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    proc, url = _serve()
-    browser = _browser()
+    try:
+        proc, url = _serve()
+    except BaseException:
+        browser.quit()
+        raise
     try:
         browser.get(url)
         browser.find_element(By.ID, "file").send_keys(str(PHOTO))
