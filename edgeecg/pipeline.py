@@ -264,29 +264,10 @@ class Pipeline:
             cuda_graph: TensorRT only: replay a CUDA graph for batch-1 calls.
             ecg_check: run the bundle's ECG check (manifest "verifier") when it has one.
         """
-        bundle = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir()
-        if bundle_dir is None and not (bundle / "manifest.json").is_file():
-            raise BundleError(
-                f"the default model bundle is not installed ({bundle}); pass --bundle DIR "
-                "(build one with edgeecg-export)"
-            )
+        bundle = _bundle_path(bundle_dir)
         manifest = load_manifest(bundle)
-        variants = manifest["classifier"]["variants"]
-        if backend == "auto":
-            prec = _pick_precision(variants, precision, "tensorrt")
-            backend = resolve_backend("auto", manifest, plan_targets(variants[prec], fused), prec, bundle)
-        else:
-            resolve_backend(backend, manifest, [], "")  # validates the name
-        precision = _pick_precision(variants, precision, backend)
-        variant = variants[precision]
-        use_fused = _use_fused(variant, fused, backend)
-        log.info(
-            "bundle %s: backend %s, precision %s, %s",
-            bundle,
-            backend,
-            precision,
-            "fused ensemble" if use_fused else f"{len(variant.get('members', []))} members",
-        )
+        backend, precision, use_fused = _choose_classifier(manifest, bundle, backend, precision, fused)
+        variant = manifest["classifier"]["variants"][precision]
 
         loaded = classifier_loader(backend)(
             ClassifierLoad(manifest, bundle, variant, precision, use_fused, threads, cuda_graph, verify)
@@ -465,6 +446,40 @@ class Pipeline:
         ]
         r.timings["classify"] = classify_ms
         r.timings["total"] = r.timings.get("total", 0.0) + classify_ms
+
+
+def _bundle_path(bundle_dir: str | Path | None) -> Path:
+    """The bundle directory: the one given, else the package's default (which must be installed)."""
+    bundle = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir()
+    if bundle_dir is None and not (bundle / "manifest.json").is_file():
+        raise BundleError(
+            f"the default model bundle is not installed ({bundle}); pass --bundle DIR "
+            "(build one with edgeecg-export)"
+        )
+    return bundle
+
+
+def _choose_classifier(
+    manifest: dict[str, Any], bundle: Path, backend: str, precision: str | None, fused: bool | None
+) -> tuple[str, str, bool]:
+    """(backend, precision, whether to run the fused ensemble) for this bundle and these wishes."""
+    variants = manifest["classifier"]["variants"]
+    if backend == "auto":
+        prec = _pick_precision(variants, precision, "tensorrt")
+        backend = resolve_backend("auto", manifest, plan_targets(variants[prec], fused), prec, bundle)
+    else:
+        resolve_backend(backend, manifest, [], "")  # validates the name
+    precision = _pick_precision(variants, precision, backend)
+    variant = variants[precision]
+    use_fused = _use_fused(variant, fused, backend)
+    log.info(
+        "bundle %s: backend %s, precision %s, %s",
+        bundle,
+        backend,
+        precision,
+        "fused ensemble" if use_fused else f"{len(variant.get('members', []))} members",
+    )
+    return backend, precision, use_fused
 
 
 def _pick_precision(variants: dict[str, Any], precision: str | None, backend: str) -> str:

@@ -248,6 +248,23 @@ def refine_corners(
     """
     if isinstance(candidates, np.ndarray):
         candidates = [candidates]
+    scale, colours = _working_colours(img_bgr, work_size, colours)
+    side = (samples, half_window, min_support)
+    best, best_i, best_score, best_edges = _best_candidate(colours, candidates, scale, band, side)
+    if narrow_pass:
+        # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
+        q, score, edges = _refine_quad(colours, best * scale - 0.5, band / 3, *side)
+        best, support = _accept(best, q, score, scale, band)
+        edges = edges if support > 0 else 0.0
+    else:
+        support, edges = best_score, best_edges if best_score > 0 else 0.0
+    return (best, best_i, support, edges) if return_index else best
+
+
+def _working_colours(
+    img_bgr: np.ndarray, work_size: int, colours: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(working copy px per image px in x and y, the copy's `edge_colours`): made here unless given."""
     h, w = img_bgr.shape[:2]
     s = min(1.0, work_size / max(h, w))
     small = shrink(img_bgr, (max(round(w * s), 1), max(round(h * s), 1))) if s < 1 else img_bgr
@@ -256,34 +273,40 @@ def refine_corners(
         colours = edge_colours(small)
     elif colours.shape[:2] != small.shape[:2]:
         raise ValueError(f"colours are {colours.shape[:2]}, the working copy {small.shape[:2]}")
+    return scale, colours
 
-    def accept(quad: np.ndarray, q: np.ndarray, score: float) -> tuple[np.ndarray, float]:
-        refined = (q + 0.5) / scale  # working-copy pixel centres -> edge coordinates
-        diag = quad_diagonal(quad)
-        # a corner moved further than the search reaches means two sides snapped to different things
-        if not is_valid_quad(refined) or np.linalg.norm(refined - quad, axis=1).max() > 3 * band * diag:
-            return quad, 0.0
-        return refined.astype(np.float32), score
 
+def _accept(
+    quad: np.ndarray, q: np.ndarray, score: float, scale: np.ndarray, band: float
+) -> tuple[np.ndarray, float]:
+    """The refined quad `q` (working copy) in image px with its score, or `quad` and 0 where it is unusable."""
+    refined = (q + 0.5) / scale  # working-copy pixel centres -> edge coordinates
+    diag = quad_diagonal(quad)
+    # a corner moved further than the search reaches means two sides snapped to different things
+    if not is_valid_quad(refined) or np.linalg.norm(refined - quad, axis=1).max() > 3 * band * diag:
+        return quad, 0.0
+    return refined.astype(np.float32), score
+
+
+def _best_candidate(
+    colours: np.ndarray,
+    candidates: list[np.ndarray],
+    scale: np.ndarray,
+    band: float,
+    side: tuple[int, int, float],
+) -> tuple[np.ndarray, int, float, float]:
+    """(refined quad, index, support, edges' support) of the candidate whose refined sides found the most
+    support; `side` is (samples, half_window, min_support)."""
     best, best_i, best_score, best_edges = None, 0, -1.0, 0.0
     for i, quad in enumerate(candidates):
         quad = np.asarray(quad, np.float32).reshape(4, 2)
-        q, score, edges = _refine_quad(colours, quad * scale - 0.5, band, samples, half_window, min_support)
-        refined, score = accept(quad, q, score)
+        q, score, edges = _refine_quad(colours, quad * scale - 0.5, band, *side)
+        refined, score = _accept(quad, q, score, scale, band)
         if score > best_score:
             best, best_i, best_score, best_edges = refined, i, score, edges
         if best_score >= CONFIDENT_SUPPORT:  # every side clearly found: the other candidates cannot beat it
             break
-    if narrow_pass:
-        # a second, narrow pass on the winner: each side now spans the corners found by its neighbours
-        q, score, edges = _refine_quad(
-            colours, best * scale - 0.5, band / 3, samples, half_window, min_support
-        )
-        best, support = accept(best, q, score)
-        edges = edges if support > 0 else 0.0
-    else:
-        support, edges = best_score, best_edges if best_score > 0 else 0.0
-    return (best, best_i, support, edges) if return_index else best
+    return best, best_i, best_score, best_edges
 
 
 def match_order(quad: np.ndarray, reference: np.ndarray) -> np.ndarray:

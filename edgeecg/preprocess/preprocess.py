@@ -267,6 +267,9 @@ class Preprocessor:
         """Pre-process one image: detect, flatten (or crop / resize), CLAHE, the ECG check. One pass over one
         image, stage by stage and timed; each stage's decisions live in its helper (_detect, _sheet, _page).
 
+        Long but linear: the stages hand a dozen values (box, corners, source, page, check) down the pass,
+        which helpers would only pass back and forth.
+
         Args:
             img_bgr: uint8 HxWx3 BGR (grey and BGRA are converted).
             debug: keep an image of every stage in `Prepared.stages`.
@@ -428,22 +431,7 @@ class Preprocessor:
         know the paper's top-left, then fix the corner order of a sheet turned by 90 or 180 degrees.
         """
         cfg = self.cfg
-        rough: list[tuple[str, np.ndarray]] = []
-        keypoints = None
-        if det is not None and det.corners is not None and is_valid_quad(det.corners, min_area=16.0):
-            keypoints = det.corners.astype(np.float32)
-            conf = det.corner_conf if det.corner_conf is not None else np.ones(4, np.float32)
-            if cfg.corners == "keypoints":
-                if np.all(conf >= KEYPOINT_MIN_CONF):
-                    rough.append(("keypoints", keypoints))
-                else:
-                    log.debug("keypoint corners unsure (conf %s)", np.round(conf, 2))
-        if cfg.corners == "sam" and self.sam is not None:
-            quad = self.sam.corners(img, box)
-            if quad is not None and is_valid_quad(quad, min_area=16.0):
-                rough.append(("sam", quad))
-            else:
-                log.debug("SAM gave no usable quadrilateral")
+        rough, keypoints = self._rough_quads(img, det, box)
         # refinement and the classical finder share one small working copy (one shrink of a 12 MP photo)
         if cfg.refine:
             work, scale = working_copy(img, REFINE_WORK_SIZE)
@@ -475,20 +463,58 @@ class Preprocessor:
         moved = not np.allclose(order_corners(quad), order_corners(rough[i][1]), atol=0.5)
         source = CornerSource(rough[i][0], refined=moved)
         if self.corner_model is not None and edges < CORNER_MODEL_BELOW:
-            # the model's page is made from the working copy: it is far smaller than its source anyway
-            placed = self.corner_model.corners(work, quad * scale) / scale
-            if is_valid_quad(placed, min_area=16.0):
-                # the model is a few px off where an edge shows: snap clear sides onto it again
-                snapped, _, support, _ = refine_corners(
-                    work,
-                    [order_corners(placed) * scale],
-                    band=CORNER_MODEL_BAND,
-                    return_index=True,
-                    colours=colours,
-                    narrow_pass=False,
-                )
-                quad, source = match_order(snapped / scale, placed), replace(source, model=True)
+            quad, source, support = self._model_corners(work, scale, colours, quad, source, support)
         return quad, source, support
+
+    def _rough_quads(
+        self, img: np.ndarray, det: Detection | None, box: np.ndarray
+    ) -> tuple[list[tuple[str, np.ndarray]], np.ndarray | None]:
+        """(the configured source's rough quad as [(name, quad)] where it gave a sure one, else [], and the
+        detector's keypoints where they form a quad, however sure)."""
+        cfg = self.cfg
+        rough: list[tuple[str, np.ndarray]] = []
+        keypoints = None
+        if det is not None and det.corners is not None and is_valid_quad(det.corners, min_area=16.0):
+            keypoints = det.corners.astype(np.float32)
+            conf = det.corner_conf if det.corner_conf is not None else np.ones(4, np.float32)
+            if cfg.corners == "keypoints":
+                if np.all(conf >= KEYPOINT_MIN_CONF):
+                    rough.append(("keypoints", keypoints))
+                else:
+                    log.debug("keypoint corners unsure (conf %s)", np.round(conf, 2))
+        if cfg.corners == "sam" and self.sam is not None:
+            quad = self.sam.corners(img, box)
+            if quad is not None and is_valid_quad(quad, min_area=16.0):
+                rough.append(("sam", quad))
+            else:
+                log.debug("SAM gave no usable quadrilateral")
+        return rough, keypoints
+
+    def _model_corners(
+        self,
+        work: np.ndarray,
+        scale: np.ndarray,
+        colours: np.ndarray,
+        quad: np.ndarray,
+        source: CornerSource,
+        support: float,
+    ) -> tuple[np.ndarray, CornerSource, float]:
+        """(quad, source, support) after the corner model placed the corners, its clear sides snapped onto
+        their edges again; unchanged where the model gives no valid quad."""
+        # the model's page is made from the working copy: it is far smaller than its source anyway
+        placed = self.corner_model.corners(work, quad * scale) / scale
+        if not is_valid_quad(placed, min_area=16.0):
+            return quad, source, support
+        # the model is a few px off where an edge shows: snap clear sides onto it again
+        snapped, _, support, _ = refine_corners(
+            work,
+            [order_corners(placed) * scale],
+            band=CORNER_MODEL_BAND,
+            return_index=True,
+            colours=colours,
+            narrow_pass=False,
+        )
+        return match_order(snapped / scale, placed), replace(source, model=True), support
 
 
 def _look_score(ecg: float, upright: float | None) -> float:

@@ -208,53 +208,69 @@ def page_html() -> str:
 def create_app(cfg: ServeConfig, service: Service | None = None) -> Any:
     """The FastAPI app. The service (pipeline, batcher) loads at startup and closes at shutdown, unless one
     is given (its owner closes it)."""
-    state: dict[str, Service | None] = {"service": service}
-
-    @asynccontextmanager
-    async def lifespan(app: Any):
-        owned = state["service"] is None
-        if owned:
-            state["service"] = await run_in_threadpool(Service, cfg)
-        log.info("ready: %s", state["service"].model())
-        yield
-        if owned:  # uvicorn has finished the requests in flight; the batcher drains the rest
-            await run_in_threadpool(state["service"].close)
-
+    shared = _Shared(cfg, service)
     app = FastAPI(
         title="edgeecg",
         summary="Classify photos and scans of paper 12-lead ECGs: MI, AF, HYP, CD, STTC.",
-        lifespan=lifespan,
+        lifespan=shared.lifespan,
     )
+    # registration order is the order of the OpenAPI paths
+    _api_routes(app, shared)
+    _health_routes(app, shared)
+    _page_route(app)
+    return app
 
-    def error(status: int, message: str, **headers: str) -> Any:
-        svc = state["service"]
+
+class _Shared:
+    """What the routes share: the settings, the service (None until startup has loaded it) and the
+    request checks."""
+
+    def __init__(self, cfg: ServeConfig, service: Service | None) -> None:
+        self.cfg = cfg
+        self.service = service
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any):
+        owned = self.service is None
+        if owned:
+            self.service = await run_in_threadpool(Service, self.cfg)
+        log.info("ready: %s", self.service.model())
+        yield
+        if owned:  # uvicorn has finished the requests in flight; the batcher drains the rest
+            await run_in_threadpool(self.service.close)
+
+    def error(self, status: int, message: str, **headers: str) -> Any:
+        svc = self.service
         if svc is not None:
             svc.metrics.requests.labels(str(status)).inc()
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
-    def authorised(request: Any) -> bool:
-        if not cfg.token:
+    def authorised(self, request: Any) -> bool:
+        if not self.cfg.token:
             return True
         given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {cfg.token}".encode())
+        return hmac.compare_digest(given.encode(), f"Bearer {self.cfg.token}".encode())
 
-    async def body(request: Any) -> bytes | Any:
+    async def body(self, request: Any) -> bytes | Any:
         """The capped request body, or an error response."""
+        cfg = self.cfg
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > cfg.max_bytes:
-            return error(413, f"request body is {int(length)} bytes, over the {cfg.max_bytes} byte limit")
+            return self.error(
+                413, f"request body is {int(length)} bytes, over the {cfg.max_bytes} byte limit"
+            )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > cfg.max_bytes:
-                return error(413, f"request body is over the {cfg.max_bytes} byte limit")
+                return self.error(413, f"request body is over the {cfg.max_bytes} byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def upload(request: Any) -> tuple[bytes, str] | Any:
+    async def upload(self, request: Any) -> tuple[bytes, str] | Any:
         """(image bytes, name) from a multipart form (field "file" or "image") or a raw image body."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = await body(request)
+        raw = await self.body(request)
         if not isinstance(raw, bytes):
             return raw
         if ctype == "multipart/form-data":
@@ -266,20 +282,27 @@ def create_app(cfg: ServeConfig, service: Service | None = None) -> Any:
             form = await Request(request.scope, receive).form(max_files=1, max_fields=4)
             part = form.get("file") or form.get("image")
             if part is None or isinstance(part, str):
-                return error(400, 'multipart upload needs a file field named "file"')
+                return self.error(400, 'multipart upload needs a file field named "file"')
             return await part.read(), Path(part.filename or "upload").name
         if not ctype.startswith(IMAGE_TYPES):
-            return error(415, f"content type {ctype or 'none'} is not an image: send image/* or multipart")
+            return self.error(
+                415, f"content type {ctype or 'none'} is not an image: send image/* or multipart"
+            )
         return raw, request.query_params.get("name", "upload")
+
+
+def _api_routes(app: Any, shared: _Shared) -> None:
+    """POST /v1/classify and GET /v1/model."""
+    error = shared.error
 
     @app.post("/v1/classify", summary="Classify one ECG image")
     async def classify(request: Request, montage: bool = False) -> Any:
-        svc = state["service"]
+        svc = shared.service
         if svc is None or not svc.ready:
             return error(503, "not ready", **{"Retry-After": "1"})
-        if not authorised(request):
+        if not shared.authorised(request):
             return error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
-        got = await upload(request)
+        got = await shared.upload(request)
         if not isinstance(got, tuple):
             return got
         data, name = got
@@ -298,12 +321,17 @@ def create_app(cfg: ServeConfig, service: Service | None = None) -> Any:
 
     @app.get("/v1/model", summary="Labels, thresholds and backend of the loaded model")
     async def model(request: Request) -> Any:
-        svc = state["service"]
+        svc = shared.service
         if svc is None:
             return error(503, "not ready")
-        if not authorised(request):
+        if not shared.authorised(request):
             return error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
         return svc.model()
+
+
+def _health_routes(app: Any, shared: _Shared) -> None:
+    """GET /healthz, /readyz and /metrics: what orchestrators and Prometheus poll."""
+    error = shared.error
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> Any:
@@ -311,22 +339,24 @@ def create_app(cfg: ServeConfig, service: Service | None = None) -> Any:
 
     @app.get("/readyz", summary="The bundle is verified and loaded")
     async def readyz() -> Any:
-        svc = state["service"]
+        svc = shared.service
         if svc is None or not svc.ready:
             return JSONResponse({"status": "not ready"}, status_code=503)
         return {"status": "ready", "backend": svc.pipeline.backend}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics(request: Request) -> Any:
-        svc = state["service"]
+        svc = shared.service
         if svc is None:
             return error(503, "not ready")
-        if not authorised(request):
+        if not shared.authorised(request):
             return error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
         return Response(svc.metrics.text(), media_type=svc.metrics.prom.CONTENT_TYPE_LATEST)
+
+
+def _page_route(app: Any) -> None:
+    """GET /: the upload page."""
 
     @app.get("/", include_in_schema=False)
     async def page() -> Any:
         return HTMLResponse(page_html())
-
-    return app

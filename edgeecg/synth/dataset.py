@@ -26,6 +26,7 @@ import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -34,6 +35,10 @@ from edgeecg import LABELS, __version__
 from edgeecg.errors import InputError, UsageError
 from edgeecg.synth.record import ECGRecord
 from edgeecg.synth.records import RecordEntry, record_index, select_records
+
+if TYPE_CHECKING:  # both are imported in the workers, when first needed
+    from edgeecg.synth.render import RenderConfig
+    from edgeecg.synth.scenes import Scene
 
 log = logging.getLogger(__name__)
 
@@ -202,33 +207,58 @@ class _Worker:
 
     def __call__(self, index: int) -> dict:
         from edgeecg.synth.scenes import make_scene  # noqa: PLC0415 (heavy-ish; loaded in workers)
-        from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
 
         cfg = self.cfg
         rng = item_rng(cfg.seed, index)
+        # The draws from `rng` keep this order (negative, style, record, render, scene): a seed's set stays
+        # byte-identical.
         negative = rng.random() < cfg.negatives
-        if cfg.style == "mix":
-            styles = list(MIX_WEIGHTS)
-            style = styles[rng.choice(len(styles), p=list(MIX_WEIGHTS.values()))]
-        else:
-            style = cfg.style
+        style = self._style(rng)
+        record, entry = (None, None) if negative else self._record(index, rng)
+        size, render = self._frame(index, record, rng)
+        scene = make_scene(record, "negative" if negative else style, rng, size=size, render=render)
+        image = self._weathered(index, scene.image)
+        geometry = self._store(index, image, scene)
+        row = None if record is None else _label_row(geometry["image"], record, entry, style)
+        return {"row": row, "geometry": geometry}
+
+    def _style(self, rng: np.random.Generator) -> str:
+        """The configured style, or with `mix` one drawn by MIX_WEIGHTS."""
+        if self.cfg.style != "mix":
+            return self.cfg.style
+        styles = list(MIX_WEIGHTS)
+        return styles[rng.choice(len(styles), p=list(MIX_WEIGHTS.values()))]
+
+    def _record(self, index: int, rng: np.random.Generator) -> tuple[ECGRecord, RecordEntry | None]:
+        """The item's record and its entry: a real one (the index's with `per_record`, else one drawn),
+        or simulated (entry None) without records or where a drawn one is unusable."""
+        from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
+
+        cfg = self.cfg
         record = entry = None
-        if not negative:
-            if self.entries:
-                if cfg.per_record:
-                    entry = self.entries[index // cfg.per_record]
-                else:
-                    entry = self.entries[rng.integers(len(self.entries))]
-                try:
-                    record = self._load(entry)
-                except Exception as err:
-                    if cfg.per_record:  # the set promises every record K times: say which one failed
-                        raise InputError(f"record {entry.path} unusable: {err}") from None
-                    # one bad record must not stop a random draw; fall back to the simulator
-                    log.warning("record %s unusable (%s); simulating instead", entry.path, err)
-                    entry = None
-            if record is None:
-                record = simulate(rng)
+        if self.entries:
+            if cfg.per_record:
+                entry = self.entries[index // cfg.per_record]
+            else:
+                entry = self.entries[rng.integers(len(self.entries))]
+            try:
+                record = self._load(entry)
+            except Exception as err:
+                if cfg.per_record:  # the set promises every record K times: say which one failed
+                    raise InputError(f"record {entry.path} unusable: {err}") from None
+                # one bad record must not stop a random draw; fall back to the simulator
+                log.warning("record %s unusable (%s); simulating instead", entry.path, err)
+                entry = None
+        if record is None:
+            record = simulate(rng)
+        return record, entry
+
+    def _frame(
+        self, index: int, record: ECGRecord | None, rng: np.random.Generator
+    ) -> tuple[tuple[int, int] | None, RenderConfig | None]:
+        """(frame size, RenderConfig of a bare page or None): the scene's size with `aspect`, and whether
+        this page is printed bare."""
+        cfg = self.cfg
         # Frame shape and bare pages draw from a stream of their own: without them a set is byte-identical
         # to one written before they existed.
         aux = np.random.default_rng([cfg.seed, index, 1])
@@ -242,14 +272,22 @@ class _Worker:
 
             # drawn from rng exactly as make_scene would, so only these two settings change
             render = replace(RenderConfig.random(rng), header=False, calibration=False)
-        scene = make_scene(record, "negative" if negative else style, rng, size=size, render=render)
-        image = scene.image
+        return size, render
+
+    def _weathered(self, index: int, image: np.ndarray) -> np.ndarray:
+        """The image, on worn paper for the `weathered` fraction of items."""
+        cfg = self.cfg
         if cfg.weathered > 0:
             wr = np.random.default_rng([cfg.seed, index, 2])  # a stream of its own, as above
             if wr.random() < cfg.weathered:
                 from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
 
                 image = weathered(image, wr)  # photometric only: the geometry holds
+        return image
+
+    def _store(self, index: int, image: np.ndarray, scene: Scene) -> dict:
+        """Write the item's JPEG and YOLO label; return its geometry.jsonl object."""
+        cfg = self.cfg
         name = f"{index:06d}.jpg"
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
         if not ok:
@@ -265,20 +303,23 @@ class _Worker:
             geometry.update(paper_quad=None, paper_box=None)
         else:
             geometry.update(geo.to_json())
-        row = None
-        if record is not None:
-            row = {"image": f"images/{name}", **{k: int(record.labels.get(k, 0)) for k in LABELS}}
-            row.update(
-                NORM=int(record.labels.get("NORM", 0)),
-                record=entry.record if entry else record.record,
-                patient=entry.patient if entry else "",
-                fold="" if entry is None or entry.fold is None else entry.fold,
-                source=(entry.source if entry else "") or record.source,
-                style=style,
-                # the simulator's findings (MI territory and age, conduction defect, ST/T kinds), ';'-joined
-                findings=";".join(record.meta.get("subtypes") or ()),
-            )
-        return {"row": row, "geometry": geometry}
+        return geometry
+
+
+def _label_row(image: str, record: ECGRecord, entry: RecordEntry | None, style: str) -> dict:
+    """The labels.csv row of an ECG image."""
+    row = {"image": image, **{k: int(record.labels.get(k, 0)) for k in LABELS}}
+    row.update(
+        NORM=int(record.labels.get("NORM", 0)),
+        record=entry.record if entry else record.record,
+        patient=entry.patient if entry else "",
+        fold="" if entry is None or entry.fold is None else entry.fold,
+        source=(entry.source if entry else "") or record.source,
+        style=style,
+        # the simulator's findings (MI territory and age, conduction defect, ST/T kinds), ';'-joined
+        findings=";".join(record.meta.get("subtypes") or ()),
+    )
+    return row
 
 
 def _read_record_list(path: str) -> frozenset[str]:
@@ -302,8 +343,23 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
     Returns:
         A summary: counts of images, ECG images, negatives and positives per label.
     """
-    from tqdm import tqdm  # noqa: PLC0415
+    cfg, entries = _plan(cfg)
+    out = Path(cfg.out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+    n_ecg, counts = _write_items(cfg, _Worker(cfg, entries), progress)
+    _write_settings(cfg)
+    return {
+        "images": cfg.n,
+        "ecg_images": n_ecg,
+        "negatives": cfg.n - n_ecg,
+        "positives": counts,
+        "records": len(entries),
+    }
 
+
+def _plan(cfg: SynthConfig) -> tuple[SynthConfig, list[RecordEntry]]:
+    """Check the settings and the output directory; select the records (with `per_record`, n follows)."""
     cfg.check()
     out = Path(cfg.out)
     if out.exists() and any(out.iterdir()):
@@ -317,9 +373,15 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
         )
         if cfg.per_record:
             cfg = replace(cfg, n=len(entries) * cfg.per_record)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "labels").mkdir(exist_ok=True)
-    worker = _Worker(cfg, entries)
+    return cfg, entries
+
+
+def _write_items(cfg: SynthConfig, worker: _Worker, progress: bool) -> tuple[int, dict[str, int]]:
+    """Make every item (in this process or a pool) and write labels.csv and geometry.jsonl in index order;
+    return the number of ECG images and the positives per label."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    out = Path(cfg.out)
     bar = tqdm(total=cfg.n, desc="synth", unit="img", disable=not progress, dynamic_ncols=True)
     counts = dict.fromkeys(LABELS, 0)
     n_ecg = 0
@@ -351,6 +413,12 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
                 # whole records per task with --per-record, so each decodes once
                 consume(pool.imap(worker, range(cfg.n), chunksize=cfg.per_record or 4))
     bar.close()
+    return n_ecg, counts
+
+
+def _write_settings(cfg: SynthConfig) -> None:
+    """data.yaml for ultralytics and synth.json (the resolved settings and the version)."""
+    out = Path(cfg.out)
     (out / "data.yaml").write_text(
         f"path: {out.resolve()}\ntrain: images\nval: images\n"
         f"names:\n  0: ecg\nkpt_shape: [4, 3]\nflip_idx: {FLIP_IDX}\n",
@@ -358,10 +426,3 @@ def write_dataset(cfg: SynthConfig, progress: bool = True) -> dict:
     )
     settings = asdict(cfg) | {"edgeecg_version": __version__}
     (out / "synth.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    return {
-        "images": cfg.n,
-        "ecg_images": n_ecg,
-        "negatives": cfg.n - n_ecg,
-        "positives": counts,
-        "records": len(entries),
-    }

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,24 @@ def load_record(
     Raises:
         EdgeECGError: the file is missing or unreadable, or the 12 leads cannot be formed.
     """
+    base, rec = _read_wfdb(path)
+    x = _twelve_leads(rec, base)
+    x = _fit_length(resample(x, float(rec.fs), fs), fs, duration, base)
+    comments = list(rec.comments or [])
+    if labels is None:
+        labels = _labels_from_comments(comments)
+        if labels is None:
+            logger.warning("%s: no labels in the header and none given; all labels 0", base.name)
+            labels = {k: 0 for k in LABELS} | {"NORM": 0}
+    meta = _header_meta(comments)
+    meta["source_fs"] = float(rec.fs)
+    source = "cinc" if any(c.lower().startswith("dx") for c in comments) else "wfdb"
+    return ECGRecord(signal=x.astype(np.float32), fs=float(fs), labels=dict(labels), record=base.name,
+                     source=source, meta=meta)  # fmt: skip
+
+
+def _read_wfdb(path: str | Path) -> tuple[Path, Any]:
+    """(the record's base path, its wfdb.Record in physical units)."""
     wfdb = _lazy.require("wfdb")
     p = Path(path)
     base = p.with_suffix("") if p.suffix == ".hea" else p
@@ -115,6 +134,11 @@ def load_record(
         rec = wfdb.rdrecord(str(base), physical=True)
     except Exception as err:  # wfdb raises many kinds (ValueError, OSError, struct errors)
         raise EdgeECGError(f"cannot read WFDB record {base}: {err}") from None
+    return base, rec
+
+
+def _twelve_leads(rec: Any, base: Path) -> np.ndarray:
+    """float64 [12, n] in mV, in LEADS order: channels matched by name, missing limb leads derived."""
     sig = np.asarray(rec.p_signal, dtype=np.float64).T  # [n, channels] -> [channels, n]
     sig = np.nan_to_num(sig)
     units = [(u or "").strip().lower() for u in (rec.units or [""] * sig.shape[0])]
@@ -130,26 +154,18 @@ def load_record(
     missing = [k for k in LEADS if k not in leads]
     if missing:
         raise EdgeECGError(f"{base}: leads {missing} are missing (channels: {list(rec.sig_name)})")
-    x = np.stack([leads[k] for k in LEADS])  # [12, n]
-    x = resample(x, float(rec.fs), fs)
+    return np.stack([leads[k] for k in LEADS])  # [12, n]
+
+
+def _fit_length(x: np.ndarray, fs: float, duration: float, base: Path) -> np.ndarray:
+    """The first `duration` seconds of [12, n] at `fs`; a shorter signal is zero-padded (with a warning)."""
     n = int(round(fs * duration))
     if x.shape[1] < n:
         logger.warning(
             "%s is %.1f s long, padding to %.1f s with zeros", base.name, x.shape[1] / fs, duration
         )
         x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
-    x = x[:, :n]
-    comments = list(rec.comments or [])
-    if labels is None:
-        labels = _labels_from_comments(comments)
-        if labels is None:
-            logger.warning("%s: no labels in the header and none given; all labels 0", base.name)
-            labels = {k: 0 for k in LABELS} | {"NORM": 0}
-    meta = _header_meta(comments)
-    meta["source_fs"] = float(rec.fs)
-    source = "cinc" if any(c.lower().startswith("dx") for c in comments) else "wfdb"
-    return ECGRecord(signal=x.astype(np.float32), fs=float(fs), labels=dict(labels), record=base.name,
-                     source=source, meta=meta)  # fmt: skip
+    return x[:, :n]
 
 
 def _header_meta(comments: list[str]) -> dict:

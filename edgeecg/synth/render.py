@@ -15,6 +15,7 @@ import datetime as _dt
 import logging
 import math
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -371,6 +372,25 @@ def pulse_width_mm(cfg: RenderConfig) -> float:
     return 2.0 + 0.2 * cfg.speed
 
 
+#: Rows of lead panels per layout.
+_ROWS = {"3x4": 4, "6x2": 6, "12x1": 12}
+_SIDE_MM = 8.0  # the grid's minimum side margin; the header's left column starts there too
+_X_START_MM = 2.0  # where a row's first mark (pulse or trace) starts inside the grid
+
+
+class _GridArea(NamedTuple):
+    """Where the grid lies on the page: top-left corner in px, size in whole mm."""
+
+    x0: int
+    y0: int
+    nx: int
+    ny: int
+
+
+#: One lead panel: (box name, lead, row, x_mm from the grid's left, t0, t1 in s).
+_Panel = tuple[str, str, int, float, float, float]
+
+
 def render_page(
     record: ECGRecord, cfg: RenderConfig = RenderConfig(), rng: np.random.Generator | None = None
 ) -> tuple[np.ndarray, Geometry]:
@@ -387,42 +407,62 @@ def render_page(
         (page, geometry): uint8 HxWx3 BGR image of the whole sheet, and where the sheet and lead panels are.
     """
     rng = np.random.default_rng(0) if rng is None else rng
-    ppm = cfg.px_per_mm
-    w_mm, h_mm = PAPER_MM[cfg.paper]
     W, H = cfg.page_size
     page = solid((H, W), cfg.paper_color)
+    # The sections draw from `rng` in this order (grid, panels, header): keep it, pages stay byte-identical.
+    grid = _grid_area(cfg)
+    _draw_page_grid(page, grid, cfg, rng)
+    panels = _panels(record, cfg, grid, rng)
+    boxes = _print_traces(page, record, cfg, grid, panels)
+    if cfg.header:
+        _print_header(page, record, cfg, rng)
+    quad = np.array([[0, 0], [W, 0], [W, H], [0, H]], np.float32)
+    return page, Geometry(
+        paper_quad=quad, lead_boxes=boxes, px_per_mm=float(cfg.px_per_mm), layout=cfg.layout
+    )
 
-    # Grid area: whole 5 mm squares between margins, below the header.
+
+def _grid_area(cfg: RenderConfig) -> _GridArea:
+    """Whole 5 mm squares between the margins, below the header."""
+    ppm = cfg.px_per_mm
+    w_mm, h_mm = PAPER_MM[cfg.paper]
     top_mm = 33.0 if cfg.header else 10.0
     bottom_mm = 10.0 if cfg.header else 8.0
-    side_mm = 8.0
-    nx = int((w_mm - 2 * side_mm) // 5) * 5
+    nx = int((w_mm - 2 * _SIDE_MM) // 5) * 5
     ny = int((h_mm - top_mm - bottom_mm) // 5) * 5
-    gx0 = round((w_mm - nx) / 2 * ppm)
-    gy0 = round(top_mm * ppm)
+    return _GridArea(round((w_mm - nx) / 2 * ppm), round(top_mm * ppm), nx, ny)
+
+
+def _draw_page_grid(page: np.ndarray, grid: _GridArea, cfg: RenderConfig, rng: np.random.Generator) -> None:
+    """The grid in the paper's colours; a "bw" page sometimes gets a very light grey one."""
     colors = GRID_COLORS[cfg.grid]
     if colors is None and rng.random() < 0.3:
         colors = ((236, 236, 236), (222, 222, 222))  # very light grey on some black-and-white prints
     if colors is not None:
-        draw_grid(page, (gx0, gy0), (nx, ny), ppm, colors)
+        draw_grid(page, (grid.x0, grid.y0), (grid.nx, grid.ny), cfg.px_per_mm, colors)
 
-    # Panels.
-    n_rows = {"3x4": 4, "6x2": 6, "12x1": 12}[cfg.layout]
-    row_mm = ny / n_rows
-    x_start_mm = 2.0
-    x_trace_mm = x_start_mm + (pulse_width_mm(cfg) + 1.0 if cfg.calibration else 0.0)
-    avail_mm = nx - x_trace_mm - 2.0
+
+def _trace_x_mm(cfg: RenderConfig) -> float:
+    """Where traces start inside the grid: after the calibration pulse and a 1 mm gap, when there is one."""
+    return _X_START_MM + (pulse_width_mm(cfg) + 1.0 if cfg.calibration else 0.0)
+
+
+def _panels(record: ECGRecord, cfg: RenderConfig, grid: _GridArea, rng: np.random.Generator) -> list[_Panel]:
+    """Which lead each panel shows, in which row, from where and over which seconds (per layout)."""
+    n_rows = _ROWS[cfg.layout]
+    x_trace_mm = _trace_x_mm(cfg)
+    avail_mm = grid.nx - x_trace_mm - 2.0
     t_total = min(10.0, avail_mm / cfg.speed, record.duration)
     if cfg.layout == "12x1" and rng.random() < 0.25:
         t_total = min(t_total, 2.5)
 
-    panels: list[tuple[str, str, int, float, float, float]] = []  # (box name, lead, row, x_mm, t0, t1)
+    panels: list[_Panel] = []
     if cfg.layout == "3x4":
         tc = t_total / 4
         for c, leads in enumerate(COLUMNS_3X4):
             for r, lead in enumerate(leads):
                 panels.append((lead, lead, r, x_trace_mm + c * tc * cfg.speed, c * tc, (c + 1) * tc))
-        panels.append(("II_rhythm", "II", 3, x_trace_mm, 0.0, t_total))
+        panels.append(("II_rhythm", "II", n_rows - 1, x_trace_mm, 0.0, t_total))
     elif cfg.layout == "6x2":
         tc = t_total / 2
         for r in range(6):
@@ -431,7 +471,35 @@ def render_page(
     else:
         for r, lead in enumerate(LEADS):
             panels.append((lead, lead, r, x_trace_mm, 0.0, t_total))
+    return panels
 
+
+def _trace_points(
+    record: ECGRecord, lead: str, t0: float, t1: float, x0: float, base: float, cfg: RenderConfig
+) -> np.ndarray:
+    """float32 [m, 2] page points of `lead` from t0 to t1 s, starting at x0 on the baseline `base`."""
+    ppm = cfg.px_per_mm
+    fs = record.fs
+    i0, i1 = round(t0 * fs), min(round(t1 * fs) + 1, record.signal.shape[1])
+    # Missing samples (NaN in some WFDB files) print as a flat line, like a lead-off segment.
+    v = np.nan_to_num(
+        record.signal[LEADS.index(lead), i0:i1].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0
+    )
+    xs = x0 + (np.arange(i0, i1) / fs - t0) * cfg.speed * ppm
+    ys = base - v * cfg.gain * ppm
+    pts = np.stack([xs, ys], 1).astype(np.float32)  # [n, 2]
+    # Thick polylines cost per segment: drop points within 0.25 px of the drawn line (invisible).
+    return cv2.approxPolyDP(pts.reshape(-1, 1, 2), 0.25, False).reshape(-1, 2)  # [m, 2]
+
+
+def _print_traces(
+    page: np.ndarray, record: ECGRecord, cfg: RenderConfig, grid: _GridArea, panels: list[_Panel]
+) -> dict[str, np.ndarray]:
+    """Print every panel's trace, column tick and lead label, and the calibration pulses; return the
+    panels' boxes (float32 xyxy page px) by name."""
+    ppm = cfg.px_per_mm
+    W, H = cfg.page_size
+    row_mm = grid.ny / _ROWS[cfg.layout]
     thick = max(1, round(cfg.trace_width_mm * ppm))
     # Thick antialiased polylines are slow in OpenCV (per-segment polygons). Draw every trace 1 px wide and
     # antialiased into an ink mask, widen the mask once, then print it in the trace colour.
@@ -439,21 +507,11 @@ def render_page(
     color = tuple(int(c) for c in cfg.trace_color)
     label_h = 2.8 * ppm
     boxes: dict[str, np.ndarray] = {}
-    fs = record.fs
     for name, lead, r, x_mm, t0, t1 in panels:
-        row_top = gy0 + r * row_mm * ppm
+        row_top = grid.y0 + r * row_mm * ppm
         base = row_top + 0.62 * row_mm * ppm
-        x0 = gx0 + x_mm * ppm
-        i0, i1 = round(t0 * fs), min(round(t1 * fs) + 1, record.signal.shape[1])
-        # Missing samples (NaN in some WFDB files) print as a flat line, like a lead-off segment.
-        v = np.nan_to_num(
-            record.signal[LEADS.index(lead), i0:i1].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0
-        )
-        xs = x0 + (np.arange(i0, i1) / fs - t0) * cfg.speed * ppm
-        ys = base - v * cfg.gain * ppm
-        pts = np.stack([xs, ys], 1).astype(np.float32)  # [n, 2]
-        # Thick polylines cost per segment: drop points within 0.25 px of the drawn line (invisible).
-        pts = cv2.approxPolyDP(pts.reshape(-1, 1, 2), 0.25, False).reshape(-1, 2)  # [m, 2]
+        x0 = grid.x0 + x_mm * ppm
+        pts = _trace_points(record, lead, t0, t1, x0, base, cfg)
         cv2.polylines(ink, [_poly(pts, H)], False, 255, 1, cv2.LINE_AA, 3)
         x1 = x0 + (t1 - t0) * cfg.speed * ppm
         boxes[name] = np.array([x0, row_top, x1, row_top + row_mm * ppm], np.float32)
@@ -467,30 +525,32 @@ def render_page(
             cv2.polylines(ink, [tick], False, 255, 1, cv2.LINE_AA, 3)
 
     if cfg.calibration:
-        for r in range(n_rows):
-            base = gy0 + r * row_mm * ppm + 0.62 * row_mm * ppm
-            pts = _pulse_points(gx0 + x_start_mm * ppm, base, ppm, cfg)
+        for r in range(_ROWS[cfg.layout]):
+            base = grid.y0 + r * row_mm * ppm + 0.62 * row_mm * ppm
+            pts = _pulse_points(grid.x0 + _X_START_MM * ppm, base, ppm, cfg)
             cv2.polylines(ink, [_poly(pts, H)], False, 255, 1, cv2.LINE_AA, 3)
     _print_ink(page, ink, thick, color)
+    return boxes
 
-    if cfg.header:
-        left, mid, right = _header_lines(record, cfg, rng)
-        th = 3.0 * ppm
-        text_color = (30, 30, 30)
-        for i, line in enumerate(left):
-            _put(page, line, (side_mm * ppm, (7 + 5.5 * i) * ppm), th, text_color)
-        for i, line in enumerate(mid):
-            _put(page, line, (0.33 * W, (7 + 4.6 * i) * ppm), 0.85 * th, text_color)
-        for i, line in enumerate(right):
-            _put(page, line, (0.62 * W, (7 + 5.0 * i) * ppm), th, text_color)
-        mains = 50 if rng.random() < 0.6 else 60
-        hp = rng.choice(["0.05", "0.15", "0.5"])
-        lp = rng.choice(["40", "100", "150"])
-        footer = f"{cfg.speed:g} mm/s   {cfg.gain:g} mm/mV   {hp}-{lp} Hz ~{mains} Hz"
-        _put(page, footer, (side_mm * ppm, H - 3.5 * ppm), 0.8 * th, text_color)
 
-    quad = np.array([[0, 0], [W, 0], [W, H], [0, H]], np.float32)
-    return page, Geometry(paper_quad=quad, lead_boxes=boxes, px_per_mm=float(ppm), layout=cfg.layout)
+def _print_header(page: np.ndarray, record: ECGRecord, cfg: RenderConfig, rng: np.random.Generator) -> None:
+    """The header's three text columns above the grid and the footer (speed, gain, filters) below it."""
+    ppm = cfg.px_per_mm
+    W, H = cfg.page_size
+    left, mid, right = _header_lines(record, cfg, rng)
+    th = 3.0 * ppm
+    text_color = (30, 30, 30)
+    for i, line in enumerate(left):
+        _put(page, line, (_SIDE_MM * ppm, (7 + 5.5 * i) * ppm), th, text_color)
+    for i, line in enumerate(mid):
+        _put(page, line, (0.33 * W, (7 + 4.6 * i) * ppm), 0.85 * th, text_color)
+    for i, line in enumerate(right):
+        _put(page, line, (0.62 * W, (7 + 5.0 * i) * ppm), th, text_color)
+    mains = 50 if rng.random() < 0.6 else 60
+    hp = rng.choice(["0.05", "0.15", "0.5"])
+    lp = rng.choice(["40", "100", "150"])
+    footer = f"{cfg.speed:g} mm/s   {cfg.gain:g} mm/mV   {hp}-{lp} Hz ~{mains} Hz"
+    _put(page, footer, (_SIDE_MM * ppm, H - 3.5 * ppm), 0.8 * th, text_color)
 
 
 def with_dpi(cfg: RenderConfig, dpi: float) -> RenderConfig:
