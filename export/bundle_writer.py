@@ -36,6 +36,7 @@ from edgeecg.bundle import (
 )
 from edgeecg.errors import BackendError, MissingExtraError, UsageError
 from edgeecg.export.parity import PARITY_SAMPLES, auroc_verdict, check_detector_parity
+from edgeecg.sidecar import read_json, read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,7 @@ def read_thresholds(path: str | Path | None) -> tuple[list[float], str]:
     if path is None:
         return [0.5] * len(LABELS), "default-0.5"
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"cannot read thresholds {path}: {err}") from None
-    return _parse_thresholds(data, str(path))
+    return _parse_thresholds(read_json(path, UsageError), str(path))
 
 
 def _parse_thresholds(data: Any, path: str) -> tuple[list[float], str]:
@@ -158,13 +155,14 @@ def _onnx_with_sidecar(
 ) -> dict[str, Any]:
     """Copy a small model's ONNX into the bundle as `name`; its manifest entry from `fields(meta)`, where
     meta is the JSON its trainer wrote beside it (a KeyError, TypeError or ValueError there: "lacks `needs`")."""
-    meta_path = src.with_suffix(".json")
-    if src.suffix != ".onnx" or not src.is_file() or not meta_path.is_file():
-        raise UsageError(f"{option} {src}: needs an .onnx with its .json beside it ({maker})")
+    needs_files = f"{option} {src}: needs an .onnx with its .json beside it ({maker})"
+    if src.suffix != ".onnx" or not src.is_file():
+        raise UsageError(needs_files)
+    meta = read_sidecar(src, error=UsageError, missing=needs_files)
     try:
-        entry_fields = fields(json.loads(meta_path.read_text(encoding="utf-8")))
+        entry_fields = fields(meta)
     except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{meta_path} lacks {needs}") from None
+        raise UsageError(f"{src.with_suffix('.json')} lacks {needs}") from None
     shutil.copyfile(src, bundle_dir / name)
     return file_entry(bundle_dir, name, **entry_fields)
 

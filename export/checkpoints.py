@@ -8,7 +8,6 @@ e.g. smaller depths/dims in tests). The sidecar sits next to the weights as `NAM
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import struct
@@ -20,6 +19,7 @@ from edgeecg import LABELS
 from edgeecg._lazy import require
 from edgeecg.bundle import sha256_file
 from edgeecg.errors import BundleError, UsageError
+from edgeecg.sidecar import read_json_object, read_sidecar, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -51,27 +51,16 @@ class MemberCheckpoint:
         return dict(self.sidecar["input"])
 
 
-def sidecar_path(weights: Path) -> Path | None:
-    """The JSON sidecar of a weights file, or None when there is none."""
-    for cand in (weights.with_suffix(".json"), weights.with_name(weights.name + ".json")):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def read_checkpoint(weights: str | Path) -> MemberCheckpoint:
     """Read and check one checkpoint's sidecar (the weights are loaded later, by `load_member`)."""
     weights = Path(weights)
     if not weights.is_file():
         raise UsageError(f"checkpoint {weights} does not exist")
     side = sidecar_path(weights)
-    if side is None:
-        raise BundleError(f"checkpoint {weights} has no JSON sidecar ({weights.with_suffix('.json').name})")
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"checkpoint sidecar {side} is not valid JSON ({err})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+    meta = read_sidecar(
+        weights, missing=f"checkpoint {weights} has no JSON sidecar ({weights.with_suffix('.json').name})"
+    )
+    if not isinstance(meta.get("model"), str):
         raise BundleError(f"checkpoint sidecar {side} lacks the timm model name ('model')")
     if int(meta.get("num_classes", len(LABELS))) != len(LABELS):
         raise BundleError(
@@ -191,10 +180,7 @@ def load_weights_file(path: str | Path, verify: bool = True) -> tuple[dict[str, 
     side = path.with_suffix(".json")
     meta: dict[str, Any] = {}
     if side.is_file():
-        try:
-            meta = json.loads(side.read_text())
-        except json.JSONDecodeError as err:
-            raise BundleError(f"{side} is not valid JSON ({err})") from None
+        meta = read_json_object(side)
         if verify and meta.get("sha256") and meta["sha256"] != sha256_file(path):
             raise BundleError(
                 f"{side.name} does not describe {path.name} (sha256 differs): a write was interrupted"

@@ -10,7 +10,6 @@ Loading a `.pt` needs ultralytics, which unpickles the file: only do that for ch
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ import numpy as np
 
 from edgeecg._lazy import require
 from edgeecg.errors import BundleError, UsageError
+from edgeecg.sidecar import read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,10 @@ def export_detector(
     if not src.is_file():
         raise UsageError(f"detector {src} does not exist")
     known: dict[str, Any] = {}
-    sidecar = src.with_suffix(".json")  # an ONNX from our detector training: fields and calibration
-    if src.suffix == ".onnx" and sidecar.is_file():
+    if src.suffix == ".onnx":  # an ONNX from our detector training: fields and calibration
         try:
-            known = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            known = read_sidecar(src, required=False)
+        except BundleError:
             known = {}
     letterbox = letterbox or str(known.get("letterbox", "square"))
     if src.suffix == ".onnx":

@@ -26,8 +26,9 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
-from edgeecg.errors import InputError, UsageError
+from edgeecg.errors import BundleError, InputError, UsageError
 from edgeecg.preprocess.preprocess import to_model_input
+from edgeecg.sidecar import read_json_object
 from edgeecg.synth.waveforms import FINDINGS
 from edgeecg.train.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from edgeecg.train.config import DataConfig, TrainConfig
@@ -171,8 +172,8 @@ def _corner_passes_key(sidecar: Path) -> str:
     """Empty for one pass of the corner model (as every cache before "passes" was built), else "xN": the
     sidecar's passes change the corners, so the cached pages too."""
     try:
-        passes = json.loads(sidecar.read_text(encoding="utf-8")).get("passes", 1)
-    except (OSError, ValueError, AttributeError):
+        passes = read_json_object(sidecar).get("passes", 1)
+    except BundleError:
         return ""  # loading the model says what is wrong with it
     return "" if passes == 1 else f"x{passes}"
 

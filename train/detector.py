@@ -33,6 +33,7 @@ from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError, InputError, UsageError
 from edgeecg.export.detector import LETTERBOXES
 from edgeecg.preprocess.detector import box_iou
+from edgeecg.sidecar import read_sidecar
 from edgeecg.synth.dataset import parse_size
 
 log = logging.getLogger(__name__)
@@ -392,11 +393,10 @@ def _chain(
 
     def with_sidecar(path: str | Path, option: str, cls: Any, name: str) -> Any:
         """`cls` over the ONNX at `path`, its manifest fields from the .json its trainer wrote beside it."""
-        meta_path = Path(path).with_suffix(".json")
-        if not meta_path.is_file():
-            raise UsageError(f"{option} {path}: no {meta_path.name} beside it")
-        runner = stack.enter_context(OnnxRuntimeRunner(path, name=name))
-        return cls.from_manifest(runner, json.loads(meta_path.read_text(encoding="utf-8")))
+        meta = read_sidecar(
+            path, error=UsageError, missing=f"{option} {path}: no {Path(path).stem}.json beside it"
+        )
+        return cls.from_manifest(stack.enter_context(OnnxRuntimeRunner(path, name=name)), meta)
 
     check = with_sidecar(verifier, "--verifier", Verifier, "verifier") if verifier is not None else None
     placer = None
@@ -408,8 +408,7 @@ def _chain(
 
 def _sidecar(model: str | Path) -> dict[str, Any]:
     """The `.json` beside a detector ONNX (written by `export`, updated by `calibrate`), or {}."""
-    path = Path(model).with_suffix(".json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return read_sidecar(model, required=False, error=UsageError)
 
 
 def open_detector(runner: Any, model: str | Path, input_size: tuple[int, int] | None = None) -> Any:

@@ -3,7 +3,6 @@ set (mean probability for AUROC, hard votes as in the method), ROC-curve PNGs an
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from edgeecg import LABELS
 from edgeecg.errors import UsageError
 from edgeecg.metrics import classification_report, ensemble_mean, ensemble_votes
 from edgeecg.plots import plot_roc
+from edgeecg.sidecar import read_json_object
 from edgeecg.train.checkpoint import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ __all__ = ["plot_roc", "oof_report", "ensemble_report", "read_thresholds"]
 
 def read_thresholds(path: str | Path) -> np.ndarray:
     """Thresholds [5] from a thresholds.json written by stage II."""
-    data = json.loads(Path(path).read_text())
+    data = read_json_object(path, UsageError)
     if list(data.get("labels", LABELS)) != list(LABELS):
         raise UsageError(f"{path}: labels {data.get('labels')} differ from {list(LABELS)}")
     return np.asarray(data["thresholds"], dtype=np.float64)

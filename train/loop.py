@@ -18,7 +18,6 @@ run ends in exactly the state of an uninterrupted one (on the same device and th
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -32,7 +31,9 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
+from edgeecg.errors import BundleError
 from edgeecg.metrics import macro_auroc, roc_auc_per_class
+from edgeecg.sidecar import read_sidecar
 from edgeecg.train.checkpoint import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -41,7 +42,6 @@ from edgeecg.train.checkpoint import (
     save_state,
     save_weights,
     sha256_file,
-    sidecar_path,
 )
 from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
 from edgeecg.train.data import FINDINGS, EpochSampler, TrainDataset
@@ -173,9 +173,9 @@ def data_lineage(cfg: TrainConfig, fold: int | None, init: str | Path | None) ->
         p = Path(init)
         ref = {"file": str(p.resolve()), "sha256": sha256_file(p) if p.is_file() else None}
         try:
-            meta = json.loads(sidecar_path(p).read_text())
-        except (OSError, ValueError):
-            meta = {}  # user-supplied weights (ImageNet) come without a sidecar
+            meta = read_sidecar(p, required=False)  # user-supplied weights (ImageNet) come without one
+        except BundleError:
+            meta = {}
         steps = list(meta.get("lineage") or [])
         if not steps and meta.get("config"):  # a sidecar from before lineages: its own config's data
             steps = [_lineage_step(meta["config"], meta.get("fold"), None)]

@@ -8,7 +8,6 @@ finder's errors instead of meeting them first at run time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.detector import Detector
 from edgeecg.preprocess.preprocess import PreprocessConfig, Preprocessor
 from edgeecg.preprocess.verifier import Verifier
+from edgeecg.sidecar import read_sidecar
 
 __all__ = ["RuntimeHook", "training_hook"]
 
@@ -99,11 +99,12 @@ def _with_sidecar(path: str | Path, option: str, maker: str, cls: Any, name: str
     from the .json its trainer (`maker`) wrote beside it."""
     from edgeecg.backends import runner_class  # noqa: PLC0415
 
-    onnx, meta = Path(path), Path(path).with_suffix(".json")
-    if not onnx.is_file() or not meta.is_file():
-        raise UsageError(f"{option} needs {onnx} and {meta} ({maker})")
-    runner = runner_class("onnxruntime")(onnx, threads=threads, name=name)
-    return cls.from_manifest(runner, json.loads(meta.read_text()))
+    onnx = Path(path)
+    needs = f"{option} needs {onnx} and {onnx.with_suffix('.json')} ({maker})"
+    if not onnx.is_file():
+        raise UsageError(needs)
+    meta = read_sidecar(onnx, error=UsageError, missing=needs)
+    return cls.from_manifest(runner_class("onnxruntime")(onnx, threads=threads, name=name), meta)
 
 
 def training_hook(size_hw: tuple[int, int], cfg: Any) -> RuntimeHook:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeecg.errors import UsageError
+from edgeecg.sidecar import read_json_object
 from edgeecg.synth.dataset import parse_size
 from edgeecg.train.losses import logit
 
@@ -483,7 +484,7 @@ def calibrate(cfg: VerifierConfig) -> dict[str, Any]:
         raise UsageError(f"{out} holds no trained ECG check (verifier.onnx and verifier.json)")
     if not cfg.tune:
         raise UsageError("calibration needs --tune")
-    fields = json.loads(fields_path.read_text(encoding="utf-8"))
+    fields = read_json_object(fields_path, UsageError)
     if [int(v) for v in fields["input_size"]] != list(cfg.input_size):
         raise UsageError(f"--input-size {cfg.input_size} differs from the check's own {fields['input_size']}")
     x, y = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, out / "cache")

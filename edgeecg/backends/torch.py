@@ -7,7 +7,6 @@ Used to check the exported models against the weights they came from; needs the 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from edgeecg._lazy import require
 from edgeecg.backends.base import ClassifierLoad, ClassifierRunners, Runner, TensorSpec
 from edgeecg.bundle import sha256_file
 from edgeecg.errors import BackendError, BundleError
+from edgeecg.sidecar import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,8 @@ def read_sidecar(checkpoint: str | Path, sidecar: str | Path | None = None) -> d
     path = Path(sidecar) if sidecar else Path(checkpoint).with_suffix(".json")
     if not path.is_file():
         raise BundleError(f"checkpoint sidecar {path} is missing (it names the model and its input)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(meta, dict) or not (meta.get("model") or meta.get("arch")):
+    meta = read_json_object(path)
+    if not (meta.get("model") or meta.get("arch")):
         raise BundleError(f"{path} does not name the model ('model': a timm model name)")
     return meta
 
