@@ -170,6 +170,7 @@ class CornerSource:
         model: the corner model placed them (where no clear edge showed).
         landscape: turned a quarter: the quad read portrait.
         turned: turned by 180 degrees: the ECG check read the page upside down.
+        unmodelled: the corner model's page was turned away, the sheet as found before it was not, and won.
     """
 
     origin: str
@@ -177,10 +178,12 @@ class CornerSource:
     model: bool = False
     landscape: bool = False
     turned: bool = False
+    unmodelled: bool = False
 
     def __str__(self) -> str:
         steps = (("refined", self.refined), ("model", self.model), ("landscape", self.landscape))
-        return self.origin + "".join(f"+{k}" for k, on in (*steps, ("turned", self.turned)) if on)
+        steps += (("turned", self.turned), ("unmodelled", self.unmodelled))
+        return self.origin + "".join(f"+{k}" for k, on in steps if on)
 
 
 @dataclass
@@ -295,7 +298,7 @@ class Preprocessor:
         source: CornerSource | None = None
         paper = None
         quarter = False
-        known_check = None
+        known_check = fallback = None
         region = full
         t0 = time.perf_counter()
         if cfg.mode == "none":
@@ -304,7 +307,7 @@ class Preprocessor:
             region = expand_box(box, cfg.margin, (h, w)) if box is not None else full
             stage = "crop"
         else:
-            corners, source, box, quarter, known_check = self._sheet(img, det, box, full)
+            corners, source, box, quarter, known_check, fallback = self._sheet(img, det, box, full)
             timings["corners"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             paper = paper_format(corners)[0]
@@ -334,6 +337,13 @@ class Preprocessor:
                 out, eq = cv2.rotate(out, cv2.ROTATE_180), cv2.rotate(eq, cv2.ROTATE_180)
                 corners = np.roll(corners, 2, axis=0)
                 source = replace(source, turned=True)
+            if ecg_score < self.verifier.threshold and fallback is not None:
+                # the first look's orientation stands: the model keeps the found corners' order
+                second = self._second_look(img, np.roll(fallback, 2, axis=0) if source.turned else fallback)
+                if second is not None:  # a bad warp costs more than none: the sheet as found, unmoved
+                    corners, out, eq, ecg_score, check_page = second
+                    source = replace(source, model=False, unmodelled=True)
+                    paper = paper_format(corners)[0]
             timings["verify"] = time.perf_counter() - t0
             if ecg_score < self.verifier.threshold:
                 reason = f"no ECG found (ECG check {ecg_score:.2f} < {self.verifier.threshold:.2f})"
@@ -368,12 +378,13 @@ class Preprocessor:
 
     def _sheet(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray | None, full: np.ndarray
-    ) -> tuple[np.ndarray, CornerSource, np.ndarray | None, bool, tuple | None]:
+    ) -> tuple[np.ndarray, CornerSource, np.ndarray | None, bool, tuple | None, np.ndarray | None]:
         """Warp mode: the sheet's corners, turned a quarter where the quad reads portrait, and the box they
         bound where that beats the detector's. Returns (corners, source, box, quarter-turned, the ECG check's
-        (page, assessment) when deciding the turn already made and scored the chosen page, else None)."""
+        (page, assessment) when deciding the turn already made and scored the chosen page, else None, the
+        corners before the corner model moved them where it did and no quarter-turn followed, else None)."""
         h, w = img.shape[:2]
-        corners, source, support = self._corners(img, det, box if box is not None else full)
+        corners, source, support, before_model = self._corners(img, det, box if box is not None else full)
         # A sheet reads portrait for sure only where the frame did not cut its width: a side along the
         # frame's top or bottom only hides more height, one along its left or right (a tight photo or
         # screenshot of part of a page) hides width.
@@ -391,11 +402,25 @@ class Preprocessor:
             quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
             known_check = turned_look if quarter else kept_look
         if quarter:
-            corners, source = turned, replace(source, landscape=True)
+            corners, source, before_model = turned, replace(source, landscape=True), None
         if box is not None and _box_from_corners(corners, support, source, (h, w)):
             # the sheet's own outline bounds it better than the detector's box
             box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
-        return corners, source, box, quarter, known_check
+        return corners, source, box, quarter, known_check, before_model
+
+    def _second_look(
+        self, img: np.ndarray, quad: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray] | None:
+        """Where the check turned away the corner model's page: the page of `quad` (the sheet as found before
+        the model moved it) when the check accepts it, as (corners, page, CLAHE page, ECG score, the check's
+        page), else None. The model learned where hidden corners lie; on a picture whose frame is the sheet
+        it can still push them out and skew the page."""
+        check_page, (score, _) = self._check_look(img, quad)
+        if score < self.verifier.threshold:
+            return None
+        out = warp_to_size(img, quad, self.out_size)[0]
+        eq = apply_clahe(out, self.cfg.clahe_clip, self.cfg.clahe_tiles, self.cfg.clahe_space)
+        return quad, out, eq, score, check_page
 
     @staticmethod
     def _page(
@@ -422,9 +447,10 @@ class Preprocessor:
 
     def _corners(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray
-    ) -> tuple[np.ndarray, CornerSource, float | None]:
+    ) -> tuple[np.ndarray, CornerSource, float | None, np.ndarray | None]:
         """Corners for warp from the configured source, falling back to classical, then to the box; with
-        refinement also the support its edges found (0-4), else None.
+        refinement also the support its edges found (0-4), else None; and the corners before the corner
+        model moved them where it did, else None.
 
         With `refine`, every rough quad at hand (the configured source first, then classical and the
         keypoints) is snapped onto the paper's edges and the best-supported one wins; the keypoints, which
@@ -445,9 +471,9 @@ class Preprocessor:
         if cfg.refine and keypoints is not None and cfg.corners != "keypoints":
             rough.append(("keypoints", keypoints))  # unsure keypoints still make a rough quad to refine
         if not rough:
-            return box_corners(box), CornerSource("box"), None
+            return box_corners(box), CornerSource("box"), None, None
         if not cfg.refine:
-            return rough[0][1], CornerSource(rough[0][0]), None
+            return rough[0][1], CornerSource(rough[0][0]), None, None
         # refinement needs clockwise corners; keypoints of a mirrored prediction may not be
         colours = edge_colours(work)  # shared by every refinement pass below
         quad, i, support, edges = refine_corners(
@@ -463,8 +489,10 @@ class Preprocessor:
         moved = not np.allclose(order_corners(quad), order_corners(rough[i][1]), atol=0.5)
         source = CornerSource(rough[i][0], refined=moved)
         if self.corner_model is not None and edges < CORNER_MODEL_BELOW:
+            found = quad
             quad, source, support = self._model_corners(work, scale, colours, quad, source, support)
-        return quad, source, support
+            return quad, source, support, found if source.model else None
+        return quad, source, support, None
 
     def _rough_quads(
         self, img: np.ndarray, det: Detection | None, box: np.ndarray

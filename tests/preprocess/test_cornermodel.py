@@ -5,11 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from fixtures.handmade import constant_corner_model_onnx, make_hand_scene, white_on_white_scene
+from fixtures.handmade import (
+    brightness_verifier_onnx,
+    constant_corner_model_onnx,
+    make_hand_scene,
+    white_on_white_scene,
+)
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.errors import BackendError, UsageError
-from edgeecg.preprocess import CornerModel, PreprocessConfig, Preprocessor
+from edgeecg.preprocess import CornerModel, PreprocessConfig, Preprocessor, Verifier
 from edgeecg.preprocess.cornermodel import UNIT, corner_page, to_unit, unit_homography
 from edgeecg.preprocess.geometry import warp_to_size
 
@@ -99,3 +104,35 @@ def test_the_chain_asks_the_model_only_where_the_edges_do_not_show(tmp_path):
             0
         ]
         np.testing.assert_allclose(placed.corners, want, atol=1.0)
+
+
+def test_where_the_check_turns_the_models_page_away_the_sheet_as_found_gets_a_second_look(tmp_path):
+    # a model that pushes every corner well out (onto the white lid), and a check that likes dark pages:
+    # the model's page (more lid) scores below the page of the corners as found (more paper)
+    out = np.array([-0.15, -0.15, 0.15, -0.15, 0.15, 0.15, -0.15, 0.15], np.float32)
+    lid = white_on_white_scene((800, 600), seed=4).image
+    check_size = (32, 64)
+    with (
+        OnnxRuntimeRunner(constant_corner_model_onnx(tmp_path / "c.onnx", out, SIZE), threads=1) as cm,
+        OnnxRuntimeRunner(brightness_verifier_onnx(tmp_path / "v.onnx", check_size, gain=-20.0)) as vr,
+    ):
+
+        def chain(threshold, model=True):
+            return Preprocessor(
+                PreprocessConfig(mode="warp", corners="classical"), None, OUT,
+                verifier=Verifier(vr, check_size, threshold), corner_model=CornerModel(cm, SIZE, 0.1) if model else None,
+            )(lid)  # fmt: skip
+
+        modelled, found = chain(0.0), chain(0.0, model=False)
+        assert "+model" in modelled.corner_source and "+model" not in found.corner_source
+        assert found.ecg_score > 2 * modelled.ecg_score  # the scene does what the test needs
+        second = chain((found.ecg_score + modelled.ecg_score) / 2)
+        assert second.rejected is None and second.image is not None
+        assert second.corner_source == found.corner_source + "+unmodelled"
+        np.testing.assert_allclose(second.corners, found.corners, atol=1e-3)
+        assert second.ecg_score == pytest.approx(found.ecg_score, abs=1e-6)
+        np.testing.assert_array_equal(second.image, found.image)
+        # neither page passes: turned away, with the model's page's score
+        none = chain(found.ecg_score * 1.5)
+        assert none.image is None and none.rejected.startswith("no ECG found")
+        assert none.ecg_score == pytest.approx(modelled.ecg_score, abs=1e-6)
