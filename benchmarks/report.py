@@ -63,7 +63,7 @@ LIMITS: list[tuple[str, str, float]] = [
     ("Pre-processing chain on the photo (detect, crop, CLAHE; decode excluded)", "stage/preprocess", 40.0),
     (
         "Pre-processing of the default bundle on the photo (detect, classical corners, refinement, warp, CLAHE, "
-        "ECG check; decode excluded)",
+        "verifier; decode excluded)",
         "preprocess/default",
         40.0,
     ),

@@ -32,7 +32,7 @@ Schema, format "edgeecg-bundle/1" (every path is relative to the bundle director
                                              # to the largest stride (absent: square, to input_size)
       "verifier": {"file": "verifier.onnx", "sha256": "...", "kind": "ecg-verifier", "input_size": [96, 192],
                    "threshold": 0.2, "outputs": ["ecg", "upright"]},
-                   # or null/absent: the ECG check on the pre-processed page (BGR / 255 in, one logit per
+                   # or null/absent: the verifier on the pre-processed page (BGR / 255 in, one logit per
                    # output; "outputs" absent: ["ecg"]); pages below the threshold are "no ECG found"; with
                    # "upright", a warped page it finds upside down is turned by 180 degrees
       "corner_model": {"file": "corners.onnx", "sha256": "...", "kind": "corner-regressor",

@@ -43,6 +43,9 @@ class ImageHeader:
 
 
 # -- header parsing --------------------------------------------------------------------------------
+# Hand-written on purpose: the runtime depends on numpy, OpenCV and ONNX Runtime only. The closest library,
+# imagesize (2.0, MIT), would add a dependency, turns every failure into (-1, -1) where the guard wants to
+# say what is wrong, and fetches http(s) URLs given as a path. OpenCV has no header-only read.
 def _png(data: bytes) -> ImageHeader:
     # 8-byte signature, then the IHDR chunk: length, "IHDR", width, height (big-endian)
     if len(data) < 24 or data[12:16] != b"IHDR":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,7 @@ class Result:
         box: paper box [x0, y0, x1, y1] in image pixels, when a detector ran and found it.
         corners: paper corners [[x, y] * 4] clockwise from top-left, when known.
         confidence: the detector's score for the paper.
-        ecg_score: the bundle's ECG check (verifier) on the pre-processed page, when it has one.
+        ecg_score: the bundle's verifier on the pre-processed page, when it has one.
         rejected: True when no ECG was found (then `reason` says why and there are no probabilities).
         reason: why it was rejected.
         error: a one-line error when the image could not be used at all (unreadable file, ...).
@@ -247,7 +248,8 @@ class Pipeline:
         verify: bool = True,
         batch_size: int = 8,
         cuda_graph: bool = False,
-        ecg_check: bool = True,
+        use_verifier: bool = True,
+        ecg_check: bool | None = None,
     ) -> Pipeline:
         """Load a bundle: check its manifest and the sha256 of the files it will load, then build runners.
 
@@ -262,8 +264,12 @@ class Pipeline:
             verify: check sha256 values before loading (leave on outside tests of this very check).
             batch_size: images per classifier call.
             cuda_graph: TensorRT only: replay a CUDA graph for batch-1 calls.
-            ecg_check: run the bundle's ECG check (manifest "verifier") when it has one.
+            use_verifier: run the bundle's verifier (manifest "verifier") when it has one.
+            ecg_check: the old name of `use_verifier` (deprecated).
         """
+        if ecg_check is not None:
+            warnings.warn("ecg_check is now use_verifier", DeprecationWarning, stacklevel=2)
+            use_verifier = ecg_check
         bundle = _bundle_path(bundle_dir)
         manifest = load_manifest(bundle)
         backend, precision, use_fused = _choose_classifier(manifest, bundle, backend, precision, fused)
@@ -285,7 +291,7 @@ class Pipeline:
             )
 
         extra: list[Runner] = []
-        pre = _preprocessor(manifest, bundle, backend, precision, threads, ecg_check, files, extra)
+        pre = _preprocessor(manifest, bundle, backend, precision, threads, use_verifier, files, extra)
         if verify:
             _verify_files(bundle, manifest, files)
         ensemble = Ensemble(runners, fused_outputs, manifest["classifier"].get("output", "logits"))
@@ -519,11 +525,11 @@ def _preprocessor(
     backend: str,
     precision: str,
     threads: int,
-    ecg_check: bool,
+    use_verifier: bool,
     files: list[str],
     runners: list[Runner],
 ) -> Preprocessor:
-    """The bundle's pre-processing chain: the detector (its TensorRT plan where one loads), SAM, the ECG check
+    """The bundle's pre-processing chain: the detector (its TensorRT plan where one loads), SAM, the verifier
     and the corner model in ONNX Runtime. Appends the files it will load to `files` and its runners to
     `runners` (the caller verifies and activates them)."""
     det_section = manifest.get("detector")
@@ -534,7 +540,7 @@ def _preprocessor(
         runners.append(runner_class("onnxruntime")(bundle / entry["file"], threads=threads, name=name))
         return runners[-1]
 
-    detector = sam = verifier = placer = None
+    detector = sam = verifier = corner_model = None
     if det_section:
         runners.append(_detector_runner(manifest, bundle, backend, precision, threads, files))
         detector = Detector.from_manifest(runners[-1], det_section)
@@ -543,14 +549,14 @@ def _preprocessor(
         sam = SamCorners(
             ort(sam_section["encoder"], "sam-encoder"), ort(sam_section["decoder"], "sam-decoder")
         )
-    if manifest.get("verifier") and ecg_check:
+    if manifest.get("verifier") and use_verifier:
         verifier = Verifier.from_manifest(ort(manifest["verifier"], "verifier"), manifest["verifier"])
     if manifest.get("corner_model") and cfg.mode == "warp":
         cm = manifest["corner_model"]
-        placer = CornerModel.from_manifest(ort(cm, "corner-model"), cm)
+        corner_model = CornerModel.from_manifest(ort(cm, "corner-model"), cm)
     inp = manifest["classifier"]["input"]
     size = (int(inp["height"]), int(inp["width"]))
-    return Preprocessor(cfg, detector, size, sam=sam, verifier=verifier, corner_model=placer)
+    return Preprocessor(cfg, detector, size, sam=sam, verifier=verifier, corner_model=corner_model)
 
 
 def _detector_runner(

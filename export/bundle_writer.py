@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from edgeecg import LABELS, __version__
+from edgeecg._lazy import require
+from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG, OnnxRuntimeRunner, ort_session_config
 from edgeecg.bundle import (
     DEFAULT_PREPROCESS,
     FORMAT,
@@ -35,7 +37,22 @@ from edgeecg.bundle import (
     write_manifest,
 )
 from edgeecg.errors import BackendError, MissingExtraError, UsageError
-from edgeecg.export.parity import PARITY_SAMPLES, auroc_verdict, check_detector_parity
+from edgeecg.export.checkpoints import find_checkpoints, load_member
+from edgeecg.export.detector import export_detector
+from edgeecg.export.fp16 import convert_to_mixed_fp16
+from edgeecg.export.fused import OUTPUTS, check_fused, export_fused, sigmoid
+from edgeecg.export.int8w import dequantize_weights, quantize_weights_int8
+from edgeecg.export.onnx_export import check_inputs, export_member
+from edgeecg.export.parity import (
+    PARITY_SAMPLES,
+    auroc_verdict,
+    check_detector_parity,
+    check_parity,
+    prob_parity,
+    sample_set,
+)
+from edgeecg.export.sam import export_sam
+from edgeecg.export.tensorrt_build import build_plan, detect_target, run_plan
 from edgeecg.sidecar import read_json, read_sidecar
 
 log = logging.getLogger(__name__)
@@ -58,7 +75,7 @@ class ExportConfig:
     detector_letterbox: str | None = None
     """"square" or "rect" (see `export_detector`); None: as the .json beside an .onnx says, else square."""
     verifier: str | None = None
-    """ECG check: the verifier.onnx of `edgeecg-train verifier` (its verifier.json beside it)."""
+    """The verifier: the verifier.onnx of `edgeecg-train verifier` (its verifier.json beside it)."""
     corner_model: str | None = None
     """Corner model: the corners.onnx of `edgeecg-train corners` (its corners.json beside it)."""
     sam: str | None = None
@@ -203,7 +220,6 @@ def _detector_entry(
 ) -> dict[str, Any]:
     """Export `cfg.detector` into the bundle as detector.onnx (int8-stored weights with
     `cfg.detector_weights`, whose parity goes into `checks`); its manifest entry."""
-    from edgeecg.export.detector import export_detector  # noqa: PLC0415
 
     progress(f"detector {Path(cfg.detector).name} → ONNX")
     fields = export_detector(
@@ -263,8 +279,6 @@ def variant_probs(
 ) -> np.ndarray:
     """Ensemble probabilities [N, C] of one classifier variant in ONNX Runtime (CPU), loaded as the runtime
     loads it (an int8-weight variant with its session config)."""
-    from edgeecg.backends.onnxruntime import ort_session_config  # noqa: PLC0415
-    from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
 
     config = ort_session_config(variant)
     if use_fused:
@@ -275,7 +289,6 @@ def variant_probs(
 
 
 def _ort_run(path: Path, batch: np.ndarray, session_config: dict[str, str] | None) -> dict[str, np.ndarray]:
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
 
     with OnnxRuntimeRunner(path, providers=["CPUExecutionProvider"], session_config=session_config) as runner:
         return runner.infer(batch)
@@ -298,21 +311,15 @@ def _converter(precision: str) -> Callable[[Any], Any]:
     """The ONNX-to-ONNX conversion that makes a `precision` variant file from an FP32 (or, for fp32, an
     int8-weight) one."""
     if precision == "fp16":
-        from edgeecg.export.fp16 import convert_to_mixed_fp16  # noqa: PLC0415
-
         return convert_to_mixed_fp16
     if precision == "int8w":
-        from edgeecg.export.int8w import quantize_weights_int8  # noqa: PLC0415
-
         return quantize_weights_int8
-    from edgeecg.export.int8w import dequantize_weights  # noqa: PLC0415
 
     return dequantize_weights  # fp32 from int8-stored weights: the values ONNX Runtime computes from them
 
 
 def _write_converted(tmp: Path, entry: dict[str, Any], precision: str) -> dict[str, Any]:
     """Convert one ONNX entry of the bundle into the `precision` variant under `precision`/; its manifest entry."""
-    from edgeecg._lazy import require  # noqa: PLC0415
 
     onnx = require("onnx")
     rel = f"{precision}/{Path(entry['file']).name}"
@@ -356,7 +363,6 @@ def _checked_variant(
     """Derive the `precision` variant from `source`, check it against the variant `ref` (name, entry) in ONNX
     Runtime on `samples` (batch, labels), members and fused graph alike; the figures go into
     `checks["<precision>_vs_<ref name>_onnxruntime"]`. Raises EdgeECGError when parity fails."""
-    from edgeecg.export.parity import check_parity, prob_parity  # noqa: PLC0415
 
     progress(_DERIVED_WHAT[precision])
     var = _derived_variant(tmp, source, precision)
@@ -380,9 +386,6 @@ def _checked_variant(
 
 def _int8_detector(tmp: Path, rel: str, size: list[int], progress: Progress) -> dict[str, Any]:
     """Quantize the exported detector's weights in place; return its parity figures against FP32."""
-    from edgeecg._lazy import require  # noqa: PLC0415
-    from edgeecg.backends.onnxruntime import INT8_WEIGHTS_SESSION_CONFIG, OnnxRuntimeRunner  # noqa: PLC0415
-    from edgeecg.export.int8w import quantize_weights_int8  # noqa: PLC0415
 
     onnx = require("onnx")
     path = tmp / rel
@@ -426,7 +429,6 @@ def export_bundle(cfg: ExportConfig, progress: Progress = _noop) -> dict[str, An
         UsageError: bad arguments (missing files, bad thresholds).
         EdgeECGError: a check failed (ONNX differs from torch, FP16 or plans lose parity, bad checkpoint).
     """
-    from edgeecg.export.checkpoints import find_checkpoints  # noqa: PLC0415
 
     wanted = resolve_variants(cfg)
     if cfg.detector_weights not in ("fp32", "int8"):
@@ -488,9 +490,6 @@ def _fp32_section(
 ) -> tuple[dict[str, Any], int]:
     """Every member to FP32 ONNX (checked against torch) and, with `cfg.fused`, the fused graph (checked
     against the members): the reference variant, and the parameters of one member."""
-    from edgeecg.export.checkpoints import load_member  # noqa: PLC0415
-    from edgeecg.export.fused import OUTPUTS, check_fused, export_fused  # noqa: PLC0415
-    from edgeecg.export.onnx_export import check_inputs, export_member  # noqa: PLC0415
 
     models, fp32_members, params = [], [], 0
     for i, ckpt in enumerate(members, 1):
@@ -534,7 +533,6 @@ def _variants_section(
 ) -> dict[str, Any]:
     """The classifier variants asked for: FP32 as exported, FP16 and int8 storage derived from it and checked
     against it on the parity samples; the FP32 files leave the bundle when not asked for."""
-    from edgeecg.export.parity import sample_set  # noqa: PLC0415
 
     variants: dict[str, Any] = {"fp32": ref32} if "fp32" in wanted else {}
     samples = None
@@ -548,19 +546,17 @@ def _variants_section(
 
 
 def _preprocessing_section(cfg: ExportConfig, tmp: Path, checks: dict, progress: Progress) -> dict[str, Any]:
-    """The manifest's detector, verifier (ECG check), corner_model and sam entries (None where not given)."""
+    """The manifest's detector, verifier, corner_model and sam entries (None where not given)."""
     parts: dict[str, Any] = {"detector": None, "verifier": None, "corner_model": None, "sam": None}
     if cfg.detector:
         parts["detector"] = _detector_entry(cfg, tmp, checks, progress)
     if cfg.verifier:
-        progress(f"ECG check {Path(cfg.verifier).name}")
+        progress(f"verifier {Path(cfg.verifier).name}")
         parts["verifier"] = _verifier_entry(Path(cfg.verifier), tmp)
     if cfg.corner_model:
         progress(f"corner model {Path(cfg.corner_model).name}")
         parts["corner_model"] = _corner_model_entry(Path(cfg.corner_model), tmp)
     if cfg.sam:
-        from edgeecg.export.sam import export_sam  # noqa: PLC0415
-
         progress(f"SAM {Path(cfg.sam).name} ({cfg.sam_type}) → encoder and decoder ONNX")
         parts["sam"] = export_sam(cfg.sam, tmp / "sam", cfg.sam_type, bundle_dir=tmp)
     return parts
@@ -616,8 +612,6 @@ def _engines_section(cfg: ExportConfig, tmp: Path, manifest: dict[str, Any], pro
 def engine_support() -> str | None:
     """None when TensorRT plans can be built here, else why not (one line)."""
     try:
-        from edgeecg.export.tensorrt_build import detect_target  # noqa: PLC0415
-
         detect_target()
     except (MissingExtraError, BackendError) as err:
         return str(err)
@@ -636,10 +630,6 @@ def build_engines(
     Parity against ONNX Runtime FP32 is checked on a sample set and stored in each classifier plan's entry;
     `manifest["engines"]` is updated in place (plans of other GPUs / TensorRT versions are kept).
     """
-    from edgeecg.backends.onnxruntime import ort_session_config  # noqa: PLC0415
-    from edgeecg.export.fused import OUTPUTS, sigmoid  # noqa: PLC0415
-    from edgeecg.export.parity import check_parity, prob_parity, sample_set  # noqa: PLC0415
-    from edgeecg.export.tensorrt_build import build_plan, detect_target, run_plan  # noqa: PLC0415
 
     clf = manifest["classifier"]
     precision = next((p for p in ("fp16", "fp32") if p in clf["variants"]), None)
@@ -752,8 +742,6 @@ def _plan_key(e: dict[str, Any]) -> tuple[Any, ...]:
 
 def _dequantized_copy(src: Path, dst: Path) -> Path:
     """Write `src` with its int8-stored weights folded back into FP32 initializers to `dst`."""
-    from edgeecg._lazy import require  # noqa: PLC0415
-    from edgeecg.export.int8w import dequantize_weights  # noqa: PLC0415
 
     onnx = require("onnx")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -776,7 +764,6 @@ def derive_variants(
         UsageError: an unknown variant, or nothing to derive from.
         EdgeECGError: a derived variant fails parity.
     """
-    from edgeecg.export.parity import sample_set  # noqa: PLC0415
 
     clf = manifest["classifier"]
     have = clf["variants"]
@@ -870,7 +857,7 @@ def add_engines(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noo
 
 
 def swap_preprocessing(bundle: str | Path, cfg: ExportConfig, progress: Progress = _noop) -> dict[str, Any]:
-    """Copy an existing bundle to `cfg.out` with its paper detector, ECG check and/or corner model replaced
+    """Copy an existing bundle to `cfg.out` with its paper detector, verifier and/or corner model replaced
     by `cfg.detector`, `cfg.verifier`, `cfg.corner_model`; the classifier, its thresholds and its plans are
     kept as they are. For a pre-processing chain retrained without the classifier's checkpoints at hand.
 
@@ -913,7 +900,7 @@ def swap_preprocessing(bundle: str | Path, cfg: ExportConfig, progress: Progress
                     kept.append(e)
             manifest["engines"] = kept
         if cfg.verifier:
-            progress(f"ECG check {Path(cfg.verifier).name}")
+            progress(f"verifier {Path(cfg.verifier).name}")
             manifest["verifier"] = _verifier_entry(Path(cfg.verifier), tmp)
         if cfg.corner_model:
             progress(f"corner model {Path(cfg.corner_model).name}")

@@ -4,7 +4,7 @@ Export a bundle on a workstation:
     edgeecg-export --checkpoints runs/stage2 --detector runs/detector/best.pt --out bundle --fused
 Build TensorRT plans for it on the target (Jetson, T4):
     edgeecg-export --engines --bundle bundle
-Put a retrained detector, ECG check or corner model into a copy of a bundle (its classifier kept):
+Put a retrained detector, verifier or corner model into a copy of a bundle (its classifier kept):
     edgeecg-export --bundle bundle --detector runs/detector2/detector_rect.onnx --out bundle2
 Derive the FP16 graph of a bundle without checkpoints or a GPU (checked against its classifier on CPU):
     edgeecg-export --bundle edgeecg/assets/default --variants fp16 --out bundle_fp16
@@ -18,7 +18,17 @@ import shlex
 import sys
 import time
 
+from edgeecg.cli import guarded
 from edgeecg.errors import UsageError
+from edgeecg.export.bundle_writer import (
+    VARIANTS,
+    ExportConfig,
+    add_engines,
+    derive_bundle,
+    export_bundle,
+    summary,
+    swap_preprocessing,
+)
 from edgeecg.export.detector import LETTERBOXES
 from edgeecg.export.parity import PARITY_SAMPLES
 
@@ -39,7 +49,6 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def _variants(text: str) -> tuple[str, ...]:
-    from edgeecg.export.bundle_writer import VARIANTS  # noqa: PLC0415
 
     names = tuple(x.strip() for x in text.split(",") if x.strip())
     bad = [x for x in names if x not in VARIANTS]
@@ -81,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verifier",
         metavar="FILE",
-        help="ECG check: verifier.onnx from `edgeecg-train verifier` (verifier.json beside it)",
+        help="verifier.onnx from `edgeecg-train verifier` (verifier.json beside it)",
     )
     p.add_argument(
         "--corner-model",
@@ -166,7 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, argv: list[str]) -> object:
-    from edgeecg.export.bundle_writer import ExportConfig  # noqa: PLC0415
 
     return ExportConfig(
         checkpoints=tuple(args.checkpoints or ()),
@@ -196,13 +204,6 @@ def _config(args: argparse.Namespace, argv: list[str]) -> object:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Carry out a parsed command line; returns the exit code."""
-    from edgeecg.export.bundle_writer import (  # noqa: PLC0415
-        add_engines,
-        derive_bundle,
-        export_bundle,
-        summary,
-        swap_preprocessing,
-    )
 
     def progress(msg: str) -> None:
         print(msg, flush=True)
@@ -249,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
-    from edgeecg.cli import guarded  # noqa: PLC0415
 
     return guarded("edgeecg-export", lambda: run(args, argv))
 

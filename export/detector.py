@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeecg._lazy import require
 from edgeecg.errors import BundleError, UsageError
+from edgeecg.export.onnx_export import ort_run
 from edgeecg.sidecar import read_sidecar
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,6 @@ def describe_onnx(path: str | Path) -> dict[str, Any]:
     out = model.graph.output[0].type.tensor_type.shape.dim
     rows = out[1].dim_value if len(out) == 3 else 0
     if len(out) == 3 and not rows and not kpt_shape[0]:  # a dynamic export leaves the row count symbolic
-        from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
-
         x = np.zeros((1, dims[1] or 3, *size), np.float32)
         rows = int(next(iter(ort_run(path, x).values())).shape[1])
     if not kpt_shape[0] and rows > 4 + len(names):  # pose head without metadata: infer K from the rows

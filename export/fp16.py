@@ -20,6 +20,8 @@ import numpy as np
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError
 
+# Imported inside functions, so they load only when used: optional or heavy libraries (onnx).
+
 log = logging.getLogger(__name__)
 
 #: Op types that always run in FP32: normalisation, reductions, softmax/sigmoid.
@@ -140,7 +142,7 @@ def convert_to_mixed_fp16(
         float32 graph inputs and outputs. It passes onnx.checker and full shape inference.
     """
     onnx = require("onnx")
-    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415  (onnx is an extra)
+    from onnx import TensorProto, helper, numpy_helper  # (onnx is an extra)
 
     FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
     src = onnx.ModelProto()

@@ -15,6 +15,9 @@ import numpy as np
 
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError
+from edgeecg.export.onnx_export import export_onnx, ort_run
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (timm).
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,8 @@ def _supports_grouping(m: Any) -> bool:
     torch = require("torch")
     nn = torch.nn
     try:
-        from timm.layers import NormMlpClassifierHead  # noqa: PLC0415
-        from timm.models.convnext import ConvNeXt  # noqa: PLC0415
+        from timm.layers import NormMlpClassifierHead
+        from timm.models.convnext import ConvNeXt
     except ImportError:
         return False
     if not isinstance(m, ConvNeXt) or not isinstance(m.head, NormMlpClassifierHead):
@@ -165,7 +168,6 @@ def export_fused(
     "grouped" (`grouped_module`, where the architecture allows and `grouped` is on) or "parallel" (the
     members side by side in one graph, `fused_module`).
     """
-    from edgeecg.export.onnx_export import export_onnx  # noqa: PLC0415
 
     module = grouped_module(members) if grouped else None
     how = "grouped" if module is not None else "parallel"
@@ -192,7 +194,6 @@ def check_fused(
     Raises:
         EdgeECGError: the difference exceeds `atol`.
     """
-    from edgeecg.export.onnx_export import ort_run  # noqa: PLC0415
 
     fused = ort_run(fused_path, batch)
     member_probs = np.stack([sigmoid(ort_run(p, batch)["logits"]) for p in member_paths], axis=1)  # [N, M, C]

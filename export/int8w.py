@@ -26,6 +26,8 @@ import numpy as np
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError
 
+# Imported inside functions, so they load only when used: optional or heavy libraries (onnx).
+
 log = logging.getLogger(__name__)
 
 #: Per-axis DequantizeLinear needs opset 13.
@@ -75,7 +77,7 @@ def quantize_weights_int8(model: Any, min_size: int = 1024, depthwise: bool = Fa
         EdgeECGError: the opset is below 13 or the result does not check.
     """
     onnx = require("onnx")
-    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415  (onnx is an extra)
+    from onnx import TensorProto, helper, numpy_helper  # (onnx is an extra)
 
     if _opset(model) < MIN_OPSET:
         raise EdgeECGError(f"int8 weights need ONNX opset >= {MIN_OPSET} (per-axis DequantizeLinear)")
@@ -171,7 +173,7 @@ def dequantize_weights(model: Any) -> Any:
     DequantizeLinear nodes compute, so the result matches the int8-weight model, not the original FP32 one.
     """
     onnx = require("onnx")
-    from onnx import numpy_helper  # noqa: PLC0415  (onnx is an extra)
+    from onnx import numpy_helper  # (onnx is an extra)
 
     out = onnx.ModelProto()
     out.CopyFrom(model)

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from edgeecg._lazy import require
+from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.errors import EdgeECGError
-from edgeecg.preprocess.preprocess import to_model_input
+from edgeecg.preprocess.chain import to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,6 @@ def export_onnx(
 
 def ort_run(path: str | Path, batch: np.ndarray, threads: int = 0) -> dict[str, np.ndarray]:
     """Run an ONNX model in ONNX Runtime on the CPU through the project's runner."""
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
 
     with OnnxRuntimeRunner(path, threads=threads, providers=["CPUExecutionProvider"]) as runner:
         return runner.infer(batch)
@@ -144,7 +144,7 @@ def torch_run(module: Any, batch: np.ndarray) -> list[np.ndarray]:
 
 
 def export_page_model(module: Any, path: str | Path, pages: np.ndarray, output: str, what: str) -> float:
-    """Export a small model of the pre-processing chain (the ECG check, the corner model: one input "page"
+    """Export a small model of the pre-processing chain (the verifier, the corner model: one input "page"
     [N, 3, H, W], BGR / 255, one output) and check it against torch on `pages` (uint8 [N, H, W, 3]).
 
     Returns:

@@ -28,6 +28,8 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg.errors import EdgeECGError, UsageError
+from edgeecg.export.onnx_export import check_inputs, manifest_batch
+from edgeecg.metrics import macro_auroc
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ PARITY_SAMPLES = 256
 
 
 def _macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from edgeecg.metrics import macro_auroc  # noqa: PLC0415  (numpy only)
 
     return float(macro_auroc(labels, scores))
 
@@ -188,7 +189,6 @@ def sample_set(
     Returns:
         (batch float32 [N, 3, H, W], labels [N, C] or None).
     """
-    from edgeecg.export.onnx_export import check_inputs, manifest_batch  # noqa: PLC0415
 
     if data_dir is None:
         return check_inputs(input_cfg, n_random=n // 4, n_ecg=n - n // 4, seed=seed), None

@@ -21,15 +21,26 @@ import statistics
 import sys
 import tempfile
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from edgeecg import __version__
 from edgeecg._lazy import available
+from edgeecg.backends.cuda import cuda_versions, gpu_status
 from edgeecg.bundle import default_bundle_dir, load_manifest
 from edgeecg.errors import EdgeECGError
+from edgeecg.export.bundle_writer import ExportConfig, add_engines, engine_support
+from edgeecg.export.tensorrt_build import detect_target
+from edgeecg.pipeline import Pipeline
+from edgeecg.synth.scenes import make_scene
+from edgeecg.synth.waveforms import simulate
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (onnxruntime,
+# tensorrt).
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +49,7 @@ EXAMPLE = "photo_mi.jpg"
 
 def environment() -> dict[str, Any]:
     """What a TensorRT bug report needs: versions, the GPU and the plan key. Never raises."""
-    import onnxruntime as ort  # noqa: PLC0415  (a runtime dependency; imported when asked)
-
-    from edgeecg.backends.cuda import cuda_versions, gpu_status  # noqa: PLC0415
+    import onnxruntime as ort  # (a runtime dependency; imported when asked)
 
     env: dict[str, Any] = {
         "edgeecg": __version__,
@@ -52,14 +61,12 @@ def environment() -> dict[str, Any]:
         **{f"cuda_{k}": v for k, v in cuda_versions().items()},
     }
     if available("tensorrt"):
-        import tensorrt as trt  # noqa: PLC0415
+        import tensorrt as trt
 
         env["tensorrt"] = str(trt.__version__)
     ok, why = gpu_status()
     env["gpu_usable"], env["gpu_problem"] = ok, why
     if ok and env["tensorrt"]:
-        from edgeecg.export.tensorrt_build import detect_target  # noqa: PLC0415
-
         try:
             t = detect_target()
             env.update(gpu=t.gpu, compute_capability=t.compute_capability, sm_count=t.sm_count)
@@ -70,7 +77,6 @@ def environment() -> dict[str, Any]:
 
 
 def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
     try:
         return version(name)
@@ -80,7 +86,6 @@ def _dist_version(name: str) -> str | None:
 
 def time_pipeline(bundle: Path, image: Any, backend: str, runs: int, **kw: Any) -> dict[str, Any]:
     """p50 and p90 wall milliseconds of one photo through the whole pipeline (after warm-up calls)."""
-    from edgeecg.pipeline import Pipeline  # noqa: PLC0415
 
     with Pipeline.from_bundle(bundle, backend=backend, batch_size=1, **kw) as pipe:
         for _ in range(3):
@@ -108,7 +113,6 @@ def _max_prob_change(a: dict[str, Any], b: dict[str, Any]) -> float | None:
 
 def run_checks(bundle: Path, image: Any, runs: int, batch_sizes: tuple[int, ...], keep: Path | None) -> dict:
     """The whole self-check; the report's "status" is "ok", "failed" or "cannot-build"."""
-    from edgeecg.export.bundle_writer import ExportConfig, add_engines, engine_support  # noqa: PLC0415
 
     report: dict[str, Any] = {"environment": environment(), "bundle": str(bundle), "checks": {}}
     checks = report["checks"]
@@ -177,10 +181,6 @@ def _image(path: Path | None) -> Any:
         if image is None:
             raise EdgeECGError(f"cannot read {path} as an image")
         return image
-    import numpy as np  # noqa: PLC0415
-
-    from edgeecg.synth.scenes import make_scene  # noqa: PLC0415
-    from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
 
     rng = np.random.default_rng(7)
     return make_scene(simulate(rng), "photo", rng, size=(4000, 3000)).image

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from edgeecg._lazy import require
-from edgeecg.backends.tensorrt import trt_logger
+from edgeecg.backends.cuda import current_device, gpu_status
+from edgeecg.backends.tensorrt import TensorRTRunner, trt_logger
 from edgeecg.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ def detect_target() -> TrtTarget:
         BackendError: no NVIDIA GPU is usable.
     """
     require("tensorrt")
-    from edgeecg.backends.cuda import current_device, gpu_status  # noqa: PLC0415  (needs the gpu extra)
 
     ok, why = gpu_status()
     if not ok:
@@ -241,7 +241,6 @@ def save_timing_cache(config: Any, cache_file: Path) -> bool:
 def run_plan(plan_path: str | Path, batch: np.ndarray, max_batch: int) -> dict[str, np.ndarray]:
     """Run a float32 NCHW batch of any size through a plan with the runtime's own cuda-python runner (so
     building and checking plans needs no torch), in chunks of at most `max_batch`; outputs as float32."""
-    from edgeecg.backends.tensorrt import TensorRTRunner  # noqa: PLC0415  (needs the gpu extra)
 
     parts = []
     with TensorRTRunner(plan_path, name=Path(plan_path).name, max_batch=max_batch) as runner:

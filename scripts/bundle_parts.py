@@ -4,7 +4,7 @@
 
 Training's runtime chain (`preprocess: edgeecg`, `runtime_detector` / `runtime_corner_model` /
 `runtime_verifier`) reads these, so a classifier can learn through the shipped detector, corner model and
-ECG check without retraining them. Each file is checked against the manifest's sha256 first.
+Verifier without retraining them. Each file is checked against the manifest's sha256 first.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Which pages the bundle's pre-processing accepts: the ECG check and detector on real and synthetic pages,
+"""Which pages the bundle's pre-processing accepts: the verifier and detector on real and synthetic pages,
 with and without an ECG, and whether the verdict holds when the same page comes at another resolution.
 
     python scripts/eval_pages.py [--bundle B] [--json]

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeecg import LABELS  # noqa: E402
-from edgeecg.synth.records import parse_folds, record_index, select_records  # noqa: E402
+from edgeecg.synth.real_records import parse_folds, record_index, select_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PTBXL = ROOT.parent / "shared" / "realdata" / "ptbxl"

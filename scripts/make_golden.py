@@ -4,7 +4,7 @@ Run it when the bundled model or its pre-processing changes on purpose, and comm
     .venv/bin/python scripts/make_golden.py
 It runs `edgeecg infer --json` on every examples/*.jpg with the bundled default, as a user does, and writes
 tests/golden/default_examples.json: the bundle's file hashes and pre-processing settings, and per example its
-ensemble and member probabilities, positive labels and ECG-check score. tests/test_golden.py checks the shipped
+ensemble and member probabilities, positive labels and verifier score. tests/test_golden.py checks the shipped
 outputs against it.
 """
 

@@ -1,4 +1,4 @@
-"""Real photographs with no ECG, for the ECG check: scikit-image's sample photos (public domain or CC0, as
+"""Real photographs with no ECG, for the verifier: scikit-image's sample photos (public domain or CC0, as
 their docstrings in `skimage.data` state), written as PNG into a training and a development folder.
 
     pip install scikit-image   # once; a training-time dependency only

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeecg import LABELS, LEADS  # noqa: E402
 from edgeecg.metrics import roc_auc_per_class  # noqa: E402
-from edgeecg.synth.records import load_ptbxl_labels, load_record  # noqa: E402
+from edgeecg.synth.real_records import load_ptbxl_labels, load_record  # noqa: E402
 from edgeecg.synth.render import COLUMNS_3X4  # noqa: E402
 from edgeecg.synth.waveforms import simulate  # noqa: E402
 

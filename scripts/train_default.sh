@@ -3,7 +3,7 @@
 # ../shared/realdata/ptbxl, or a full PTB-XL download named by PTBXL=...), drawn as paper ECGs by
 # `edgeecg synth`. Fold 9 is the validation set for every choice. On CPU (2 cores) or a GPU where present.
 # Every step resumes: sets that exist are kept, training continues from its last.state. Figures and timings:
-# docs/model-card.md. Then scripts/train_verifier.sh (the ECG check) and scripts/export_default.sh (the bundle).
+# docs/model-card.md. Then scripts/train_verifier.sh (the verifier) and scripts/export_default.sh (the bundle).
 # The simulator-only recipe of earlier bundles is scripts/train_sim.sh.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -19,12 +19,12 @@ real_set() {  # dir folds per-record style seed [synth options]: every selected 
 real_set data/r1_clean 1-8 3 clean 1101     # stage I
 real_set data/r1_scan 1-8 3 scan 1102       # stage I
 real_set data/r1_val9_scan 9 1 scan 1901    # stage I validation
-real_set data/r2_photo 1-8 3 photo 1201     # the ECG check's photos (scripts/train_verifier.sh)
+real_set data/r2_photo 1-8 3 photo 1201     # the verifier's photos (scripts/train_verifier.sh)
 real_set data/r2w_photo 1-8 3 photo 1201 --weathered 0.5  # stage II, 5 folds grouped by patient: the same
                                             # photos, half of them on weathered paper
 real_set data/val9_photo 9 1 photo 909      # the bundle's validation through the runtime (scripts/export_default.sh)
 # Stage II pre-processes its photos through the runtime's own chain: the shipped detector, corner model and
-# ECG check (which turns pages as serving does and rejects none here), so the members learn the corner errors
+# verifier (which turns pages as serving does and rejects none here), so the members learn the corner errors
 # they will meet when served; stage I uses ground-truth corners.
 PRE=${PRE:-runs/shipped_pre}
 [ -f "$PRE/verifier.json" ] || $PY/python scripts/bundle_parts.py --out "$PRE"

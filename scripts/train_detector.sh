@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the paper detector (YOLOv8-pose at half yolov8n's width, 1 class, 4 corner keypoints) on synthetic
-# scenes, export it to ONNX at 320 px, train the ECG check behind it, export the detector again for the
+# scenes, export it to ONNX at 320 px, train the verifier behind it, export the detector again for the
 # rect letterbox (a 4:3 photo as 320x256), choose its "no ECG found" threshold together with the check on a
 # tuning set, score the chain on a held-out set and (optionally) put it in a bundle. Offline throughout.
 # This is how the bundled detector was made. It needs the corner model: run scripts/train_corners.sh first.
@@ -9,7 +9,7 @@
 # come in every shape from 3:4 portrait to 2.6:1 (real scans and screenshots are 2:1 and wider) and 30% of
 # whose pages carry neither header nor calibration pulse (a scan cropped to the grid). On the project's
 # 2-core CPUs (2026-11-27, from nothing, after scripts/train_corners.sh; step times printed as [time]):
-# 18.5 min in all: detector 13.8 (8 epochs), the ECG check 3.8 (pages of 2,100 scenes through the chain,
+# 18.5 min in all: detector 13.8 (8 epochs), the verifier 3.8 (pages of 2,100 scenes through the chain,
 # 12 epochs), scenes, exports, calibration and the held-out evaluation under 1. With the corner model's
 # script, 26.4 min. Every step keeps what exists (delete a directory to redo it).
 #
@@ -18,7 +18,7 @@
 #   ONE_PHASE= WIDTH= ASPECT= BARE= DATA=build/detector RUN=runs/detector VERIFIER=runs/verifier \
 #     scripts/train_detector.sh   # the earlier two-phase yolov8n recipe (4:3 scenes): ~2 h, 2.2x slower
 #                                 # at run time, no better on the held-out scenes (train/README.md); its
-#                                 # ECG check now also learns from train_neg
+#                                 # verifier now also learns from train_neg
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 DATA=${DATA:-build/scenes}
@@ -28,7 +28,7 @@ N_FT=${N_FT:-1500}         # phase 2: photo 60%, scan 40%; 30% negatives
 N_VAL=${N_VAL:-200}
 N_TUNE=${N_TUNE:-400}      # threshold calibration (a seed of its own)
 N_TEST=${N_TEST:-600}      # held-out, new seed, >= 500 as the issue asks
-N_NEG=${N_NEG:-600}        # no-ECG scenes for the ECG check's training
+N_NEG=${N_NEG:-600}        # no-ECG scenes for the verifier's training
 EPOCHS=${EPOCHS:-8}
 FT_EPOCHS=${FT_EPOCHS:-5}
 WIDTH=${WIDTH-0.125}      # channel multiple (empty: the yaml's own, 0.25 for yolov8n)
@@ -38,7 +38,7 @@ SIZE=${SIZE:-800x600}      # scene size; the detector sees it letterboxed to IMG
 WORKERS=${WORKERS:-2}
 VERIFIER=${VERIFIER:-runs/verifier2}
 CORNERS=${CORNERS:-runs/corners}
-CLS_INPUT=${CLS_INPUT:-96x192}   # the ECG check's page size (the runtime makes its page at this size)
+CLS_INPUT=${CLS_INPUT:-96x192}   # the verifier's page size (the runtime makes its page at this size)
 PAGE_SIZE=${PAGE_SIZE:-128x256}  # the bundled classifier's input: the pages the chain makes for it
 
 [ -f "$CORNERS/corners.onnx" ] || { echo "no corner model at $CORNERS: run scripts/train_corners.sh first" >&2; exit 2; }
@@ -56,7 +56,7 @@ scene_set ft_scan $((N_FT * 4 / 10)) 112 scan 0.3 "${VARY[@]}"
 scene_set val "$N_VAL" 201 mix 0.12
 scene_set tune "$N_TUNE" 401 mix 0.15
 scene_set test "$N_TEST" 303 mix 0.15
-# No-ECG scenes for the ECG check alone: trained on the 450 negatives of the ft sets it let 3.7% of 300
+# No-ECG scenes for the verifier alone: trained on the 450 negatives of the ft sets it let 3.7% of 300
 # fresh negatives (another seed) through, with these 600 more 1.0%.
 scene_set train_neg "$N_NEG" 131 mix 1.0 "${VARY[@]}"
 
@@ -75,12 +75,12 @@ if [ "$FT_EPOCHS" -gt 0 ]; then
   [ -f "$FINAL/detector.onnx" ] || "${T[@]}" --data "$DATA/ft_photo" "$DATA/ft_scan" "$DATA/train_scan" \
     --out "$FINAL" --epochs "$FT_EPOCHS" --init "$RUN/weights/best.pt" --lr0 0.003 --warmup-epochs 0.3
 fi
-# A first threshold for the detector alone, keeping every ECG of the tuning set: the ECG check's training
+# A first threshold for the detector alone, keeping every ECG of the tuning set: the verifier's training
 # pages below are made with it.
 .venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$FINAL/detector.onnx" --max-ecg-rejected 0
-# The ECG check sees what the classifier sees: the bundle's input size and pre-processing (warp, classical
+# The verifier sees what the classifier sees: the bundle's input size and pre-processing (warp, classical
 # corners, refinement for the bundled model).
-[ -f "$VERIFIER/verifier.onnx" ] || timed "ECG check" .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
+[ -f "$VERIFIER/verifier.onnx" ] || timed "verifier" .venv/bin/edgeecg-train verifier --data "$DATA/ft_photo" "$DATA/ft_scan" \
   "$DATA/train_neg" --tune "$DATA/tune" --detector "$FINAL/detector.onnx" --out "$VERIFIER" --input-size "$CLS_INPUT" \
   --mode warp --corners classical
 # What ships: the same weights with a dynamic input, letterboxed "rect" (padded only to the stride), as
@@ -88,7 +88,7 @@ fi
 DET=$FINAL/detector_rect.onnx
 [ -f "$DET" ] || timed "rect export" .venv/bin/edgeecg-train detector export --weights "$FINAL/weights/best.pt" --out "$DET" \
   --imgsz "$IMGSZ" --letterbox rect
-# With the ECG check behind it the detector only has to find the sheet: its threshold drops as far as the
+# With the verifier behind it the detector only has to find the sheet: its threshold drops as far as the
 # pair still rejects 95% of the tuning set's no-ECG scenes (real photos, which the detector scores far
 # lower than our scenes, then reach the check rather than being turned away by the detector).
 timed calibration .venv/bin/edgeecg-train detector calibrate --data "$DATA/tune" --model "$DET" --max-ecg-rejected 0 \

@@ -33,7 +33,7 @@ $PY/edgeecg-train stage1 --config train/configs/default.yaml --config train/conf
   --config train/configs/single.yaml --out "$RUN" ${EXTRA[@]+"${EXTRA[@]}"}
 # Stage II: 5 folds from the stage I weights, a tenth of stage I's peak lr for 4 epochs (the folds' best
 # epochs came early at 5e-4 over 8, and from a stronger stage I at 2e-4; train/README.md "Stage II"). The
-# photos go through the runtime's own chain (the detector, ECG check and corner model of
+# photos go through the runtime's own chain (the detector, verifier and corner model of
 # scripts/train_detector.sh and train_corners.sh, classical corners, refinement, warp, CLAHE; the check turns
 # pages as serving does and rejects none here), so the members learn the corner errors they will meet when
 # served; stage I used ground-truth corners.

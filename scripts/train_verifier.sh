@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The bundled ECG check (edgeecg-train verifier), from pages of REAL records and from no-ECG scenes and
+# The bundled verifier (edgeecg-train verifier), from pages of REAL records and from no-ECG scenes and
 # photos, on worn paper as well as plain, at any resolution. It needs the real-record sets of
 # scripts/train_default.sh (data/r2_photo, r1_scan, r1_clean, val9_photo, r1_val9_scan) and the bundle's
 # detector (runs/shipped_pre, made by scripts/bundle_parts.py there). Every step keeps what exists.
@@ -28,7 +28,7 @@ scene_set tune_neg 400 3401 mix 1.0
 scene_set test_neg 400 3303 mix 1.0   # held out: scripts/eval_pages.py
 TUNE=(--tune data/val9_photo data/r1_val9_scan "$DATA/tune_neg" --tune-photos build/no_ecg_photos/dev)
 RULE=(--cut lowest --min-negatives-rejected 0.97)
-[ -f "$OUT/verifier.onnx" ] || timed "ECG check" .venv/bin/edgeecg-train verifier \
+[ -f "$OUT/verifier.onnx" ] || timed "verifier" .venv/bin/edgeecg-train verifier \
   --data data/r2_photo data/r1_scan data/r1_clean "$DATA/train_neg" --photos build/no_ecg_photos/train \
   "${TUNE[@]}" --detector "$PRE/detector.onnx" --out "$OUT" --limit 1000 --input-size 96x192
 # Training picks its epoch with the default (widest-gap) threshold, as the bundled check was made; its shipped

@@ -9,7 +9,7 @@ import pytest
 
 from edgeecg import LABELS
 from edgeecg.metrics import roc_auc_per_class
-from edgeecg.synth.records import load_ptbxl_labels, load_record
+from edgeecg.synth.real_records import load_ptbxl_labels, load_record
 
 
 def test_as_page_keeps_each_lead_in_its_column_and_the_rhythm_strip(load_script):

@@ -5,7 +5,7 @@
     edgeecg-train evaluate --out DIR [--test DATASET]
     edgeecg-train show-config [--config X.yaml]
     edgeecg-train detector train|export|calibrate|evaluate ...   (the paper detector; see train/detector.py)
-    edgeecg-train verifier --data ... --tune ... --detector ...  (the ECG check; see train/verifier.py)
+    edgeecg-train verifier --data ... --tune ... --detector ...  (the verifier; see train/verifier.py)
     edgeecg-train corners --data ... --val ...                   (the corner model; see train/corners.py)
 
 `--set key=value` (repeatable, dotted keys for nested settings, values parsed as YAML) overrides the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import dataclasses
 import logging
 import os
 import sys
@@ -24,7 +25,16 @@ from pathlib import Path
 
 import yaml
 
+from edgeecg.cli import guarded
 from edgeecg.errors import UsageError
+from edgeecg.train import config as C
+from edgeecg.train.corners import main_corners
+from edgeecg.train.detector import main_detector
+from edgeecg.train.evaluate import ensemble_report, oof_report, read_thresholds
+from edgeecg.train.verifier import main_verifier
+
+# Imported inside functions, so they load only when used: edgeecg.train.config and edgeecg.train.stages
+# (PyYAML, torch, albumentations).
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +67,7 @@ def _absolute(data: dict) -> dict:
 
 
 def _config(args: argparse.Namespace):
-    from edgeecg.train.config import load_config  # noqa: PLC0415
+    from edgeecg.train.config import load_config
 
     over = _absolute(_overrides(args.set or []))
     return load_config(args.config, over)
@@ -105,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "detector",
         help="train, export, calibrate or evaluate the paper detector (train|export|calibrate|evaluate ...)",
     )
-    sub.add_parser(
-        "verifier", help="train the ECG check on pages flattened by the runtime chain (see --help)"
-    )
+    sub.add_parser("verifier", help="train the verifier on pages flattened by the runtime chain (see --help)")
     sub.add_parser("corners", help="train the corner model on synthetic scenes' true corners (see --help)")
     return parser
 
@@ -118,7 +126,6 @@ def _say(*a, **k) -> None:  # under torchrun only rank 0 reports
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edgeecg.train import config as C  # noqa: PLC0415
 
     if args.command == "show-config":
         if args.keys:
@@ -129,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     out = Path(args.out)
     if args.command == "stage1":
-        from edgeecg.train.stages import run_stage1  # noqa: PLC0415
+        from edgeecg.train.stages import run_stage1
 
         res = run_stage1(cfg, out)
         _say(
@@ -137,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "stage2":
-        from edgeecg.train.stages import run_stage2  # noqa: PLC0415
+        from edgeecg.train.stages import run_stage2
 
         init = args.init or cfg.init_checkpoint or None
         if init is None and (out / "stage1" / "best.safetensors").is_file():
@@ -155,10 +162,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
-    import dataclasses  # noqa: PLC0415
 
-    from edgeecg.train.evaluate import ensemble_report, oof_report, read_thresholds  # noqa: PLC0415
-    from edgeecg.train.stages import datasets_for  # noqa: PLC0415
+    from edgeecg.train.stages import datasets_for
 
     s2 = out / "stage2"
     if not (s2 / "oof.npz").is_file():
@@ -166,8 +171,8 @@ def _evaluate(args: argparse.Namespace, cfg, out: Path) -> int:
     rep = oof_report(s2)
     _say(f"out-of-fold macro AUROC {rep['pooled']['macro_auroc']:.4f} (report {s2 / 'report.json'})")
     if args.test:
-        from edgeecg.train.config import DataConfig  # noqa: PLC0415
-        from edgeecg.train.stages import open_source  # noqa: PLC0415
+        from edgeecg.train.config import DataConfig
+        from edgeecg.train.stages import open_source
 
         base = cfg.target or DataConfig()
         test_cfg = dataclasses.replace(
@@ -195,21 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `edgeecg-train`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["detector"]:
-        from edgeecg.cli import guarded  # noqa: PLC0415
-        from edgeecg.train.detector import main_detector  # noqa: PLC0415
-
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         return guarded("edgeecg-train detector", lambda: main_detector(argv[1:]), say=_say)
     if argv[:1] == ["verifier"]:
-        from edgeecg.cli import guarded  # noqa: PLC0415
-        from edgeecg.train.verifier import main_verifier  # noqa: PLC0415
-
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         return guarded("edgeecg-train verifier", lambda: main_verifier(argv[1:]), say=_say)
     if argv[:1] == ["corners"]:
-        from edgeecg.cli import guarded  # noqa: PLC0415
-        from edgeecg.train.corners import main_corners  # noqa: PLC0415
-
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         return guarded("edgeecg-train corners", lambda: main_corners(argv[1:]), say=_say)
     parser = build_parser()
@@ -220,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2), format="%(levelname)s %(name)s: %(message)s"
     )
-    from edgeecg.cli import guarded  # noqa: PLC0415
 
     return guarded(f"edgeecg-train {args.command}", lambda: _run(args), say=_say)
 

@@ -147,7 +147,7 @@ class TrainConfig:
     )
     runtime_verifier: str = _f(
         "",
-        "preprocess=edgeecg, warp: ECG check ONNX (its .json beside it): turns pages as the runtime does (upside "
+        "preprocess=edgeecg, warp: verifier ONNX (its .json beside it): turns pages as the runtime does (upside "
         "down, a quarter-turn); never rejects a training image; '' = none",
     )
     aux_findings: float = _f(

@@ -5,7 +5,7 @@ Each training sample is a rough quad around a scene's sheet, flattened with a ma
 `corner_page`, and the true corners in that quad's unit square. The rough quads imitate what the chain
 hands over: the sheet's visible box, enlarged (what a scan without visible edges leaves), and the true
 corners moved by a few percent of the diagonal (keypoints, a side snapped onto the wrong line); some come
-turned by 90 or 180 degrees, as a corner order may before the ECG check turns the page.
+turned by 90 or 180 degrees, as a corner order may before the verifier turns the page.
 
 Usage::
 
@@ -29,7 +29,15 @@ from typing import Any
 import numpy as np
 
 from edgeecg.errors import UsageError
+from edgeecg.preprocess.chain import REFINE_WORK_SIZE
+from edgeecg.preprocess.cornermodel import MAX_PASSES, UNIT, corner_page, to_unit
+from edgeecg.preprocess.geometry import working_copy
 from edgeecg.synth.dataset import parse_size
+from edgeecg.train.checkpoint import atomic_write_json
+from edgeecg.train.pagemodel import fit_page_model, save_page_model
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (torch, tqdm); modules
+# that import this one back (edgeecg.train.detector).
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +112,9 @@ def build_set(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pages uint8 [N, H, W, 3] and targets float32 [N, 8] (true corners in the rough quad's unit square,
     less the unit square's corners) for every ECG scene of an `edgeecg synth` dir."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
-    from edgeecg.preprocess.cornermodel import UNIT, corner_page, to_unit  # noqa: PLC0415
-    from edgeecg.preprocess.geometry import working_copy  # noqa: PLC0415
-    from edgeecg.preprocess.preprocess import REFINE_WORK_SIZE  # noqa: PLC0415
-    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
+    from edgeecg.train.detector import scene_image, scene_rows
 
     rows = [r for r in scene_rows(data) if r.get("paper_quad") is not None]
     if not rows:
@@ -145,7 +150,7 @@ def build_set(
 def build_net(width: int = 16, input_size: tuple[int, int] = (128, 192)):
     """Five stride-2 double-conv blocks and a linear head over the whole 1/32 map: where things are
     matters, so no global pooling (~0.5 M parameters at width 16)."""
-    import torch.nn as nn  # noqa: PLC0415
+    import torch.nn as nn
 
     def block(i: int, o: int) -> nn.Module:
         return nn.Sequential(
@@ -169,7 +174,7 @@ def corner_errors(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def _predict(net, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    import torch  # noqa: PLC0415
+    import torch
 
     net.eval()
     dev = next(net.parameters()).device
@@ -183,16 +188,12 @@ def _predict(net, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def train(cfg: CornerConfig) -> dict[str, Any]:
     """Build the pages, train, keep the epoch best on the validation set, export ONNX; returns the fields."""
-    import torch  # noqa: PLC0415
-
-    from edgeecg.train.checkpoint import atomic_write_json  # noqa: PLC0415
-    from edgeecg.train.pagemodel import fit_page_model, save_page_model  # noqa: PLC0415
+    import torch
 
     if not cfg.data or not cfg.val:
         raise UsageError("corner model training needs --data and --val")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"corner model device must be auto, cpu or cuda, not {cfg.device!r}")
-    from edgeecg.preprocess.cornermodel import MAX_PASSES  # noqa: PLC0415
 
     if not 1 <= cfg.passes <= MAX_PASSES:
         raise UsageError(f"--passes must be from 1 to {MAX_PASSES}, got {cfg.passes}")

@@ -14,10 +14,12 @@ serving share the code.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,21 @@ import numpy as np
 
 from edgeecg import LABELS
 from edgeecg._lazy import require
+from edgeecg.bundle import sha256_file
 from edgeecg.errors import BundleError, InputError, UsageError
-from edgeecg.preprocess.preprocess import to_model_input
+from edgeecg.preprocess.chain import to_model_input
+from edgeecg.preprocess.clahe import apply_clahe
+from edgeecg.preprocess.geometry import RESAMPLER, crop_resize, warp_to_size
 from edgeecg.sidecar import read_json_object
-from edgeecg.synth.waveforms import FINDINGS
+from edgeecg.synth.dataset import MIX_WEIGHTS, item_rng
+from edgeecg.synth.scenes import make_scene
+from edgeecg.synth.waveforms import FINDINGS, simulate
 from edgeecg.train.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from edgeecg.train.config import DataConfig, TrainConfig
+from edgeecg.train.leadmaps import lead_findings, lead_mask, map_target
+from edgeecg.train.runtime_chain import training_hook
+
+# Imported inside functions, so they load only when used: tqdm, and edgeecg.train.augment (albumentations).
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +97,12 @@ class CropClahe:
         self.clip, self.tile = float(clip), int(tile)
 
     def __call__(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
-        from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
 
         # Resize first: CLAHE on the small image is cheap.
         return apply_clahe(self.flatten(img, geometry), clip=self.clip, tiles=(self.tile, self.tile))
 
     def flatten(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
         """The paper at the input size, before CLAHE: its ground-truth box (else the whole image), resized."""
-        from edgeecg.preprocess.geometry import crop_resize  # noqa: PLC0415
 
         box = (geometry or {}).get("paper_box")
         h, w = img.shape[:2]
@@ -110,7 +119,6 @@ class WarpClahe(CropClahe):
 
     def flatten(self, img: np.ndarray, geometry: dict | None) -> np.ndarray:
         """The ground-truth quad warped to the input size; without one, the whole image resized."""
-        from edgeecg.preprocess.geometry import warp_to_size  # noqa: PLC0415
 
         quad = (geometry or {}).get("paper_quad")
         if quad is None:
@@ -134,8 +142,7 @@ def make_preprocess(cfg: TrainConfig) -> Preprocess:
         return WarpClahe(size, cfg.clahe_clip, cfg.clahe_tile)
     if cfg.preprocess == "none":
         return _resize_only(size)
-    # "edgeecg": the runtime's own chain (paper detection, corners, warp, CLAHE, the ECG check's turn)
-    from edgeecg.train.runtime_chain import training_hook  # noqa: PLC0415
+    # "edgeecg": the runtime's own chain (paper detection, corners, warp, CLAHE, the verifier's turn)
 
     return training_hook(size, cfg)
 
@@ -148,13 +155,10 @@ def _fit_size(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 def preprocess_key(cfg: TrainConfig) -> str:
     """What determines a pre-processed image besides its source (for cache keys)."""
-    from edgeecg.preprocess.geometry import RESAMPLER  # noqa: PLC0415
 
     key = f"{cfg.preprocess}/clip{cfg.clahe_clip}/tile{cfg.clahe_tile}/{cfg.input_height}x{cfg.input_width}"
     key += f"/{RESAMPLER}"
     if cfg.preprocess == "edgeecg":  # the detector file's content, not just its name
-        from edgeecg.bundle import sha256_file  # noqa: PLC0415
-
         det = Path(cfg.runtime_detector)
         digest = sha256_file(det) if det.is_file() else "missing"
         key += f"/{cfg.runtime_mode}/{cfg.runtime_corners}/refine{int(cfg.runtime_refine)}/{digest}"
@@ -224,7 +228,6 @@ class CachedSource:
         progress: bool = True,
         workers: int = 0,
     ) -> None:
-        import hashlib  # noqa: PLC0415
 
         self.source, self.labels, self.cfg = source, source.labels, getattr(source, "cfg", None)
         self.findings = getattr(source, "findings", None)
@@ -244,9 +247,8 @@ class CachedSource:
         self.data = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(len(source), h, w, 3))
 
     def _build(self, preprocess: Preprocess, size_hw: tuple[int, int], progress: bool, workers: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         h, w = size_hw
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -393,14 +395,6 @@ class SynthSource:
     """
 
     def __init__(self, cfg: DataConfig) -> None:
-        try:
-            from edgeecg.synth.dataset import MIX_WEIGHTS, item_rng  # noqa: PLC0415
-            from edgeecg.synth.scenes import make_scene  # noqa: PLC0415, F401
-            from edgeecg.synth.waveforms import sample_labels  # noqa: PLC0415, F401
-        except ImportError as err:
-            raise UsageError(
-                f"on-the-fly synthesis needs edgeecg.synth scenes and waveforms ({err})"
-            ) from None
         self.cfg = cfg
         self._item_rng = item_rng
         self._mix = MIX_WEIGHTS
@@ -414,8 +408,6 @@ class SynthSource:
         return self.cfg.synth_n
 
     def _render(self, i: int, labels_only: bool = False) -> Any:
-        from edgeecg.synth.scenes import make_scene  # noqa: PLC0415
-        from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
 
         rng = self._item_rng(self.cfg.synth_seed, i)
         rng.random()  # the writer's negatives draw: keep the stream aligned with `edgeecg synth` item i
@@ -548,14 +540,12 @@ class TrainDataset:
         out = _fit_size(out, self.size_hw)
         mask = None
         if with_map:
-            from edgeecg.train.leadmaps import lead_mask  # noqa: PLC0415
-
             geo = geo if geo is not None else _geometry_of(self.sources[k], j)
             mask = lead_mask(geo, self.size_hw) if geo is not None else None
             if mask is None:
                 mask = np.zeros(self.size_hw, np.uint8)
         if self.augment is not None:
-            from edgeecg.train.augment import seed_transform  # noqa: PLC0415
+            from edgeecg.train.augment import seed_transform
 
             seed_transform(self.augment, seed)
             if mask is None:
@@ -572,7 +562,6 @@ class TrainDataset:
         x, y = to_tensor(img), torch.from_numpy(self.targets[i])
         if mask is None:
             return x, y
-        from edgeecg.train.leadmaps import lead_findings, map_target  # noqa: PLC0415
 
         return x, y, torch.from_numpy(map_target(mask, lead_findings(self.findings[i])))
 

@@ -27,14 +27,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edgeecg._lazy import require
+from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
 from edgeecg.errors import EdgeECGError, InputError, UsageError
-from edgeecg.export.detector import LETTERBOXES
-from edgeecg.preprocess.detector import box_iou
+from edgeecg.export.detector import LETTERBOXES, describe_onnx, export_detector
+from edgeecg.preprocess import CornerModel, PreprocessConfig, Preprocessor, Verifier
+from edgeecg.preprocess.corners import quad_diagonal
+from edgeecg.preprocess.detector import Detector, box_iou
 from edgeecg.sidecar import read_sidecar
 from edgeecg.synth.dataset import parse_size
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (torch, tqdm,
+# ultralytics, yaml); modules that import this one back (edgeecg.train.verifier).
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +115,7 @@ def offline_env(build_dir: str | Path = "build") -> None:
 def _ultralytics():
     offline_env()
     ul = require("ultralytics")
-    from ultralytics.utils import SETTINGS  # noqa: PLC0415
+    from ultralytics.utils import SETTINGS
 
     # no telemetry or experiment-tracker callbacks (keys differ between ultralytics versions)
     off = ("sync", "clearml", "comet", "dvc", "hub", "mlflow", "raytune", "tensorboard", "wandb")
@@ -141,10 +148,10 @@ def write_data_yaml(train_dirs: list[str | Path], val_dir: str | Path, path: str
 def scaled_model_yaml(base: str, width: float, out_dir: str | Path) -> Path:
     """`base` (an ultralytics model yaml name, e.g. yolov8n-pose.yaml) with its channel multiple set to `width`,
     written into `out_dir` (read from the installed ultralytics, so nothing of theirs lives in this repo)."""
-    import yaml  # noqa: PLC0415
+    import yaml
 
     _ultralytics()
-    from ultralytics.nn.tasks import yaml_model_load  # noqa: PLC0415
+    from ultralytics.nn.tasks import yaml_model_load
 
     if not 0 < width <= 1.5:
         raise UsageError(f"--width must be in (0, 1.5], got {width}")
@@ -185,7 +192,7 @@ def train(cfg: DetectorTrainConfig) -> Path:
     if cfg.threads:
         # ultralytics sets torch to cores - 1 threads when it picks the CPU; this runs after that
         def _threads(trainer: Any) -> None:
-            import torch  # noqa: PLC0415
+            import torch
 
             torch.set_num_threads(cfg.threads)
             log.info("detector training with %d torch threads", torch.get_num_threads())
@@ -236,7 +243,6 @@ def export(
     The bundle itself is assembled by `edgeecg-export --detector <best.pt or .onnx> --detector-imgsz N`.
     """
     _ultralytics()
-    from edgeecg.export.detector import export_detector  # noqa: PLC0415
 
     fields = export_detector(weights, out, imgsz, letterbox)
     Path(out).with_suffix(".json").write_text(json.dumps(fields, indent=2) + "\n", encoding="utf-8")
@@ -255,7 +261,6 @@ def scene_rows(data: str | Path, limit: int | None = None) -> list[dict[str, Any
 
 def scene_image(data: str | Path, row: dict[str, Any]) -> np.ndarray:
     """The BGR image of one geometry.jsonl row, or InputError."""
-    import cv2  # noqa: PLC0415
 
     path = Path(data) / row["image"]
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -282,7 +287,6 @@ def corner_error(
     inside |= all_four
     if not inside.any():
         return 0.0
-    from edgeecg.preprocess.corners import quad_diagonal  # noqa: PLC0415
 
     return float(np.linalg.norm(pred[inside] - quad[inside], axis=1).mean() / quad_diagonal(quad))
 
@@ -312,17 +316,15 @@ def evaluate(
         limit: score only the first N images.
         corners: the warp's corner source (keypoints, classical).
         refine: snap the corners onto the paper's edges, as `PreprocessConfig.refine`.
-        verifier: an ECG check ONNX (verifier.json beside it) run on each page, as a bundle with one does.
-        input_size_cls: the classifier input the pages are made at (what the ECG check sees).
+        verifier: a verifier ONNX (verifier.json beside it) run on each page, as a bundle with one does.
+        input_size_cls: the classifier input the pages are made at (what the verifier sees).
         corner_model: a corner model ONNX (corners.json beside it) placing the corners where refinement
             did not find all four edges, as a bundle with one does.
 
     Returns:
         Counts, the three fractions, whether each meets its target, and the corner fraction per style.
     """
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from edgeecg.preprocess import PreprocessConfig  # noqa: PLC0415
+    from tqdm import tqdm
 
     rows = scene_rows(data, limit)
     cfg = PreprocessConfig(mode="warp", corners=corners, refine=refine, conf_threshold=conf_threshold)
@@ -372,7 +374,7 @@ def evaluate(
     return res
 
 
-#: The lowest detector threshold a calibration with the ECG check may choose: below it the best box of a
+#: The lowest detector threshold a calibration with the verifier may choose: below it the best box of a
 #: picture without paper is noise.
 DETECTOR_FLOOR = 0.05
 
@@ -388,8 +390,6 @@ def _chain(
 ) -> Any:
     """The runtime's Preprocessor over these ONNX files (each with the .json its trainer wrote beside it),
     its sessions closed with `stack`."""
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
-    from edgeecg.preprocess import CornerModel, Preprocessor, Verifier  # noqa: PLC0415
 
     def with_sidecar(path: str | Path, option: str, cls: Any, name: str) -> Any:
         """`cls` over the ONNX at `path`, its manifest fields from the .json its trainer wrote beside it."""
@@ -398,12 +398,14 @@ def _chain(
         )
         return cls.from_manifest(stack.enter_context(OnnxRuntimeRunner(path, name=name)), meta)
 
-    check = with_sidecar(verifier, "--verifier", Verifier, "verifier") if verifier is not None else None
-    placer = None
+    loaded_verifier = (
+        with_sidecar(verifier, "--verifier", Verifier, "verifier") if verifier is not None else None
+    )
+    loaded_corner_model = None
     if corner_model is not None:
-        placer = with_sidecar(corner_model, "--corner-model", CornerModel, "corner-model")
+        loaded_corner_model = with_sidecar(corner_model, "--corner-model", CornerModel, "corner-model")
     det = open_detector(stack.enter_context(OnnxRuntimeRunner(model)), model, input_size)
-    return Preprocessor(cfg, det, input_size_cls, verifier=check, corner_model=placer)
+    return Preprocessor(cfg, det, input_size_cls, verifier=loaded_verifier, corner_model=loaded_corner_model)
 
 
 def _sidecar(model: str | Path) -> dict[str, Any]:
@@ -414,8 +416,6 @@ def _sidecar(model: str | Path) -> dict[str, Any]:
 def open_detector(runner: Any, model: str | Path, input_size: tuple[int, int] | None = None) -> Any:
     """A runtime `Detector` for the ONNX `model` behind `runner`, with the fields its metadata records (input
     size, strides, keypoints: what the exporter would write into a manifest); `input_size` overrides."""
-    from edgeecg.export.detector import describe_onnx  # noqa: PLC0415
-    from edgeecg.preprocess.detector import Detector  # noqa: PLC0415
 
     section = describe_onnx(model)
     section["letterbox"] = _sidecar(model).get("letterbox", "square")  # what `export` exported it for
@@ -445,7 +445,7 @@ def calibrate(
     missed ECG costs more than a desk photo let through); within that, it rejects as many negatives as it
     can, with a margin (`edgeecg.train.verifier.choose_threshold`).
 
-    With `verifier`, the ECG check that stands behind the detector in a bundle, the pair is calibrated: the
+    With `verifier`, the verifier that stands behind the detector in a bundle, the pair is calibrated: the
     check turns away what is not an ECG, so the detector's threshold drops to the lowest (no lower than
     DETECTOR_FLOOR) at which the chain, pages made as a bundle makes them (warp, classical corners,
     refinement, `corner_model`, `page_size`), still rejects `min_negatives_rejected` of the negatives. The
@@ -454,10 +454,7 @@ def calibrate(
 
     The result is written into the `.json` beside the model, from which the bundle's manifest takes it.
     """
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
-    from edgeecg.preprocess import PreprocessConfig  # noqa: PLC0415
+    from tqdm import tqdm
 
     model = Path(model)
     rows = scene_rows(data, limit)
@@ -487,7 +484,7 @@ def calibrate(
                 neg_checked.append(prep.rejected is not None)
     if not pos or not neg:
         raise UsageError(f"{data} needs both ECG images and no-ECG negatives (synth --negatives)")
-    from edgeecg.train.verifier import choose_threshold  # noqa: PLC0415
+    from edgeecg.train.verifier import choose_threshold
 
     pos_a, neg_a = np.asarray(pos), np.asarray(neg)
     cal = choose_threshold(pos_a, neg_a, max_ecg_rejected, lo=0.05, hi=0.95)
@@ -606,13 +603,11 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="snap the corners onto the paper's edges, as the runtime does by default (--no-refine: the raw source)",
     )
-    v.add_argument(
-        "--verifier", help="also run this ECG check (verifier .onnx) on every page, as a bundle does"
-    )
+    v.add_argument("--verifier", help="also run this verifier .onnx on every page, as a bundle does")
     v.add_argument(
         "--page-size",
         default="96x192",
-        help="HxW the pages are made at: the bundle's classifier input, which the ECG check sees (default 96x192)",
+        help="HxW the pages are made at: the bundle's classifier input, which the verifier sees (default 96x192)",
     )
     v.add_argument(
         "--corner-model", help="also place corners with this corner model (.onnx), as a bundle with one does"
@@ -630,7 +625,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--limit", type=int, help="use only the first N images")
     c.add_argument(
         "--verifier",
-        help="calibrate with the ECG check (verifier .onnx) the bundle puts behind the detector: the detector's "
+        help="calibrate with the verifier (verifier .onnx) the bundle puts behind the detector: the detector's "
         "threshold drops as far as the pair still rejects --min-negatives-rejected of the negatives",
     )
     c.add_argument(
@@ -689,7 +684,7 @@ def main_detector(argv: list[str] | None = None) -> int:
         print(
             f"conf_threshold {res['conf_threshold']}: rejects {res['ecg_rejected']:.1%} of {res['ecg_images']} ECG "
             f"images and {res['negatives_rejected']:.1%} of {res['negatives']} negatives"
-            + (f" ({chain:.1%} with the ECG check)" if chain is not None else "")
+            + (f" ({chain:.1%} with the verifier)" if chain is not None else "")
             + f" (written to {Path(args.model).with_suffix('.json')})"
         )
         return 0
@@ -713,7 +708,7 @@ def main_detector(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
     else:
         how = f"corners: {res['corners']}" + (", refined" if res["refine"] else "")
-        how += ", with the ECG check" if res["verifier"] else ""
+        how += ", with the verifier" if res["verifier"] else ""
         how += ", with the corner model" if res["corner_model"] else ""
         print(f"{res['images']} images: {res['ecg_images']} ECG, {res['negatives']} negatives ({how})")
         for key, target in TARGETS.items():

@@ -16,6 +16,9 @@ from edgeecg.plots import plot_roc
 from edgeecg.sidecar import read_json_object
 from edgeecg.train.checkpoint import atomic_write_json
 
+# Imported inside functions, so they load only when used: edgeecg.train.loop and edgeecg.train.stages
+# (PyYAML, torch, albumentations).
+
 log = logging.getLogger(__name__)
 
 __all__ = ["plot_roc", "oof_report", "ensemble_report", "read_thresholds"]
@@ -69,8 +72,8 @@ def ensemble_report(
     F1 are given both for the mean probability at the thresholds and for hard majority votes.
     Writes OUT/report.json, OUT/predictions.npz and OUT/roc_ensemble_{label}.png.
     """
-    from edgeecg.train.loop import predict  # noqa: PLC0415
-    from edgeecg.train.stages import load_trained  # noqa: PLC0415
+    from edgeecg.train.loop import predict
+    from edgeecg.train.stages import load_trained
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeecg import LEADS
 from edgeecg._lazy import require
+from edgeecg.preprocess.geometry import warp_matrix
 from edgeecg.synth.waveforms import FINDINGS, TERRITORY_LEADS
 
 __all__ = [
@@ -79,7 +80,6 @@ def lead_mask(geometry: dict, size_hw: tuple[int, int]) -> np.ndarray | None:
 
     The boxes are mapped by the matrix `WarpClahe`'s warp uses (`warp_matrix` of the ground-truth quad).
     """
-    from edgeecg.preprocess.geometry import warp_matrix  # noqa: PLC0415
 
     boxes, quad = geometry.get("lead_boxes"), geometry.get("paper_quad")
     if not boxes or quad is None:

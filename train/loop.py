@@ -18,9 +18,11 @@ run ends in exactly the state of an uninterrupted one (on the same device and th
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +47,11 @@ from edgeecg.train.checkpoint import (
 )
 from edgeecg.train.config import TrainConfig, config_to_dict, dump_config
 from edgeecg.train.data import FINDINGS, EpochSampler, TrainDataset
+from edgeecg.train.leadmaps import map_channels, with_lead_maps
 from edgeecg.train.losses import logit, pos_weight, weighted_bce
 from edgeecg.train.model import create_model, head_prefix
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (tqdm).
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,9 @@ def cosine_with_warmup(
 ) -> Callable[[int], float]:
     """LR multiplier: linear 0 -> 1 over `warmup_steps`, then cos over `num_cycles` cycles, floored at 0.
 
-    With num_cycles = 0.5 the multiplier falls from 1 to 0 along one half-cosine by `total_steps`.
+    With num_cycles = 0.5 the multiplier falls from 1 to 0 along one half-cosine by `total_steps`. Ours, not
+    timm's CosineLRScheduler: that one counts whole cycles (cycle_mul, cycle_limit), not `num_cycles`, and
+    a torch LambdaLR keeps the exact resume in the optimizer's own state.
     """
 
     def factor(step: int) -> float:
@@ -83,7 +90,6 @@ def cosine_with_warmup(
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (all devices)."""
-    import random  # noqa: PLC0415
 
     torch = require("torch")
     random.seed(seed)
@@ -230,7 +236,7 @@ def predict(
     torch.bfloat16) runs the forward pass under autocast, as training under `amp` does.
     """
     torch = require("torch")
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     dist = dist or Dist()
     idx = np.arange(len(dataset))[dist.rank :: dist.world]
@@ -417,8 +423,6 @@ def _setup(
     ema = None
     saved = net
     if cfg.ema_decay > 0:
-        import copy  # noqa: PLC0415
-
         ema = copy.deepcopy(model).eval().requires_grad_(False)
         saved = torch.nn.ModuleDict({"net": net, "ema": ema})
 
@@ -534,8 +538,6 @@ def _model_and_loss(
 
     net = model  # what trains: the model, or the model with the lead-map head (never saved with the weights)
     if maps:
-        from edgeecg.train.leadmaps import map_channels, with_lead_maps  # noqa: PLC0415
-
         net = with_lead_maps(model, len(map_channels())).to(device).to(memory_format=fmt)
     map_loss = torch.nn.BCEWithLogitsLoss()
 
@@ -553,7 +555,7 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[list[float], list[float]]:
     """One pass over the sampler's items: (losses, gradient norms). Steps the optimiser every `grad_accum`
     micro-batches, the schedule and the moving average with it."""
     torch = require("torch")
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     cfg, device, scaler, optimizer = run.cfg, run.device, run.scaler, run.optimizer
     run.sampler.set_epoch(epoch)
@@ -604,8 +606,8 @@ def _validate(run: _Run, val_ds: TrainDataset, epoch: int) -> tuple[dict[str, An
     """Score the validation set; update the early-stopping counters. Returns (history row, improved)."""
     torch = require("torch")
     cfg, state = run.cfg, run.state
-    # Validation under the training's autocast too: on the CPUs here bfloat16 scores 7,200 pages in 60% of
-    # float32's time, and only ranks them.
+    # Validation under the training's autocast too: where bfloat16 pays for training it pays here, and
+    # validation only ranks the pages.
     probs = predict(
         run.scored,
         val_ds,
@@ -658,7 +660,9 @@ def _checkpoint(run: _Run, row: dict[str, Any], improved: bool) -> None:
 
 def _ema_update(ema: Any, model: Any, decay: float, updates: int) -> None:
     """One step of the weights' moving average; the decay ramps up over the first updates (as in
-    TensorFlow's ExponentialMovingAverage) so the average does not start out as mostly random init."""
+    TensorFlow's ExponentialMovingAverage) so the average does not start out as mostly random init.
+    Ours, not timm's ModelEmaV3: that one ramps the decay by another law and by default averages the BatchNorm
+    statistics, which are averages already; either would change the recipe the model card reports."""
     torch = require("torch")
     d = min(decay, (1 + updates) / (10 + updates))
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Training and saving of the pre-processing chain's small page models (the ECG check, the corner model):
+"""Training and saving of the pre-processing chain's small page models (the verifier, the corner model):
 one loop and one way to write them, so that the two cannot drift apart.
 
 A page model takes uint8 pages [N, H, W, 3] (BGR, scaled to [0, 1] here) and is trained from random init
@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeecg.export.onnx_export import export_page_model
+from edgeecg.train.checkpoint import atomic_write_json, save_weights
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (torch, tqdm).
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +59,8 @@ def fit_page_model(
     Returns:
         The best epoch's row and every epoch's row.
     """
-    import torch  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
+    import torch
+    from tqdm import tqdm
 
     net.to(device)
 
@@ -106,8 +111,6 @@ def save_page_model(
     """Write OUT/weights.safetensors (`fields` plus `weights_meta` in its sidecar), OUT/NAME.onnx (checked
     against torch on `pages`, uint8 [N, H, W, 3]) and OUT/NAME.json: `fields` plus that check's figure,
     which is returned."""
-    from edgeecg.export.onnx_export import export_page_model  # noqa: PLC0415
-    from edgeecg.train.checkpoint import atomic_write_json, save_weights  # noqa: PLC0415
 
     save_weights(out / "weights.safetensors", net.state_dict(), {**fields, **weights_meta})
     fields = {

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeecg.backends import runner_class
 from edgeecg.errors import UsageError
+from edgeecg.preprocess.chain import PreprocessConfig, Preprocessor
 from edgeecg.preprocess.cornermodel import CornerModel
 from edgeecg.preprocess.detector import Detector
-from edgeecg.preprocess.preprocess import PreprocessConfig, Preprocessor
 from edgeecg.preprocess.verifier import Verifier
 from edgeecg.sidecar import read_sidecar
 
@@ -34,7 +35,7 @@ class RuntimeHook:
         corners: keypoints | classical (for warp).
         refine: snap the warp's corners onto the paper's edges.
         corner_model: the corner model ONNX (its `.json` beside it, as `edgeecg-train corners` writes it).
-        verifier: the ECG check ONNX (its `.json` beside it): it turns pages as the runtime does (upside down,
+        verifier: the verifier ONNX (its `.json` beside it): it turns pages as the runtime does (upside down,
             a quarter-turn), so training sees them the right way up as serving will; it rejects nothing here.
         clahe_clip, clahe_tile: CLAHE settings (tile x tile).
         threads: ONNX Runtime threads for the detector.
@@ -67,9 +68,9 @@ class RuntimeHook:
             conf_threshold=0.0,
         )
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
-        placer = check = None
+        loaded_corner_model = loaded_verifier = None
         if corner_model:
-            placer = _with_sidecar(
+            loaded_corner_model = _with_sidecar(
                 corner_model,
                 "runtime_corner_model",
                 "edgeecg-train corners",
@@ -78,11 +79,13 @@ class RuntimeHook:
                 threads,
             )
         if verifier:
-            check = _with_sidecar(
+            loaded_verifier = _with_sidecar(
                 verifier, "runtime_verifier", "edgeecg-train verifier", Verifier, "verifier", threads
             )
-            check.threshold = 0.0  # never reject a training image: only its turns are wanted here
-        self.pre = Preprocessor(self.cfg, self.detector, self.size_hw, corner_model=placer, verifier=check)
+            loaded_verifier.threshold = 0.0  # never reject a training image: only its turns are wanted here
+        self.pre = Preprocessor(
+            self.cfg, self.detector, self.size_hw, corner_model=loaded_corner_model, verifier=loaded_verifier
+        )
         self.whole = Preprocessor(replace(self.cfg, mode="none"), None, self.size_hw)
         self.fallbacks = 0
 
@@ -97,7 +100,6 @@ class RuntimeHook:
 def _with_sidecar(path: str | Path, option: str, maker: str, cls: Any, name: str, threads: int) -> Any:
     """`cls` over the ONNX at `path` (an ONNX Runtime runner, activated on first use), its manifest fields
     from the .json its trainer (`maker`) wrote beside it."""
-    from edgeecg.backends import runner_class  # noqa: PLC0415
 
     onnx = Path(path)
     needs = f"{option} needs {onnx} and {onnx.with_suffix('.json')} ({maker})"

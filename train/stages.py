@@ -39,6 +39,7 @@ from edgeecg.train.data import (
     make_source,
     preprocess_key,
 )
+from edgeecg.train.evaluate import oof_report
 from edgeecg.train.folds import fold_indices, grouped_stratified_folds
 from edgeecg.train.loop import Dist, FitResult, fit, predict
 from edgeecg.train.model import create_model, load_weights
@@ -253,7 +254,6 @@ def merge_oof(stage2_dir: str | Path, k: int, target: Any = None) -> dict[str, A
         meta = {key: v for key, v in meta.items() if key not in ("sha256", "format", "labels", "num_classes")}
         meta["thresholds"] = thresholds
         save_weights(ens / f"fold{f}.safetensors", state, meta)
-    from edgeecg.train.evaluate import oof_report  # noqa: PLC0415
 
     report = oof_report(out)
     shutil.copyfile(out / "thresholds.json", ens / "thresholds.json")

@@ -1,4 +1,4 @@
-"""The ECG check (`edgeecg.preprocess.Verifier`): a tiny CNN trained on pages flattened by the runtime chain.
+"""The verifier (`edgeecg.preprocess.Verifier`): a tiny CNN trained on pages flattened by the runtime chain.
 
 Positives and negatives come from `edgeecg synth` scenes (null paper_quad = a no-ECG sheet or desk). Every
 image goes through the runtime's own pre-processing (detector, corners, warp, CLAHE, never rejecting:
@@ -26,12 +26,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from edgeecg.backends.onnxruntime import OnnxRuntimeRunner
+from edgeecg.bundle import sha256_file
 from edgeecg.errors import UsageError
+from edgeecg.io import IMAGE_EXTENSIONS
+from edgeecg.preprocess.chain import PreprocessConfig
+from edgeecg.preprocess.clahe import apply_clahe
+from edgeecg.preprocess.geometry import RESAMPLER, warp_to_size
 from edgeecg.sidecar import read_json_object
+from edgeecg.synth.artefacts import weathered
 from edgeecg.synth.dataset import parse_size
+from edgeecg.train.checkpoint import atomic_write_json
 from edgeecg.train.losses import logit
+from edgeecg.train.pagemodel import fit_page_model, save_page_model
+from edgeecg.train.runtime_chain import RuntimeHook
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (sklearn, torch, tqdm);
+# modules that import this one back (edgeecg.train.detector).
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +116,7 @@ class VerifierConfig:
 
 def build_net(width: int = 16, outputs: int = 1):
     """Four conv-BN-ReLU-pool blocks, global average pool, `outputs` logits (~45 k parameters)."""
-    import torch.nn as nn  # noqa: PLC0415
+    import torch.nn as nn
 
     def block(i: int, o: int) -> nn.Module:
         return nn.Sequential(
@@ -123,7 +137,6 @@ def build_net(width: int = 16, outputs: int = 1):
 
 
 def _rescaled(img: np.ndarray, rng: np.random.Generator, scales: tuple[float, float]) -> np.ndarray:
-    import cv2  # noqa: PLC0415
 
     s = float(np.exp(rng.uniform(np.log(scales[0]), np.log(scales[1]))))
     if abs(s - 1.0) < 0.02:
@@ -140,7 +153,6 @@ def _spaced(rows: list, limit: int) -> list:
 
 
 def _hook(cfg: VerifierConfig):
-    from edgeecg.train.runtime_chain import RuntimeHook  # noqa: PLC0415
 
     return RuntimeHook(
         cfg.detector,
@@ -166,8 +178,6 @@ def _cached(cache: Path, make) -> tuple[np.ndarray, np.ndarray]:
 
 def _copies_key(cfg: VerifierConfig) -> list[Any]:
     """What besides its source determines a cached page: the chain, the copies, the resampler."""
-    from edgeecg.bundle import sha256_file  # noqa: PLC0415
-    from edgeecg.preprocess.geometry import RESAMPLER  # noqa: PLC0415
 
     return [sha256_file(cfg.detector)[:16], list(cfg.input_size), cfg.mode, cfg.corners, cfg.refine,
             cfg.weathered, list(cfg.scales), cfg.seed, RESAMPLER]  # fmt: skip
@@ -194,10 +204,9 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
 
     Every scene comes once as drawn and `cfg.weathered` times with weathered paper, each copy rescaled by a
     random factor from `cfg.scales`; the randomness is fixed by the seed, the dir's name and the row."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
-    from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
-    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
+    from edgeecg.train.detector import scene_image, scene_rows
 
     data_dir = Path(data_dir)
     rows = _spaced(scene_rows(data_dir), cfg.limit)
@@ -227,11 +236,7 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
 def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Real no-ECG photos as negatives: `cfg.crops_per_photo` random crops of each (any aspect from 3:4 to
     2.6:1, a third to all of the photo), at a random size, a third of them weathered; through the chain."""
-    import cv2  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from edgeecg.io import IMAGE_EXTENSIONS  # noqa: PLC0415
-    from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
+    from tqdm import tqdm
 
     folder = Path(folder)
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
@@ -272,12 +277,9 @@ def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple
 def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> np.ndarray:
     """The ECG scenes' pages flattened with their ground-truth corners (so the right way up) and CLAHE'd as
     the runtime does: what the upright output learns from (uint8 [M, H, W, 3] BGR), cached."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
-    from edgeecg.preprocess.clahe import apply_clahe  # noqa: PLC0415
-    from edgeecg.preprocess.geometry import RESAMPLER, warp_to_size  # noqa: PLC0415
-    from edgeecg.preprocess.preprocess import PreprocessConfig  # noqa: PLC0415
-    from edgeecg.train.detector import scene_image, scene_rows  # noqa: PLC0415
+    from edgeecg.train.detector import scene_image, scene_rows
 
     data_dir = Path(data_dir)
     rows = _spaced([r for r in scene_rows(data_dir) if r.get("paper_quad") is not None], cfg.limit)
@@ -367,7 +369,7 @@ def choose_threshold(
 
 
 def _probs(net, pages: np.ndarray, batch: int = 256, column: int = 0) -> np.ndarray:
-    import torch  # noqa: PLC0415
+    import torch
 
     net.eval()
     out = []
@@ -389,11 +391,8 @@ def upright_accuracy(net, pages: np.ndarray) -> float:
 
 def train(cfg: VerifierConfig) -> dict[str, Any]:
     """Train, select on the tuning set, export ONNX and write the manifest fields; returns the summary."""
-    import torch  # noqa: PLC0415
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
-    from edgeecg.train.checkpoint import atomic_write_json  # noqa: PLC0415
-    from edgeecg.train.pagemodel import fit_page_model, save_page_model  # noqa: PLC0415
+    import torch
+    from sklearn.metrics import roc_auc_score
 
     if not cfg.data or not cfg.tune or not cfg.detector:
         raise UsageError("verifier training needs --data, --tune and --detector")
@@ -470,18 +469,15 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
 
 
 def calibrate(cfg: VerifierConfig) -> dict[str, Any]:
-    """Choose the threshold of an ECG check already trained in `cfg.out` (its verifier.onnx) again, on the
+    """Choose the threshold of a verifier already trained in `cfg.out` (its verifier.onnx) again, on the
     tuning sets and photos of `cfg`, by `cfg`'s rule; rewrites OUT/verifier.json (threshold, calibration) and
     returns its fields. The weights and the ONNX file stay as they are."""
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
-    from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: PLC0415
-    from edgeecg.train.checkpoint import atomic_write_json  # noqa: PLC0415
+    from sklearn.metrics import roc_auc_score
 
     out = Path(cfg.out)
     fields_path = out / "verifier.json"
     if not (out / "verifier.onnx").is_file() or not fields_path.is_file():
-        raise UsageError(f"{out} holds no trained ECG check (verifier.onnx and verifier.json)")
+        raise UsageError(f"{out} holds no trained verifier (verifier.onnx and verifier.json)")
     if not cfg.tune:
         raise UsageError("calibration needs --tune")
     fields = read_json_object(fields_path, UsageError)

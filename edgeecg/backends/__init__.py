@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from edgeecg.backends.tensorrt import tensorrt_usable
 from edgeecg.errors import UsageError
 
 #: backend name -> "module:class". `auto` is resolved by the pipeline from the bundle and the machine.
@@ -49,6 +50,5 @@ def resolve_backend(
     if name != "auto":
         runner_class(name)  # raises UsageError for an unknown name
         return name
-    from edgeecg.backends.tensorrt import tensorrt_usable  # noqa: PLC0415  (lazy: keeps import light)
 
     return "tensorrt" if tensorrt_usable(manifest, targets, precision, bundle_dir) else "onnxruntime"

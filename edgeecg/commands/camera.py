@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgeecg.camera import CameraConfig, CameraLoop, display_available
 from edgeecg.commands import add_model_arguments, open_pipeline
 from edgeecg.errors import UsageError
 
@@ -47,7 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the loop until the source ends or a stop signal arrives."""
-    from edgeecg.camera import CameraConfig, CameraLoop, display_available  # noqa: PLC0415
 
     cfg = CameraConfig(
         every=args.every,

@@ -10,6 +10,9 @@ import sys
 from edgeecg import LABELS
 from edgeecg.commands import add_model_arguments, open_pipeline
 from edgeecg.errors import UsageError
+from edgeecg.io import DEFAULT_MAX_PIXELS, iter_inputs
+
+# Imported inside functions, so they load only when used: tqdm, and edgeecg.serve.cluster (the ray extra).
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,6 @@ def _table_row(r) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Classify every input; print results as they finish. Returns the exit code."""
-    from edgeecg.io import DEFAULT_MAX_PIXELS, iter_inputs  # noqa: PLC0415
 
     if args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     with open_pipeline(args) as pipe:
         bar = None
         if len(paths) > 1 and not args.no_progress:
-            from tqdm import tqdm  # noqa: PLC0415
+            from tqdm import tqdm
 
             bar = tqdm(total=len(paths), unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
 
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_on_ray(args: argparse.Namespace, paths: list, max_pixels: int) -> int:
     """The same output on Ray Data: JSON objects (or table rows) as the workers finish them."""
-    from edgeecg.serve.cluster import infer_paths  # noqa: PLC0415  (the ray extra)
+    from edgeecg.serve.cluster import infer_paths  # (the ray extra)
 
     if args.ray_workers < 1:
         raise UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import threading
 
+from edgeecg._lazy import require
 from edgeecg.commands import add_model_arguments
 from edgeecg.errors import UsageError
 from edgeecg.io import DEFAULT_MAX_PIXELS
+
+# Imported inside functions, so they load only when used: edgeecg.serve.app and edgeecg.serve.cluster
+# (the serve and ray extras).
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +70,7 @@ def _autoscale(text: str | None) -> tuple[int, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM."""
-    from edgeecg._lazy import require  # noqa: PLC0415
-    from edgeecg.serve.app import ServeConfig, create_app  # noqa: PLC0415  (the serve extra)
+    from edgeecg.serve.app import ServeConfig, create_app  # (the serve extra)
 
     if not 0 < args.port < 65536:
         raise UsageError(f"port must be 1-65535, got {args.port}")
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not cfg.token:
         log.warning("serving on %s without a token: anyone who can reach it can use it", args.host)
     if args.ray:
-        from edgeecg.serve.cluster import serve_on_ray  # noqa: PLC0415  (the ray extra)
+        from edgeecg.serve.cluster import serve_on_ray  # (the ray extra)
 
         if args.replicas < 1:
             raise UsageError(f"--replicas must be at least 1, got {args.replicas}")
@@ -108,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _wait_for_stop() -> None:
     """Block until SIGINT or SIGTERM."""
-    import signal  # noqa: PLC0415
-    import threading  # noqa: PLC0415
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

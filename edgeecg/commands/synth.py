@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgeecg.errors import UsageError
+from edgeecg.synth.dataset import SynthConfig, parse_aspect, parse_size, write_dataset
+from edgeecg.synth.real_records import parse_folds
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory (must be new or empty)")
@@ -62,9 +66,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeecg.errors import UsageError  # noqa: PLC0415
-    from edgeecg.synth.dataset import SynthConfig, parse_aspect, parse_size, write_dataset  # noqa: PLC0415
-    from edgeecg.synth.records import parse_folds  # noqa: PLC0415
 
     if args.per_record is None and args.n is None:
         raise UsageError("--n is required (or --per-record K with --records)")

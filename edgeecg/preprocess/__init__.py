@@ -3,12 +3,7 @@
 Only numpy, OpenCV and the Runner protocol: no ultralytics or torch at run time.
 """
 
-from edgeecg.preprocess.clahe import apply_clahe
-from edgeecg.preprocess.cornermodel import CornerModel
-from edgeecg.preprocess.corners import classical_corners, order_corners, quad_from_mask
-from edgeecg.preprocess.detector import Detection, Detector, decode, letterbox, nms
-from edgeecg.preprocess.geometry import crop_resize, paper_format, warp_matrix, warp_to_size
-from edgeecg.preprocess.preprocess import (
+from edgeecg.preprocess.chain import (
     Prepared,
     PreprocessConfig,
     Preprocessor,
@@ -16,6 +11,11 @@ from edgeecg.preprocess.preprocess import (
     save_debug_montage,
     to_model_input,
 )
+from edgeecg.preprocess.clahe import apply_clahe
+from edgeecg.preprocess.cornermodel import CornerModel
+from edgeecg.preprocess.corners import classical_corners, order_corners, quad_from_mask
+from edgeecg.preprocess.detector import Detection, Detector, decode, letterbox, nms
+from edgeecg.preprocess.geometry import crop_resize, paper_format, warp_matrix, warp_to_size
 from edgeecg.preprocess.sam import SamCorners
 from edgeecg.preprocess.verifier import Verifier
 

@@ -324,7 +324,7 @@ def landscape_order(quad: np.ndarray, reference: np.ndarray | None = None) -> np
 
     Of the two quarter-turns, the one whose corners lie closer to `reference` (the detector's keypoints)
     wins, else the turn that makes the old top-right the new top-left; either may be upside down, which
-    only the page's content can tell (the ECG check's upright output).
+    only the page's content can tell (the verifier's upright output).
     """
     turns = [np.roll(quad, -1, axis=0), np.roll(quad, 1, axis=0)]
     if reference is None or not is_valid_quad(reference, min_area=16.0):

@@ -1,4 +1,4 @@
-"""ECG check on the flattened page: a tiny CNN that tells an ECG from other paper.
+"""The verifier on the flattened page: a tiny CNN that tells an ECG from other paper.
 
 The detector finds paper; a table, a letter or graph paper is paper too, and a YOLO confidence alone let
 20-40% of such synthetic no-ECG sheets through at thresholds that keep the ECGs. The verifier looks at the

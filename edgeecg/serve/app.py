@@ -39,6 +39,7 @@ from edgeecg import LABELS
 from edgeecg._lazy import require
 from edgeecg.errors import EdgeECGError
 from edgeecg.io import DEFAULT_MAX_PIXELS, TooLarge, decode_image
+from edgeecg.pipeline import Pipeline
 from edgeecg.preprocess import debug_montage
 from edgeecg.serve.batcher import MicroBatcher, Overloaded
 
@@ -116,7 +117,6 @@ class Service:
     """The loaded pipeline, the batcher and the limits: what the routes call. Usable without HTTP."""
 
     def __init__(self, cfg: ServeConfig) -> None:
-        from edgeecg.pipeline import Pipeline  # noqa: PLC0415  (loads ONNX Runtime)
 
         self.cfg = cfg
         self.ready = False
@@ -185,7 +185,7 @@ class Service:
             if stage in STAGES:
                 self.metrics.stage.labels(stage).observe(ms / 1e3)
         if out.get("rejected"):
-            by = "ecg_check" if "ECG check" in (out.get("reason") or "") else "detector"
+            by = "verifier" if "verifier" in (out.get("reason") or "") else "detector"
             self.metrics.rejections.labels(by).inc()
 
     def model(self) -> dict[str, Any]:

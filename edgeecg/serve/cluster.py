@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeecg._lazy import require
+from edgeecg.pipeline import Pipeline
 from edgeecg.serve.app import ServeConfig, create_app
+
+# Imported inside functions, so they load only when used: ray and edgeecg.serve.app (FastAPI).
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,6 @@ class _PipelineWorker:
     """A Ray Data worker: one pipeline, kept for every batch it is given."""
 
     def __init__(self, bundle: str | None, backend: str, threads: int, batch: int, max_pixels: int) -> None:
-        from edgeecg.pipeline import Pipeline  # noqa: PLC0415
 
         self.pipe = Pipeline.from_bundle(bundle, backend=backend, threads=threads, batch_size=batch)
         self.pipe.activate()
@@ -96,7 +98,7 @@ def deployment(cfg: ServeConfig, replicas: int = 1, autoscale: tuple[int, int] |
         """One replica: the service's own app and pipeline; every request goes through that app."""
 
         def __init__(self, cfg: ServeConfig) -> None:
-            from edgeecg.serve.app import Service  # noqa: PLC0415
+            from edgeecg.serve.app import Service
 
             self.service = Service(cfg)
             self.app = create_app(cfg, self.service)

@@ -477,7 +477,7 @@ def weathered(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Paper and print far from our renderer's defaults, on the whole image (photometric only, so ground
     truth holds): another grid colour or none, a colour cast (aged, yellowed, thermal...), fibre or mesh
     texture, strong wrinkles and sharp creases, faded or heavy print, noise and blur. Each part is drawn
-    on or off at random; what the ECG check and classifier must not be thrown by (ecg-image-kit's
+    on or off at random; what the verifier and classifier must not be thrown by (ecg-image-kit's
     distortions and real archives are of this strength)."""
     out = img
     H, W = img.shape[:2]

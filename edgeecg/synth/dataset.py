@@ -33,8 +33,14 @@ import numpy as np
 
 from edgeecg import LABELS, __version__
 from edgeecg.errors import InputError, UsageError
-from edgeecg.synth.record import ECGRecord
-from edgeecg.synth.records import RecordEntry, record_index, select_records
+from edgeecg.synth.artefacts import weathered
+from edgeecg.synth.ecgrecord import ECGRecord
+from edgeecg.synth.real_records import RecordEntry, load_record, record_index, select_records
+from edgeecg.synth.render import RenderConfig
+from edgeecg.synth.scenes import make_scene
+from edgeecg.synth.waveforms import simulate
+
+# Imported inside functions, so they load only when used: optional or heavy libraries (tqdm).
 
 if TYPE_CHECKING:  # both are imported in the workers, when first needed
     from edgeecg.synth.render import RenderConfig
@@ -195,7 +201,6 @@ class _Worker:
         self.__init__(state["cfg"], state["entries"])
 
     def _load(self, entry: RecordEntry) -> ECGRecord:
-        from edgeecg.synth.records import load_record  # noqa: PLC0415
 
         record = self._decoded.get(entry.path)
         if record is None:
@@ -206,7 +211,6 @@ class _Worker:
         return record
 
     def __call__(self, index: int) -> dict:
-        from edgeecg.synth.scenes import make_scene  # noqa: PLC0415 (heavy-ish; loaded in workers)
 
         cfg = self.cfg
         rng = item_rng(cfg.seed, index)
@@ -232,7 +236,6 @@ class _Worker:
     def _record(self, index: int, rng: np.random.Generator) -> tuple[ECGRecord, RecordEntry | None]:
         """The item's record and its entry: a real one (the index's with `per_record`, else one drawn),
         or simulated (entry None) without records or where a drawn one is unusable."""
-        from edgeecg.synth.waveforms import simulate  # noqa: PLC0415
 
         cfg = self.cfg
         record = entry = None
@@ -268,8 +271,6 @@ class _Worker:
             size = frame_size(size, float(np.exp(aux.uniform(np.log(lo), np.log(hi)))))
         render = None
         if record is not None and cfg.bare > 0 and aux.random() < cfg.bare:
-            from edgeecg.synth.render import RenderConfig  # noqa: PLC0415
-
             # drawn from rng exactly as make_scene would, so only these two settings change
             render = replace(RenderConfig.random(rng), header=False, calibration=False)
         return size, render
@@ -280,8 +281,6 @@ class _Worker:
         if cfg.weathered > 0:
             wr = np.random.default_rng([cfg.seed, index, 2])  # a stream of its own, as above
             if wr.random() < cfg.weathered:
-                from edgeecg.synth.artefacts import weathered  # noqa: PLC0415
-
                 image = weathered(image, wr)  # photometric only: the geometry holds
         return image
 
@@ -379,7 +378,7 @@ def _plan(cfg: SynthConfig) -> tuple[SynthConfig, list[RecordEntry]]:
 def _write_items(cfg: SynthConfig, worker: _Worker, progress: bool) -> tuple[int, dict[str, int]]:
     """Make every item (in this process or a pool) and write labels.csv and geometry.jsonl in index order;
     return the number of ECG images and the positives per label."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     out = Path(cfg.out)
     bar = tqdm(total=cfg.n, desc="synth", unit="img", disable=not progress, dynamic_ncols=True)

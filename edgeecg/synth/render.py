@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edgeecg import LEADS
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeecg.synth import artefacts as art
 from edgeecg.synth import textures
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.render import PAPER_MM, Geometry, RenderConfig, draw_grid, render_page, solid
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeecg import LABELS, LEADS
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 
 logger = logging.getLogger(__name__)
 

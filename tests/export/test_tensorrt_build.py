@@ -142,11 +142,11 @@ def test_build_plans_for_bundle_and_check_parity(bundle, tmp_path):
     from edgeecg.pipeline import Pipeline
 
     pages = [np.random.default_rng(i).integers(0, 255, (300, 400, 3), np.uint8) for i in range(6)]
-    with Pipeline.from_bundle(copy, backend="auto", batch_size=8, ecg_check=False) as trt_p:
+    with Pipeline.from_bundle(copy, backend="auto", batch_size=8, use_verifier=False) as trt_p:
         assert trt_p.backend == "tensorrt" and trt_p.batch_size == 4
         assert all(isinstance(r, TensorRTRunner) for r in trt_p.ensemble.runners)
         got = trt_p.run(pages)
-    with Pipeline.from_bundle(copy, backend="onnxruntime", ecg_check=False) as ort_p:
+    with Pipeline.from_bundle(copy, backend="onnxruntime", use_verifier=False) as ort_p:
         want = ort_p.run(pages)
     for g, w in zip(got, want, strict=True):
         assert g.rejected == w.rejected

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def bundled_chain():
-    """The default bundle's pre-processing chain (detector, corners, corner model, ECG check)."""
+    """The default bundle's pre-processing chain (detector, corners, corner model, verifier)."""
     from edgeecg.bundle import default_bundle_dir
     from edgeecg.pipeline import Pipeline
 

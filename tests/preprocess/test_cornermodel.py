@@ -90,15 +90,15 @@ def test_the_chain_asks_the_model_only_where_the_edges_do_not_show(tmp_path):
     offsets = np.array([0.03, 0.02, -0.02, 0.03, -0.03, -0.02, 0.02, -0.03], np.float32)  # shrink
     path = constant_corner_model_onnx(tmp_path / "c.onnx", offsets, SIZE)
     with OnnxRuntimeRunner(path, threads=1) as r:
-        placer = CornerModel(r, SIZE, 0.1)
+        corner_model = CornerModel(r, SIZE, 0.1)
         # clear edges on a dark desk: refinement finds all four sides, the model is not asked
         desk = make_hand_scene((800, 600), seed=4).image
-        plain, asked = _warp()(desk), _warp(placer)(desk)
+        plain, asked = _warp()(desk), _warp(corner_model)(desk)
         assert "+model" not in asked.corner_source
         np.testing.assert_array_equal(asked.corners, plain.corners)
         # white on white: no side found, the model's corners are used (no clear edge to snap them onto)
         lid = white_on_white_scene((800, 600), seed=4).image
-        rough, placed = _warp()(lid), _warp(placer)(lid)
+        rough, placed = _warp()(lid), _warp(corner_model)(lid)
         assert "+model" in placed.corner_source and "+model" not in rough.corner_source
         want = cv2.perspectiveTransform((UNIT + offsets.reshape(4, 2))[None], unit_homography(rough.corners))[
             0

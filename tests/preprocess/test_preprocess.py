@@ -164,7 +164,7 @@ def test_warp_box_follows_the_edges_found_inside_the_frame(tmp_path):
 
 
 def test_corner_source_is_typed_state_shown_as_one_string():
-    from edgeecg.preprocess.preprocess import CornerSource
+    from edgeecg.preprocess.chain import CornerSource
 
     assert str(CornerSource("classical", refined=True, model=True, landscape=True, turned=True)) == (
         "classical+refined+model+landscape+turned"
@@ -173,7 +173,7 @@ def test_corner_source_is_typed_state_shown_as_one_string():
 
 
 def test_the_box_from_edges_needs_the_sides_found_and_an_unmoved_frame_side_is_only_the_search_region():
-    from edgeecg.preprocess.preprocess import CornerSource, _box_from_corners
+    from edgeecg.preprocess.chain import CornerSource, _box_from_corners
 
     plain, refined, placed = (
         CornerSource("classical"),
@@ -228,9 +228,9 @@ def test_landscape_order_takes_the_quarter_turn_nearest_the_keypoints():
     np.testing.assert_array_equal(landscape_order(portrait, keypoints), np.roll(portrait, 1, axis=0))
 
 
-def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundled_chain):
+def test_below_the_detector_threshold_the_verifier_judges_the_whole_frame(bundled_chain):
     """A sheet the detector is unsure of (here: its threshold raised above every confidence) is not turned
-    away by the detector when an ECG check stands behind it: the check looks at the whole frame, keeps an
+    away by the detector when a verifier stands behind it: the check looks at the whole frame, keeps an
     ECG and turns away a picture without one, with its own reason."""
     import dataclasses
     from pathlib import Path
@@ -249,7 +249,7 @@ def test_below_the_detector_threshold_the_ecg_check_judges_the_whole_frame(bundl
     kept = unsure(page)
     assert kept.rejected is None and kept.confidence < 0.999 and kept.image is not None
     gone = unsure(blank)
-    assert gone.rejected is not None and "ECG check" in gone.rejected
+    assert gone.rejected is not None and "verifier" in gone.rejected
     strict = Preprocessor(
         dataclasses.replace(unsure.cfg, full_frame_check=False),
         bundled_chain.detector,

@@ -1,5 +1,5 @@
 """A sheet lying a quarter-turn round in the picture and running off the frame: the corner model places
-its hidden corners, and the ECG check says which way up the page reads (the bundled chain, synthetic
+its hidden corners, and the verifier says which way up the page reads (the bundled chain, synthetic
 photos drawn as `edgeecg synth --style photo --seed 611 --size 1024x768` draws its items 85, 157 and 407)."""
 
 from __future__ import annotations
@@ -37,6 +37,6 @@ def test_a_sheet_a_quarter_turn_round_and_cut_by_the_frame_comes_out_upright(bun
     assert "+model" in prep.corner_source and "+landscape" in prep.corner_source
     assert _order_off(prep.corners, quad) == 0
     assert np.linalg.norm(prep.corners - quad, axis=1).mean() < 0.03 * np.hypot(w, h)
-    # without the ECG check the frame-cut outline cannot say which way the sheet lies: the frame's way stays
+    # without the verifier the frame-cut outline cannot say which way the sheet lies: the frame's way stays
     unchecked = Preprocessor(chain.cfg, chain.detector, chain.out_size, corner_model=chain.corner_model)(img)
     assert _order_off(unchecked.corners, quad) != 0

@@ -63,7 +63,7 @@ def test_full_frame_scans_keep_the_page(realdata, name):
 
 
 def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
-    """The shipped detector, corners, refinement and ECG check on real photos and scans (README figures).
+    """The shipped detector, corners, refinement and verifier on real photos and scans (README figures).
 
     Every image gives a page: none is turned away as "no ECG found". No real page is turned upside down
     (the check's upright output is unsure on real pages; it may only act when it is sure).

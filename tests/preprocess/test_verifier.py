@@ -1,4 +1,4 @@
-"""The ECG check on the pre-processed page: scores, rejection, manifest section, bad outputs."""
+"""The verifier on the pre-processed page: scores, rejection, manifest section, bad outputs."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_a_page_below_the_threshold_is_rejected(verifier):
     assert bright.rejected is None and bright.ecg_score > 0.99 and "verify" in bright.timings
     dark = Preprocessor(cfg, None, OUT, verifier=verifier)(np.full((48, 96, 3), 20, np.uint8), debug=True)
     assert dark.image is None and dark.ecg_score < 0.01
-    assert dark.rejected == f"no ECG found (ECG check {dark.ecg_score:.2f} < 0.50)"
+    assert dark.rejected == f"no ECG found (verifier {dark.ecg_score:.2f} < 0.50)"
     assert "input" in dark.stages
 
 
@@ -78,7 +78,7 @@ def test_a_bundle_with_a_verifier_checks_every_page(tmp_path):
     set_threshold(0.9999)
     with Pipeline.from_bundle(bundle, backend="onnxruntime", threads=1) as pipe:
         (r,) = pipe.run([scene(box=(60, 50, 420, 300))])
-    assert r.rejected and r.probabilities is None and r.reason.startswith("no ECG found (ECG check")
+    assert r.rejected and r.probabilities is None and r.reason.startswith("no ECG found (verifier")
     with open(bundle / "verifier.onnx", "ab") as f:
         f.write(b"\0")
     with pytest.raises(BundleError, match="verifier.onnx does not match"):
@@ -100,8 +100,14 @@ def test_the_check_can_be_switched_off(tmp_path):
     m = json.loads((bundle / "manifest.json").read_text())
     m["verifier"] = file_entry(bundle, "verifier.onnx", input_size=list(OUT), threshold=0.9999)
     (bundle / "manifest.json").write_text(json.dumps(m))
-    with Pipeline.from_bundle(bundle, backend="onnxruntime", threads=1, ecg_check=False) as pipe:
+    with Pipeline.from_bundle(bundle, backend="onnxruntime", threads=1, use_verifier=False) as pipe:
         (r,) = pipe.run([scene(box=(60, 50, 420, 300))])
+    assert r.ok and r.ecg_score is None
+    # the keyword's name before the component had one name still works, with a warning
+    with pytest.warns(DeprecationWarning, match="use_verifier"):
+        old = Pipeline.from_bundle(bundle, backend="onnxruntime", threads=1, ecg_check=False)
+    with old:
+        (r,) = old.run([scene(box=(60, 50, 420, 300))])
     assert r.ok and r.ecg_score is None
 
 
@@ -147,7 +153,7 @@ def test_the_check_sees_the_page_made_at_its_own_size(verifier):
         got = Preprocessor(cfg, None, big, verifier=verifier)(scene.image, debug=True)
         assert got.image is not None and got.image.shape[:2] == big
         at_its_size = Preprocessor(cfg, None, OUT)(scene.image).image
-        np.testing.assert_array_equal(got.stages["ecg check"], at_its_size)
+        np.testing.assert_array_equal(got.stages["verifier"], at_its_size)
         assert got.ecg_score == pytest.approx(verifier.score(at_its_size))
         same = Preprocessor(cfg, None, OUT, verifier=verifier)(scene.image, debug=True)
-        assert "ecg check" not in same.stages  # at the check's size the classifier's page is the check's
+        assert "verifier" not in same.stages  # at the check's size the classifier's page is the check's

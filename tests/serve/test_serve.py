@@ -115,7 +115,7 @@ def test_health_ready_model_metrics_and_page(client):
     text = client.get("/metrics").text
     assert 'edgeecg_requests_total{code="200"}' in text and 'edgeecg_requests_total{code="400"}' in text
     assert 'edgeecg_stage_seconds_count{stage="classify"}' in text and "edgeecg_queue_depth 0.0" in text
-    assert "edgeecg_batch_size_count" in text and 'edgeecg_rejections_total{by="ecg_check"}' in text
+    assert "edgeecg_batch_size_count" in text and 'edgeecg_rejections_total{by="verifier"}' in text
     page = client.get("/").text
     assert 'capture="environment"' in page and 'accept="image/*"' in page
     assert "http://" not in page and "https://" not in page, "the page must work offline: no CDN"

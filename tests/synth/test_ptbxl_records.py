@@ -13,7 +13,7 @@ import pytest
 
 from edgeecg import LABELS, LEADS
 from edgeecg.errors import UsageError
-from edgeecg.synth import records as R
+from edgeecg.synth import real_records as R
 from edgeecg.synth.dataset import SynthConfig, write_dataset
 
 wfdb = pytest.importorskip("wfdb")

@@ -11,9 +11,9 @@ from fixtures import ecg_measure as M
 
 from edgeecg import LABELS, LEADS
 from edgeecg.errors import EdgeECGError
-from edgeecg.synth import records as R
+from edgeecg.synth import real_records as R
 from edgeecg.synth import waveforms as W
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.snomed import snomed_to_superclasses
 
 wfdb = pytest.importorskip("wfdb")

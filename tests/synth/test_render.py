@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeecg import LEADS
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.render import GRID_COLORS, Geometry, RenderConfig, render_page
 
 LABELS0 = {"MI": 0, "AF": 0, "HYP": 0, "CD": 0, "STTC": 0}

@@ -8,7 +8,7 @@ import pytest
 
 from edgeecg import LEADS
 from edgeecg.synth import artefacts as art
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.render import RenderConfig
 from edgeecg.synth.scenes import Scene, camera_quad, make_scene
 

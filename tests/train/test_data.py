@@ -207,7 +207,7 @@ def test_the_corner_models_passes_are_part_of_the_cache_key(tmp_path):
     assert key({"passes": 3}) != one and key({"passes": 3}).endswith("x3")
 
 
-def test_the_ecg_check_in_stage_ii_pre_processing_is_part_of_the_cache_key(tmp_path):
+def test_the_verifier_in_stage_ii_pre_processing_is_part_of_the_cache_key(tmp_path):
     from edgeecg.train.config import TrainConfig
     from edgeecg.train.data import preprocess_key
 

@@ -1,4 +1,4 @@
-"""`edgeecg-train detector calibrate --verifier`: the detector's threshold chosen with the ECG check behind it,
+"""`edgeecg-train detector calibrate --verifier`: the detector's threshold chosen with the verifier behind it,
 on real (hand-made) ONNX models with known outputs and real synthetic scenes."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def detector(tmp_path) -> Path:
 
 
 def _check(path: Path, logit: float) -> Path:
-    """An ECG check that says `logit` of every page."""
+    """A verifier that says `logit` of every page."""
     constant_onnx(path, "page", [1, 3, 32, 64], "logit", np.array([[logit]], np.float32))
     path.with_suffix(".json").write_text(json.dumps({"input_size": [32, 64], "threshold": 0.5}))
     return path

@@ -63,7 +63,7 @@ def test_threaded_cache_build_equals_the_serial_one(detector, tmp_path):
     assert np.asarray(serial.data).std() > 10  # real pages, not blanks
 
 
-def test_hook_with_the_ecg_check_turns_as_serving_does_and_never_rejects(detector, tmp_path):
+def test_hook_with_the_verifier_turns_as_serving_does_and_never_rejects(detector, tmp_path):
     from fixtures.handmade import brightness_verifier_onnx
 
     from edgeecg.backends.onnxruntime import OnnxRuntimeRunner

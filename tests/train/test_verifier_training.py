@@ -1,4 +1,4 @@
-"""ECG check training: pages through the runtime chain, a real torch CNN, ONNX export, threshold rule."""
+"""Verifier training: pages through the runtime chain, a real torch CNN, ONNX export, threshold rule."""
 
 from __future__ import annotations
 
@@ -184,5 +184,5 @@ def test_calibrate_only_rechooses_the_threshold_of_a_trained_check(sets, tmp_pat
     assert (tmp_path / "v" / "verifier.onnx").read_bytes() == onnx  # the model is untouched
     from edgeecg.errors import UsageError
 
-    with pytest.raises(UsageError, match="no trained ECG check"):
+    with pytest.raises(UsageError, match="no trained verifier"):
         V.calibrate(V.VerifierConfig(**{**kw, "out": str(tmp_path / "nothing")}))

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeecg import LABELS, LEADS, _lazy
 from edgeecg.errors import EdgeECGError, UsageError
-from edgeecg.synth.record import ECGRecord
+from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.snomed import snomed_to_superclasses
 from edgeecg.synth.waveforms import lowpass
 

@@ -55,10 +55,10 @@ KEYPOINT_MIN_CONF = 0.5  # below this a predicted corner is treated as unknown (
 # refined-side support (of 4) from which the sheet's bounding box replaces the detector's
 BOX_FROM_EDGES = 3.0
 REFINE_WORK_SIZE = 512  # longest side of the copy corners are found and refined on
-# A warped page is turned by 180 degrees when the ECG check's upright probability falls below this. That
-# output is trained on balanced classes (half the pages turned), while about 2% of sheets come out of the
-# chain upside down (1.5% of the tuning scenes): by Bayes, turning pays only below that prior. (At 0.5 it
-# turned 21 of 58 real photos, on which the output hovers around 0.1-0.6.)
+# A warped page is turned by 180 degrees when the verifier's upright probability falls below this. That
+# output is trained on balanced classes (half the pages turned), while only a few percent of sheets come out
+# of the chain upside down: by Bayes, turning pays only below that prior. On real photos the output is unsure
+# (mid-range), so an even threshold would turn many; tests/preprocess/test_realdata.py checks none is.
 UPRIGHT_MIN = 0.02
 # ECG sheets are printed landscape, so a quad that reads portrait is a quarter-turn off; which of the two
 # quarter-turns is right is even odds, so there the check's upright output decides at an even threshold.
@@ -84,7 +84,7 @@ class PreprocessConfig:
         clahe_tiles: CLAHE tile grid (columns, rows).
         clahe_space: lab (equalise L, keep colour) | gray | none (no CLAHE).
         conf_threshold: detections scoring below this mean "no ECG found".
-        full_frame_check: below conf_threshold, a chain with an ECG check lets the check judge the whole
+        full_frame_check: below conf_threshold, a chain with a verifier lets the check judge the whole
             frame (a scan or render edge to edge whose sheet edges are lost in texture) instead of turning
             the picture away; without a check the detector alone decides.
     """
@@ -169,7 +169,7 @@ class CornerSource:
         refined: refinement moved them onto the sheet's edges.
         model: the corner model placed them (where no clear edge showed).
         landscape: turned a quarter: the quad read portrait.
-        turned: turned by 180 degrees: the ECG check read the page upside down.
+        turned: turned by 180 degrees: the verifier read the page upside down.
         unmodelled: the corner model's page was turned away, the sheet as found before it was not, and won.
     """
 
@@ -241,7 +241,7 @@ class Preprocessor:
         detector: the paper detector, or None to take the whole image as the paper (see module doc).
         out_size: model input (h, w).
         sam: SAM corner finder, needed when cfg.mode is warp and cfg.corners is sam.
-        verifier: ECG check on the pre-processed page; pages it scores below its threshold are rejected.
+        verifier: verifier on the pre-processed page; pages it scores below its threshold are rejected.
         corner_model: warp: places the corners from the sheet's content where refinement did not find all
             four edges clearly; sides with a clear edge are snapped onto it again.
     """
@@ -267,7 +267,7 @@ class Preprocessor:
         self.corner_model = corner_model
 
     def __call__(self, img_bgr: np.ndarray, debug: bool = False) -> Prepared:
-        """Pre-process one image: detect, flatten (or crop / resize), CLAHE, the ECG check. One pass over one
+        """Pre-process one image: detect, flatten (or crop / resize), CLAHE, the verifier. One pass over one
         image, stage by stage and timed; each stage's decisions live in its helper (_detect, _sheet, _page).
 
         Long but linear: the stages hand a dozen values (box, corners, source, page, check) down the pass,
@@ -346,14 +346,14 @@ class Preprocessor:
                     paper = paper_format(corners)[0]
             timings["verify"] = time.perf_counter() - t0
             if ecg_score < self.verifier.threshold:
-                reason = f"no ECG found (ECG check {ecg_score:.2f} < {self.verifier.threshold:.2f})"
+                reason = f"no ECG found (verifier {ecg_score:.2f} < {self.verifier.threshold:.2f})"
         timings["total"] = time.perf_counter() - t_start
         if debug:
             label = f"conf {confidence:.2f}" + (f", corners: {source}" if source else "")
-            label += f", ECG check {ecg_score:.2f}" if ecg_score is not None else ""
+            label += f", verifier {ecg_score:.2f}" if ecg_score is not None else ""
             stages.update({"input": _draw(img, box, corners, label), stage: out, "clahe": eq})
             if check_page is not None and check_page is not eq:
-                stages["ecg check"] = check_page
+                stages["verifier"] = check_page
         shown = str(source) if source is not None else None
         page = eq if reason is None else None
         return Prepared(page, box, corners, confidence, reason, timings, stages, shown, paper, ecg_score)
@@ -362,7 +362,7 @@ class Preprocessor:
         self, img: np.ndarray, timings: dict[str, float]
     ) -> tuple[Detection | None, float, str | None]:
         """(the detector's best sheet, its confidence, why the picture is turned away or None). Without a
-        detector the whole frame is the sheet (confidence 1). Below the threshold a chain with an ECG check
+        detector the whole frame is the sheet (confidence 1). Below the threshold a chain with a verifier
         and `full_frame_check` goes on without a sheet: the frame itself may be the page (a scan or render
         edge to edge, its edges lost in texture), and the check decides on the whole frame."""
         cfg = self.cfg
@@ -380,7 +380,7 @@ class Preprocessor:
         self, img: np.ndarray, det: Detection | None, box: np.ndarray | None, full: np.ndarray
     ) -> tuple[np.ndarray, CornerSource, np.ndarray | None, bool, tuple | None, np.ndarray | None]:
         """Warp mode: the sheet's corners, turned a quarter where the quad reads portrait, and the box they
-        bound where that beats the detector's. Returns (corners, source, box, quarter-turned, the ECG check's
+        bound where that beats the detector's. Returns (corners, source, box, quarter-turned, the verifier's
         (page, assessment) when deciding the turn already made and scored the chosen page, else None, the
         corners before the corner model moved them where it did and no quarter-turn followed, else None)."""
         h, w = img.shape[:2]
@@ -397,7 +397,7 @@ class Preprocessor:
         if portrait and not whole and source.model and self.verifier is not None:
             # The frame cut the sheet, but the corner model placed its hidden corners too, so the outline is
             # the whole sheet's; whether that is a sheet lying a quarter-turn round or a portrait crop of a
-            # page, the content says: the ECG check scores both ways up.
+            # page, the content says: the verifier scores both ways up.
             turned_look, kept_look = (self._check_look(img, quad) for quad in (turned, corners))
             quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
             known_check = turned_look if quarter else kept_look
@@ -432,7 +432,7 @@ class Preprocessor:
     def _check_page(
         self, img: np.ndarray, flat: np.ndarray | None, region: np.ndarray | None = None
     ) -> np.ndarray:
-        """The page as the ECG check reads it: made at the check's own size, then CLAHE."""
+        """The page as the verifier reads it: made at the check's own size, then CLAHE."""
         cfg = self.cfg
         page = self._page(img, flat, region, self.verifier.input_size)
         return apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
