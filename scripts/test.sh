@@ -27,7 +27,11 @@ esac
 "$venv/bin/python" -m pip install -q "${upgrade[@]}" pip
 # torch first: the CPU-capable wheels this project is built and tested with (the lock pins the same).
 "$venv/bin/python" -m pip install -q "${upgrade[@]}" "${torch[@]}"
-"$venv/bin/python" -m pip install -q "${upgrade[@]}" -e '.[train,serve,dev]'
+extras=train,serve,dev
+# the slow tests include scale-out on a local Ray cluster: the (large) ray extra only when they are asked for
+case " $* " in *slow*) extras+=",ray" ;; esac
+[ "${EDGEECG_WITH_RAY:-0}" = 1 ] && [[ $extras != *ray* ]] && extras+=",ray"
+"$venv/bin/python" -m pip install -q "${upgrade[@]}" -e ".[$extras]"
 # ultralytics pulls GUI opencv-python beside the headless build; put headless back on top.
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps opencv-python-headless
 echo "test environment: $deps ($("$venv/bin/python" -c 'import numpy, onnxruntime, torch; print(f"numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}, torch {torch.__version__}")'))"

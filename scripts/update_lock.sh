@@ -4,7 +4,8 @@
 # then commit it with the code that needed it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EDGEECG_DEPS=latest bash scripts/test.sh "$@"
+# with the ray extra too, so that its pins stay in the lock for `scripts/test.sh -m slow`
+EDGEECG_DEPS=latest EDGEECG_WITH_RAY=1 bash scripts/test.sh "$@"
 {
   echo "# The test environment scripts/test.sh installs: every package pinned, transitive ones included."
   echo "# Written by scripts/update_lock.sh after a green run on $(uname -m), Python $(.venv-latest/bin/python -c 'import platform; print(platform.python_version())'), $(date -u +%F)."
