@@ -298,7 +298,7 @@ class Preprocessor:
         source: CornerSource | None = None
         paper = None
         quarter = False
-        known_check = fallback = None
+        known_look = fallback = None
         region = full
         t0 = time.perf_counter()
         if cfg.mode == "none":
@@ -307,7 +307,7 @@ class Preprocessor:
             region = expand_box(box, cfg.margin, (h, w)) if box is not None else full
             stage = "crop"
         else:
-            corners, source, box, quarter, known_check, fallback = self._sheet(img, det, box, full)
+            corners, source, box, quarter, known_look, fallback = self._sheet(img, det, box, full)
             timings["corners"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             paper = paper_format(corners)[0]
@@ -321,16 +321,16 @@ class Preprocessor:
         eq = apply_clahe(out, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
         timings["clahe"] = time.perf_counter() - t0
         ecg_score = reason = None
-        check_page = None
+        verifier_page = None
         if self.verifier is not None:
             t0 = time.perf_counter()
             # the check reads pages made at its own size (it learned on those); where the classifier's page
             # is that size it is that very page
             own = eq.shape[:2] == tuple(self.verifier.input_size)
-            if known_check is None:  # (the quarter-turn may already have made and assessed this page)
-                known_check = (eq, self.verifier.assess(eq)) if own else self._check_look(img, flat, region)
-            check_page, (ecg_score, upright) = known_check
-            check_page = eq if own else check_page
+            if known_look is None:  # (the quarter-turn may already have made and assessed this page)
+                known_look = (eq, self.verifier.assess(eq)) if own else self._verifier_look(img, flat, region)
+            verifier_page, (ecg_score, upright) = known_look
+            verifier_page = eq if own else verifier_page
             turn_below = UPRIGHT_MIN_QUARTER if stage == "warp" and quarter else UPRIGHT_MIN
             if upright is not None and upright < turn_below and stage == "warp":
                 # the sheet lies turned by 180 degrees: its top-left is the opposite corner
@@ -341,7 +341,7 @@ class Preprocessor:
                 # the first look's orientation stands: the model keeps the found corners' order
                 second = self._second_look(img, np.roll(fallback, 2, axis=0) if source.turned else fallback)
                 if second is not None:  # a bad warp costs more than none: the sheet as found, unmoved
-                    corners, out, eq, ecg_score, check_page = second
+                    corners, out, eq, ecg_score, verifier_page = second
                     source = replace(source, model=False, unmodelled=True)
                     paper = paper_format(corners)[0]
             timings["verify"] = time.perf_counter() - t0
@@ -352,8 +352,8 @@ class Preprocessor:
             label = f"conf {confidence:.2f}" + (f", corners: {source}" if source else "")
             label += f", verifier {ecg_score:.2f}" if ecg_score is not None else ""
             stages.update({"input": _draw(img, box, corners, label), stage: out, "clahe": eq})
-            if check_page is not None and check_page is not eq:
-                stages["verifier"] = check_page
+            if verifier_page is not None and verifier_page is not eq:
+                stages["verifier"] = verifier_page
         shown = str(source) if source is not None else None
         page = eq if reason is None else None
         return Prepared(page, box, corners, confidence, reason, timings, stages, shown, paper, ecg_score)
@@ -392,21 +392,21 @@ class Preprocessor:
         portrait = paper_format(corners)[1] < 1.0
         whole = support is not None and support >= QUARTER_MIN_SUPPORT and not (left or right)
         quarter = whole and portrait
-        known_check = None
+        known_look = None
         turned = landscape_order(corners, det.corners if det is not None else None) if portrait else None
         if portrait and not whole and source.model and self.verifier is not None:
             # The frame cut the sheet, but the corner model placed its hidden corners too, so the outline is
             # the whole sheet's; whether that is a sheet lying a quarter-turn round or a portrait crop of a
             # page, the content says: the verifier scores both ways up.
-            turned_look, kept_look = (self._check_look(img, quad) for quad in (turned, corners))
+            turned_look, kept_look = (self._verifier_look(img, quad) for quad in (turned, corners))
             quarter = _look_score(*turned_look[1]) > _look_score(*kept_look[1])
-            known_check = turned_look if quarter else kept_look
+            known_look = turned_look if quarter else kept_look
         if quarter:
             corners, source, before_model = turned, replace(source, landscape=True), None
         if box is not None and _box_from_corners(corners, support, source, (h, w)):
             # the sheet's own outline bounds it better than the detector's box
             box = np.clip(np.r_[corners.min(0), corners.max(0)], 0, [w, h, w, h]).astype(np.float32)
-        return corners, source, box, quarter, known_check, before_model
+        return corners, source, box, quarter, known_look, before_model
 
     def _second_look(
         self, img: np.ndarray, quad: np.ndarray
@@ -415,12 +415,12 @@ class Preprocessor:
         the model moved it) when the check accepts it, as (corners, page, CLAHE page, ECG score, the check's
         page), else None. The model learned where hidden corners lie; on a picture whose frame is the sheet
         it can still push them out and skew the page."""
-        check_page, (score, _) = self._check_look(img, quad)
+        verifier_page, (score, _) = self._verifier_look(img, quad)
         if score < self.verifier.threshold:
             return None
         out = warp_to_size(img, quad, self.out_size)[0]
         eq = apply_clahe(out, self.cfg.clahe_clip, self.cfg.clahe_tiles, self.cfg.clahe_space)
-        return quad, out, eq, score, check_page
+        return quad, out, eq, score, verifier_page
 
     @staticmethod
     def _page(
@@ -429,7 +429,7 @@ class Preprocessor:
         """The page at `size`: the quad `flat` warped flat, or (without one) the box `region` resized."""
         return crop_resize(img, region, size) if flat is None else warp_to_size(img, flat, size)[0]
 
-    def _check_page(
+    def _verifier_page(
         self, img: np.ndarray, flat: np.ndarray | None, region: np.ndarray | None = None
     ) -> np.ndarray:
         """The page as the verifier reads it: made at the check's own size, then CLAHE."""
@@ -437,12 +437,12 @@ class Preprocessor:
         page = self._page(img, flat, region, self.verifier.input_size)
         return apply_clahe(page, cfg.clahe_clip, cfg.clahe_tiles, cfg.clahe_space)
 
-    def _check_look(
+    def _verifier_look(
         self, img: np.ndarray, corners: np.ndarray | None, region: np.ndarray | None = None
     ) -> tuple[np.ndarray, tuple[float, float | None]]:
         """The check's page of the sheet `corners` flatten (or of `region` resized), and its verdict (ECG
         score, upright)."""
-        page = self._check_page(img, corners, region)
+        page = self._verifier_page(img, corners, region)
         return page, self.verifier.assess(page)
 
     def _corners(
