@@ -19,7 +19,7 @@ from edgeecg import LABELS
 from edgeecg._lazy import require
 from edgeecg.bundle import sha256_file
 from edgeecg.errors import BundleError, UsageError
-from edgeecg.sidecar import read_json_object, read_sidecar, sidecar_path
+from edgeecg.sidecar import read_json_object, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,9 @@ def read_checkpoint(weights: str | Path) -> MemberCheckpoint:
     if not weights.is_file():
         raise UsageError(f"checkpoint {weights} does not exist")
     side = sidecar_path(weights)
-    meta = read_sidecar(
-        weights, missing=f"checkpoint {weights} has no JSON sidecar ({weights.with_suffix('.json').name})"
-    )
+    if side is None:
+        raise BundleError(f"checkpoint {weights} has no JSON sidecar ({weights.with_suffix('.json').name})")
+    meta = read_json_object(side)
     if not isinstance(meta.get("model"), str):
         raise BundleError(f"checkpoint sidecar {side} lacks the timm model name ('model')")
     if int(meta.get("num_classes", len(LABELS))) != len(LABELS):

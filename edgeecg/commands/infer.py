@@ -72,15 +72,18 @@ def _table_header() -> str:
     return f"{'image':<36} {'result':<18}" + "".join(f"{lab:>7}" for lab in LABELS) + f"{'ms':>9}"
 
 
-def _table_row(r) -> str:
-    name = r.image if len(r.image) <= 36 else "…" + r.image[-35:]
-    if r.error is not None:
-        return f"{name:<36} error: {r.error}"
-    if r.rejected:
-        return f"{name:<36} rejected: {r.reason}"
-    result = ", ".join(r.positive) or "none"
-    probs = "".join(f"{r.probabilities[lab]:>6.2f}{'*' if lab in r.positive else ' '}" for lab in LABELS)
-    return f"{name:<36} {result:<18}{probs}{r.timings.get('total', 0.0):>9.1f}"
+def _table_row(d: dict) -> str:
+    """One table row from a result's JSON object (`Result.to_dict()`, or a line from a Ray worker)."""
+    name = d["image"] if len(d["image"]) <= 36 else "…" + d["image"][-35:]
+    if "error" in d:
+        return f"{name:<36} error: {d['error']}"
+    if d["rejected"]:
+        return f"{name:<36} rejected: {d['reason']}"
+    result = ", ".join(d["positive"]) or "none"
+    probs = "".join(
+        f"{d['probabilities'][lab]:>6.2f}{'*' if lab in d['positive'] else ' '}" for lab in LABELS
+    )
+    return f"{name:<36} {result:<18}{probs}{d['timings_ms'].get('total', 0.0):>9.1f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for r in pipe.run_paths(paths, max_pixels=max_pixels, debug_dir=args.save_debug):
                 failed += r.error is not None
-                emit(r.to_json() if args.json else _table_row(r))
+                emit(r.to_json() if args.json else _table_row(r.to_dict()))
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -144,18 +147,7 @@ def _run_on_ray(args: argparse.Namespace, paths: list, max_pixels: int) -> int:
     )  # fmt: skip
     for d in results:
         failed += "error" in d
-        print(json.dumps(d, separators=(",", ":")) if args.json else _table_row_dict(d), flush=True)
+        print(json.dumps(d, separators=(",", ":")) if args.json else _table_row(d), flush=True)
     if failed:
         log.warning("%d of %d inputs failed", failed, len(paths))
     return 1 if failed else 0
-
-
-def _table_row_dict(d: dict) -> str:
-    name = d["image"] if len(d["image"]) <= 36 else "…" + d["image"][-35:]
-    if "error" in d:
-        return f"{name:<36} error: {d['error']}"
-    if d["rejected"]:
-        return f"{name:<36} rejected: {d['reason']}"
-    result = ", ".join(d["positive"]) or "none"
-    probs = "".join(f"{d['probabilities'][k]:>6.2f}{'*' if k in d['positive'] else ' '}" for k in LABELS)
-    return f"{name:<36} {result:<18}{probs}{d['timings_ms'].get('total', 0.0):>9.1f}"

@@ -418,7 +418,7 @@ class Preprocessor:
         verifier_page, (score, _) = self._verifier_look(img, quad)
         if score < self.verifier.threshold:
             return None
-        out = warp_to_size(img, quad, self.out_size)[0]
+        out = self._page(img, quad, None, self.out_size)
         eq = apply_clahe(out, self.cfg.clahe_clip, self.cfg.clahe_tiles, self.cfg.clahe_space)
         return quad, out, eq, score, verifier_page
 
