@@ -8,6 +8,8 @@ Rows (sets made by scripts/eval_realdata.py, scripts/train_verifier.sh and scrip
                             stored size and upscaled to 2200x1700
   photos                    ../shared/realdata/photos: 58 real photos and scans of ECGs (test only)
   val9_photo, val9w_photo   fold 9 of PTB-XL as photos, plain and on weathered paper (validation)
+  val9_worn                 fold 9 clean printouts at 2200x1700 through scripts/worn_copy.py (folds, crumples,
+                            turns, heavy noise, colour temperature; stored at half size, JPEG q85): validation
   test_neg                  held-out synthetic no-ECG scenes (a seed never trained or tuned on)
   photos_dev                real no-ECG photos (scikit-image samples) the threshold was chosen with
   scale 1/2, 1/4            fold-9 photos at 1/2 and 1/4 size: verdicts that differ from full size
@@ -71,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         (
             "val9w_photo (fold 9, weathered paper)",
             _images(ROOT / "data" / "val9w_photo" / "images"),
+            True,
+            {},
+        ),
+        (
+            "val9_worn (fold 9, heavily handled)",
+            _images(ROOT / "data" / "val9_worn" / "images"),
             True,
             {},
         ),

@@ -37,7 +37,7 @@ from edgeecg.preprocess.chain import PreprocessConfig
 from edgeecg.preprocess.clahe import apply_clahe
 from edgeecg.preprocess.geometry import RESAMPLER, warp_to_size
 from edgeecg.sidecar import read_json_object
-from edgeecg.synth.artefacts import weathered
+from edgeecg.synth.artefacts import heavy_wear, weathered
 from edgeecg.synth.dataset import parse_size
 from edgeecg.train.checkpoint import atomic_write_json
 from edgeecg.train.losses import logit
@@ -61,6 +61,9 @@ class VerifierConfig:
             seen as `crops_per_photo` random crops at random sizes.
         weathered: extra copies of every scene with `edgeecg.synth.artefacts.weathered` paper (other grid
             colours, casts, texture, strong wrinkles and creases, fading), for training and tuning alike.
+        worn: extra copies of every scene handled harder (`edgeecg.synth.artefacts.heavy_wear`: folds into
+            panels, crumpled texture, a turn with black corners, heavy noise, strong colour temperature: the
+            strengths another generator, ecg-image-kit, documents), for training and tuning alike.
         scales: every copy is rescaled by a factor drawn log-uniformly from this range before the chain, so
             the verdict cannot depend on the input's resolution.
         limit: at most this many scenes per dir, evenly spaced (0: all).
@@ -89,6 +92,7 @@ class VerifierConfig:
     tune_photos: tuple[str, ...] = ()
     crops_per_photo: int = 24
     weathered: int = 1
+    worn: int = 0
     scales: tuple[float, float] = (0.35, 1.6)
     limit: int = 0
     detector: str = ""
@@ -187,7 +191,10 @@ def _labelled_pages(
     cfg: VerifierConfig, scene_dirs: tuple[str, ...], photo_dirs: tuple[str, ...], cache: Path
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pages and labels of scene dirs and no-ECG photo folders together (each cached)."""
-    parts = [page_set(cfg, d, cache) for d in scene_dirs] + [photo_set(cfg, d, cache) for d in photo_dirs]
+    parts = [page_set(cfg, d, cache) for d in scene_dirs]
+    if cfg.worn:
+        parts += [worn_set(cfg, d, cache) for d in scene_dirs]
+    parts += [photo_set(cfg, d, cache) for d in photo_dirs]
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
@@ -199,11 +206,12 @@ def _cut(cfg: VerifierConfig, pos: np.ndarray, neg: np.ndarray) -> dict[str, flo
     return {**cal, "margin": float(logit(pos.min()) - logit(cal["threshold"]))}
 
 
-def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(pages uint8 [N, H, W, 3] BGR, labels float32 [N]: 1 = ECG) through the runtime chain, cached.
-
-    Every scene comes once as drawn and `cfg.weathered` times with weathered paper, each copy rescaled by a
-    random factor from `cfg.scales`; the randomness is fixed by the seed, the dir's name and the row."""
+def _scene_pages(
+    cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path, kind: str, n: int, copy
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` copies of every scene (`copy(img, rng, c)`), each rescaled by a random factor from `cfg.scales`,
+    through the runtime chain, cached under `kind`; the randomness is fixed by the seed, the dir's name, the
+    row and the copy."""
     from tqdm import tqdm
 
     from edgeecg.train.detector import scene_image, scene_rows
@@ -211,26 +219,42 @@ def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
     data_dir = Path(data_dir)
     rows = _spaced(scene_rows(data_dir), cfg.limit)
     geo = data_dir / "geometry.jsonl"
-    key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), *_copies_key(cfg)])
-    cache = cache_dir / f"{data_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    extra = [kind, n] if kind else []  # the plain pages keep the key they were first cached under
+    key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), *extra, *_copies_key(cfg)])
+    name = f"{data_dir.name}-{kind}" if kind else data_dir.name
+    cache = cache_dir / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
     tag = int(hashlib.sha256(data_dir.name.encode()).hexdigest()[:8], 16)
 
     def make() -> tuple[np.ndarray, np.ndarray]:
         hook = _hook(cfg)
         h, w = cfg.input_size
-        n = 1 + cfg.weathered
         pages = np.zeros((len(rows) * n, h, w, 3), np.uint8)
         labels = np.zeros(len(rows) * n, np.float32)
-        for i, row in enumerate(tqdm(rows, desc=f"pages {data_dir.name}", unit="img", disable=None)):
+        for i, row in enumerate(
+            tqdm(rows, desc=f"{kind or 'pages'} {data_dir.name}", unit="img", disable=None)
+        ):
             img = scene_image(data_dir, row)
             for c in range(n):
-                rng = np.random.default_rng([cfg.seed, tag, i, c])
-                src = weathered(img, rng) if c else img
-                pages[i * n + c] = hook(_rescaled(src, rng, cfg.scales))
+                rng = np.random.default_rng([cfg.seed, tag, i, c, *([11] if kind else [])])
+                pages[i * n + c] = hook(_rescaled(copy(img, rng, c), rng, cfg.scales))
                 labels[i * n + c] = row.get("paper_quad") is not None
         return pages, labels
 
     return _cached(cache, make)
+
+
+def page_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(pages uint8 [N, H, W, 3] BGR, labels float32 [N]: 1 = ECG) through the runtime chain, cached: every
+    scene once as drawn and `cfg.weathered` times with weathered paper."""
+    return _scene_pages(
+        cfg, data_dir, cache_dir, "", 1 + cfg.weathered, lambda img, rng, c: weathered(img, rng) if c else img
+    )
+
+
+def worn_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`cfg.worn` heavily handled copies of every scene (`heavy_wear`), cached on their own, so adding them
+    leaves `page_set`'s cache valid."""
+    return _scene_pages(cfg, data_dir, cache_dir, "worn", cfg.worn, lambda img, rng, c: heavy_wear(img, rng))
 
 
 def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -543,6 +567,12 @@ def main_verifier(argv: list[str] | None = None) -> int:
         help=f"weathered copies per scene (default {d.weathered})",
     )
     p.add_argument(
+        "--worn",
+        type=int,
+        default=d.worn,
+        help=f"heavily handled copies per scene: folds, crumples, turns, heavy noise (default {d.worn})",
+    )
+    p.add_argument(
         "--scales",
         default=f"{d.scales[0]}-{d.scales[1]}",
         help="range of the random rescale applied to every copy before the chain (default %(default)s)",
@@ -595,7 +625,7 @@ def main_verifier(argv: list[str] | None = None) -> int:
     h, w = parse_size(args.input_size, "--input-size", "96x192")
     cfg = VerifierConfig(
         data=tuple(args.data), tune=tuple(args.tune), photos=tuple(args.photos),
-        tune_photos=tuple(args.tune_photos), weathered=args.weathered, scales=_parse_scales(args.scales),
+        tune_photos=tuple(args.tune_photos), weathered=args.weathered, worn=args.worn, scales=_parse_scales(args.scales),
         limit=args.limit, detector=args.detector, out=args.out, input_size=(h, w),
         mode=args.mode, corners=args.corners, refine=args.refine, epochs=args.epochs,
         max_ecg_rejected=args.max_ecg_rejected, min_negatives_rejected=args.min_negatives_rejected,

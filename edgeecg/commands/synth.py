@@ -58,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "wrinkles and creases, faded print (default 0)",
     )
     p.add_argument(
+        "--worn",
+        type=float,
+        default=0.0,
+        help="fraction of images handled hard, as other generators distort pages: folds into panels, "
+        "crumpled texture, heavy noise, strong colour temperature (default 0)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes (output does not depend on it)"
     )
     p.add_argument("--jpeg-quality", type=int, default=92, help="JPEG quality of stored images")
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         aspect=parse_aspect(args.aspect) if args.aspect else None,
         bare=args.bare_pages,
         weathered=args.weathered,
+        worn=args.worn,
         labels=args.labels,
         folds=tuple(sorted(parse_folds(args.folds))) if args.folds else None,
         record_list=args.record_list,

@@ -509,3 +509,91 @@ def weathered(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         out = blur(out, rng, max_sigma=1.5)
     return out
+
+
+# ------------------------------------------------------------------------- heavily handled printouts
+
+
+def colour_temperature(img: np.ndarray, kelvin: float) -> np.ndarray:
+    """The image lit at `kelvin` instead of daylight: BGR gains of a black body (2000 K: orange, blue all
+    but gone; 15000 K: blue), as a camera with its white balance off would record it."""
+    t = kelvin / 100.0
+    r = 1.0 if t <= 66 else 1.2930 * (t - 60) ** -0.1332
+    g = 0.3901 * np.log(t) - 0.6318 if t <= 66 else 1.1299 * (t - 60) ** -0.0755
+    b = 1.0 if t >= 66 else (0.0 if t <= 19 else 0.5432 * np.log(t - 10) - 1.1963)
+    gains = np.clip(np.array([b, g, r], np.float32), 0.0, 1.0)
+    return np.clip(img.astype(np.float32) * gains, 0, 255).astype(np.uint8)
+
+
+def fold_grid_field(shape_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """[H, W] gain of a sheet folded into panels: 1-10 evenly spaced folds each way (at any angle), each a
+    bright ridge with fainter ridges beside it, the strength of ecg-image-kit's creases."""
+    H, W = shape_hw
+    field = np.ones((H, W), np.float32)
+    base = rng.uniform(0, np.pi / 2)
+    scale = max(H, W) / 2200  # the kit draws its folds on 2200 px pages
+    for ang in (base, base + np.pi / 2):
+        d = np.array([np.cos(ang), np.sin(ang)])
+        nrm = np.array([-d[1], d[0]])
+        span = abs(nrm[0]) * W + abs(nrm[1]) * H
+        n = int(rng.integers(1, 11))
+        for k in range(1, n + 1):
+            mid = np.array([W / 2, H / 2]) + nrm * (k / (n + 1) - 0.5) * span
+            for off, gain in ((0, 1.25), (-5, 1.15), (5, 1.15), (-10, 1.05), (10, 1.05)):
+                p = mid + nrm * off * scale
+                a, b = (p - d * (H + W)).astype(int), (p + d * (H + W)).astype(int)
+                cv2.line(
+                    field, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), gain, max(1, round(5 * scale))
+                )
+    return cv2.GaussianBlur(field, (3, 3), 0)
+
+
+def crumple_texture(shape_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """[H, W] grey texture of crumpled paper in [0, 1], mean ~0.4: sharp ridges at several scales (the
+    zero crossings of smooth noise) over lit slopes."""
+    H, W = shape_hw
+    h, w = max(H // 4, 8), max(W // 4, 8)
+    acc = np.zeros((h, w), np.float32)
+    for blobs, weight in ((5, 1.0), (12, 0.7), (28, 0.45)):
+        n = _smooth_noise((h, w), rng, blobs)
+        n /= max(float(np.abs(n).max()), 1e-6)
+        gy, gx = np.gradient(n)
+        ang = rng.uniform(0, 2 * np.pi)
+        slope = gx * np.cos(ang) + gy * np.sin(ang)
+        ridge = rng.choice([-1.0, 1.0]) * 0.3 * np.exp(-((n / 0.04) ** 2))  # a fold line, dark or bright
+        acc += weight * (slope / max(float(np.abs(slope).max()), 1e-6) + ridge)
+    acc = (acc - acc.mean()) / max(float(acc.std()), 1e-6)
+    tex = cv2.resize(acc, (W, H), interpolation=cv2.INTER_CUBIC)
+    return np.clip(0.4 + rng.uniform(0.08, 0.16) * tex, 0.0, 1.0)
+
+
+def heavy_wear(img: np.ndarray, rng: np.random.Generator, turn: bool = True) -> np.ndarray:
+    """A printout handled the way ecg-image-kit distorts its pages, at the strengths its generator
+    documents: another grid colour, folds into panels, a crumpled texture blended in hard light, a turn
+    of up to 8 degrees with the cut-off corners black (`turn`; it moves the page), grey noise of
+    sigma up to 50, a crop of up to 1% and a strong colour temperature (2000-4000 K or 10000-20000 K).
+    Stronger than `weathered`: what a verifier and a classifier meet in other generators' pages."""
+    H, W = img.shape[:2]
+    out = img
+    if rng.random() < 0.5:
+        out = hue_turn(out, rng.uniform(-180, 180))
+    x = out.astype(np.float32) / 255.0
+    if rng.random() < 0.5:
+        x *= fold_grid_field((H, W), rng)[..., None]
+    if rng.random() < 0.5:
+        t = crumple_texture((H, W), rng)[..., None]
+        x = np.clip(x, 0.0, 1.0)
+        x = np.where(t > 0.6, 1.0 - 2.0 * (1.0 - x) * (1.0 - t), 2.0 * x * t)  # hard light
+    x = np.clip(x * 255.0, 0, 255)
+    if turn:
+        m = cv2.getRotationMatrix2D((W / 2, H / 2), float(rng.integers(-8, 9)), 1.0)
+        x = cv2.warpAffine(x, m, (W, H), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    x += rng.normal(0.0, float(rng.integers(1, 51)), (H, W, 1)).astype(np.float32)
+    if rng.random() < 0.5:
+        c = rng.uniform(0, 0.01)
+        y0, x0 = int(c * H), int(c * W)
+        if y0 and x0:
+            x = cv2.resize(x[y0 : H - y0, x0 : W - x0], (W, H))
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    kelvin = rng.uniform(2000, 4000) if rng.random() < 0.5 else rng.uniform(10000, 20000)
+    return colour_temperature(out, kelvin)

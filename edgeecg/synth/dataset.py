@@ -33,7 +33,7 @@ import numpy as np
 
 from edgeecg import LABELS, __version__
 from edgeecg.errors import InputError, UsageError
-from edgeecg.synth.artefacts import weathered
+from edgeecg.synth.artefacts import heavy_wear, weathered
 from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.real_records import RecordEntry, load_record, record_index, select_records
 from edgeecg.synth.render import RenderConfig
@@ -75,6 +75,7 @@ class SynthConfig:
         bare: fraction of ECG pages printed with neither header nor calibration pulse (a scan cropped to
             the grid, a machine that prints neither).
         weathered: fraction of images on worn or unusual paper (`edgeecg.synth.artefacts.weathered`).
+        worn: fraction of images handled hard (`edgeecg.synth.artefacts.heavy_wear`, without its turn).
         labels: the records' labels: PTB-XL's ptbxl_database.csv or a CSV of record and the five columns
             (default: PTB-XL's CSVs in `records`, else each header's `# Dx:`).
         folds: render only the records of these folds (PTB-XL's strat_fold, or the labels CSV's fold).
@@ -94,6 +95,7 @@ class SynthConfig:
     aspect: tuple[float, float] | None = None
     bare: float = 0.0
     weathered: float = 0.0
+    worn: float = 0.0
     labels: str | None = None
     folds: tuple[int, ...] | None = None
     record_list: str | None = None
@@ -121,6 +123,8 @@ class SynthConfig:
             raise UsageError(f"--bare-pages must be a fraction in [0, 1], got {self.bare}")
         if not 0.0 <= self.weathered <= 1.0:
             raise UsageError(f"--weathered must be a fraction in [0, 1], got {self.weathered}")
+        if not 0.0 <= self.worn <= 1.0:
+            raise UsageError(f"--worn must be a fraction in [0, 1], got {self.worn}")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.records is not None and not Path(self.records).is_dir():
@@ -276,12 +280,16 @@ class _Worker:
         return size, render
 
     def _weathered(self, index: int, image: np.ndarray) -> np.ndarray:
-        """The image, on worn paper for the `weathered` fraction of items."""
+        """The image, on worn paper for the `weathered` fraction of items, handled hard for the `worn` one."""
         cfg = self.cfg
         if cfg.weathered > 0:
             wr = np.random.default_rng([cfg.seed, index, 2])  # a stream of its own, as above
             if wr.random() < cfg.weathered:
                 image = weathered(image, wr)  # photometric only: the geometry holds
+        if cfg.worn > 0:
+            hr = np.random.default_rng([cfg.seed, index, 3])
+            if hr.random() < cfg.worn:
+                image = heavy_wear(image, hr, turn=False)  # no turn: the geometry holds
         return image
 
     def _store(self, index: int, image: np.ndarray, scene: Scene) -> dict:

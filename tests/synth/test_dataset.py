@@ -14,6 +14,7 @@ import pytest
 
 from edgeecg import LABELS
 from edgeecg.cli import main
+from edgeecg.errors import UsageError
 from edgeecg.synth.dataset import SynthConfig, write_dataset
 
 
@@ -212,3 +213,18 @@ def test_weathered_images_change_only_the_pixels(tmp_path):
         (plain / "images" / f.name).read_bytes() == f.read_bytes()
         for f in sorted((worn / "images").iterdir())
     )
+
+
+def test_worn_images_change_only_the_pixels_and_leave_the_weathered_ones(tmp_path):
+    cfg = dict(n=8, seed=11, style="photo", size=(480, 360), weathered=0.5)
+    base, worn = tmp_path / "base", tmp_path / "worn"
+    write_dataset(SynthConfig(out=str(base), **cfg), progress=False)
+    write_dataset(SynthConfig(out=str(worn), worn=0.5, **cfg), progress=False)
+    assert (worn / "labels.csv").read_text() == (base / "labels.csv").read_text()
+    assert (worn / "geometry.jsonl").read_text() == (base / "geometry.jsonl").read_text()
+    same = [
+        (base / "images" / f.name).read_bytes() == f.read_bytes() for f in sorted((worn / "images").iterdir())
+    ]
+    assert 0 < sum(same) < len(same)  # a stream of its own: the rest stay byte for byte
+    with pytest.raises(UsageError, match="--worn"):
+        SynthConfig(out=str(tmp_path / "x"), n=1, worn=1.5).check()

@@ -240,3 +240,33 @@ def test_hue_turn_moves_a_red_grid_to_another_colour():
     assert green[1] > green[2] + 100  # red -> green at +120 degrees
     grey = art.hue_turn(red, 0, saturation=0.0)[0, 0].astype(int)
     assert grey.max() - grey.min() <= 2
+
+
+def test_colour_temperature_is_identity_near_daylight_and_strong_far_from_it():
+    white = np.full((2, 2, 3), 255, np.uint8)
+    assert art.colour_temperature(white, 6600)[0, 0].min() >= 250
+    warm = art.colour_temperature(white, 2000)[0, 0].astype(int)  # BGR
+    cold = art.colour_temperature(white, 15000)[0, 0].astype(int)
+    assert warm[2] == 255 and warm[0] < 40  # candle light: blue all but gone
+    assert cold[0] == 255 and cold[2] < 200
+
+
+def test_fold_grid_brightens_only_along_the_folds():
+    f = art.fold_grid_field((400, 600), np.random.default_rng(1))
+    assert f.shape == (400, 600) and f.min() >= 1.0 - 1e-6 and f.max() <= 1.25 + 1e-6
+    assert 0.02 < (f > 1.01).mean() < 0.6  # panels stay untouched between the folds
+
+
+def test_heavy_wear_is_deterministic_keeps_the_trace_and_turns_only_when_asked():
+    img = np.full((340, 440, 3), 245, np.uint8)
+    img[::10, :] = (160, 160, 235)
+    img[:, ::10] = (160, 160, 235)
+    img[165:169, 60:380] = 20  # a dark trace
+    outs = [art.heavy_wear(img, np.random.default_rng(s)) for s in range(10)]
+    assert np.array_equal(outs[4], art.heavy_wear(img, np.random.default_rng(4)))
+    assert all(o.shape == img.shape and o.dtype == np.uint8 for o in outs)
+    assert sum(int(o[0, 0].max()) < 60 for o in outs) >= 5  # turned: the cut-off corner is black
+    for s in range(10):
+        flat = art.heavy_wear(img, np.random.default_rng(s), turn=False)
+        g = cv2.GaussianBlur(cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2)
+        assert g[166:168, 100:340].mean() < g[185:215, 100:340].mean() - 15, s  # trace still darker

@@ -133,6 +133,21 @@ def test_copies_are_weathered_rescaled_and_deterministic(sets, tmp_path):
     assert len(plain) == 5
 
 
+def test_worn_copies_are_cached_on_their_own(sets, tmp_path):
+    train_dir, _, detector = sets
+    kw = dict(detector=str(detector), input_size=(32, 64), threads=1, weathered=0)
+    plain, plain_labels = V.page_set(V.VerifierConfig(**kw), train_dir, tmp_path)
+    cached = sorted(p.name for p in tmp_path.iterdir())
+    worn, labels = V.worn_set(V.VerifierConfig(worn=2, **kw), train_dir, tmp_path)
+    assert worn.shape == (2 * len(plain), 32, 64, 3)
+    assert np.array_equal(labels[0::2], plain_labels) and np.array_equal(labels[1::2], plain_labels)
+    assert not np.array_equal(worn[0::2], plain)
+    # the plain pages' cache is still the one they were first stored under
+    assert set(cached) < {p.name for p in tmp_path.iterdir()}
+    again, _ = V.page_set(V.VerifierConfig(worn=2, **kw), train_dir, tmp_path)
+    assert np.array_equal(again, plain)
+
+
 def test_photos_become_negative_crops(tmp_path, sets):
     import cv2
 
