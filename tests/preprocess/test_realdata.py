@@ -77,10 +77,10 @@ def test_the_bundled_chain_on_the_real_images(realdata, bundled_chain):
         assert prep.image.std() > 5 and cv2.contourArea(prep.corners.astype(np.float32)) > 0, path.name
         assert "+turned" not in (prep.corner_source or ""), f"{path.name} was turned upside down"
         assert "+landscape" not in (prep.corner_source or ""), f"{path.name} was turned a quarter"
-    # Known short of the target (all 58), both below the check's threshold (chosen on validation data
-    # only): ecg00046 since the anti-aliased shrink, ecg00038 since the corner model learned worn paper,
-    # which moved fold 9 up in every style (docs/preprocessing.md). Any other rejection fails.
-    assert set(rejected) <= {"ecg00046.jpg", "ecg00038.jpg"}, (
+    # Known short of the target (all 58), below the check's threshold (chosen on validation data only):
+    # ecg00038 since the corner model learned worn paper, which moved fold 9 up in every style
+    # (docs/preprocessing.md). Any other rejection fails.
+    assert set(rejected) <= {"ecg00038.jpg"}, (
         f"the bundled chain turns away {len(rejected)} real ECG images: {rejected}"
     )
 
@@ -96,3 +96,20 @@ def test_the_bundled_detector_keeps_full_frame_scans(realdata, bundled_chain):
     # every full-frame scan and screenshot keeps >= 90% of the frame (docs/preprocessing.md), but fullScan.png:
     # the corner model's outline of it moved by a few pixels with the anti-aliased shrink (0.907 -> 0.898)
     assert all(k >= (0.89 if n == "fullScan.png" else 0.9) for n, k in kept.items()), kept
+
+
+@pytest.mark.parametrize("size", [None, (2200, 1700)], ids=["stored", "upscaled"])
+def test_the_bundled_chain_accepts_another_generators_pages(realdata, bundled_chain, size):
+    """ecg-image-kit's distorted renders of the 56 test records (test only): at least 55 accepted, at their
+    stored size and upscaled to 2200x1700 (issue target; the verifier learned the kit's documented
+    distortion strengths, never these pages)."""
+    paths = sorted((realdata / "renders-kit" / "distorted").glob("*.jpg"))
+    assert len(paths) == 56
+    rejected = []
+    for path in paths:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if size is not None:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+        if bundled_chain(img).rejected is not None:
+            rejected.append(path.name)
+    assert len(rejected) <= 1, f"{len(rejected)} of 56 turned away: {rejected}"
