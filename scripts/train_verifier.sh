@@ -17,8 +17,9 @@
 # - Threshold, on validation data only: fold-9 photos and scans, 400 no-ECG scenes of their own seed (and
 #   their weathered copies) and 8 other real photos: the lowest cut that rejects 97% of those negatives,
 #   so ECGs from printers and cameras the tuning set never showed keep the most room (`--cut lowest`).
-# On the 2 cores here (2026-12-07, beside a classifier training): 25.6 min, 12 epochs; the threshold alone
-# (--calibrate-only, on the cached pages) ~20 s.
+# On the 2 cores here (2026-12-07, beside a classifier training): 25.6 min, 12 epochs, without the heavily
+# handled copies; with them (runs/verifier4, the other pages cached) 47 min, 36 of them training; the
+# threshold alone (--calibrate-only, on the cached pages) ~20 s.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 OUT=${OUT:-runs/verifier4}
