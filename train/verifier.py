@@ -525,6 +525,7 @@ def _calibration(cfg: VerifierConfig, row: dict[str, Any]) -> dict[str, Any]:
     """The manifest's calibration fields of a threshold `row` (threshold, shares rejected, margin, AUROC)."""
     return {
         "data": list(cfg.tune) + list(cfg.tune_photos),
+        "copies": {"weathered": cfg.weathered, "worn": cfg.worn, "scales": list(cfg.scales)},
         "max_ecg_rejected": cfg.max_ecg_rejected,
         "min_negatives_rejected": cfg.min_negatives_rejected,
         "cut_rule": cfg.cut_rule,
