@@ -20,7 +20,7 @@ yaml = pytest.importorskip("yaml")
 
 from edgeecg.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from edgeecg.errors import UsageError  # noqa: E402
-from edgeecg.preprocess import Detector  # noqa: E402
+from edgeecg.preprocess import Detector, Prepared  # noqa: E402
 from edgeecg.train import detector as det_train  # noqa: E402
 
 
@@ -165,3 +165,14 @@ def test_scaled_model_yaml_sets_the_width(tmp_path):
         det_train.scaled_model_yaml("yolov8n-pose.yaml", 0.0, tmp_path)
     with pytest.raises(UsageError, match="no ultralytics model yaml"):
         det_train.scaled_model_yaml("no-such-model.yaml", 0.125, tmp_path)
+
+
+def test_a_page_accepted_without_a_box_is_scored_by_its_corners_or_frame():
+    page = np.zeros((8, 16, 3), np.uint8)
+    boxed = Prepared(page, np.array([1, 2, 30, 40], np.float32), None, 0.9, None)
+    np.testing.assert_array_equal(det_train.page_box(boxed, 50, 60), [1, 2, 30, 40])
+    quad = np.array([[-5, 3], [70, 4], [69, 45], [2, 44]], np.float32)  # runs off the frame on two sides
+    cornered = Prepared(page, None, quad, 0.01, None)
+    np.testing.assert_array_equal(det_train.page_box(cornered, 50, 60), [0, 3, 60, 45])
+    frame = Prepared(page, None, None, 0.01, None)  # the verifier judged the whole frame
+    np.testing.assert_array_equal(det_train.page_box(frame, 50, 60), [0, 0, 60, 50])
