@@ -12,6 +12,8 @@ Rows (sets made by scripts/eval_realdata.py, scripts/train_verifier.sh and scrip
                             turns, heavy noise, colour temperature; stored at half size, JPEG q85): validation
   test_neg                  held-out synthetic no-ECG scenes (a seed never trained or tuned on)
   photos_dev                real no-ECG photos (scikit-image samples) the threshold was chosen with
+  photos_heldout            real no-ECG photos nothing was trained or tuned on (crumpled paper:
+                            scripts/no_ecg_photos.py --kit-wrinkles)
   scale 1/2, 1/4            fold-9 photos at 1/2 and 1/4 size: verdicts that differ from full size
 """
 
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("test_neg (synthetic, no ECG)", _images(b / "scenes3" / "test_neg" / "images"), False, {}),
         ("photos_dev (real, no ECG; tuned on)", _images(b / "no_ecg_photos" / "dev"), False, {}),
+        ("photos_heldout (real, no ECG; held out)", _images(b / "no_ecg_photos" / "heldout"), False, {}),
     ]
     results, verdicts = {}, {}
     for name, files, ecg, kw in rows:

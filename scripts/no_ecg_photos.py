@@ -2,10 +2,14 @@
 their docstrings in `skimage.data` state), written as PNG into a training and a development folder.
 
     pip install scikit-image   # once; a training-time dependency only
-    python scripts/no_ecg_photos.py [--out build/no_ecg_photos]
+    python scripts/no_ecg_photos.py [--out build/no_ecg_photos] [--kit-wrinkles PATH/TO/ecg-image-kit]
 
 The split is fixed by name: textures, text and objects train; everyday photos (a person, a cat, a cup, a
 rocket...) are held back for choosing the threshold and for the figures. Only images whose licence allows it.
+
+With --kit-wrinkles (a checkout of github.com/alphanumericslab/ecg-image-kit, BSD-3), its 19 photographs of
+crumpled blank paper (codes/ecg-image-generator/CreasesWrinkles/wrinkles-dataset) go into heldout/: real
+no-ECG photos that nothing is trained or tuned on, and hard ones (paper).
 """
 
 from __future__ import annotations
@@ -22,7 +26,20 @@ DEV = (
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="build/no_ecg_photos", help="output dir (train/ and dev/ inside)")
+    p.add_argument(
+        "--kit-wrinkles", type=Path, help="a checkout of ecg-image-kit: its wrinkle photos -> heldout/"
+    )
     args = p.parse_args()
+    if args.kit_wrinkles is not None:
+        src = args.kit_wrinkles / "codes" / "ecg-image-generator" / "CreasesWrinkles" / "wrinkles-dataset"
+        photos = sorted(src.glob("*.jpg"))
+        if not photos:
+            raise SystemExit(f"no_ecg_photos: {src}: no wrinkle photos (*.jpg) there")
+        out = Path(args.out) / "heldout"
+        out.mkdir(parents=True, exist_ok=True)
+        for f in photos:
+            (out / f"kit-wrinkles-{f.name}").write_bytes(f.read_bytes())
+        print(f"{out}: {len(photos)} photos")
     try:
         import cv2
         import skimage.data as data
