@@ -37,7 +37,7 @@ from edgeecg.preprocess.chain import PreprocessConfig
 from edgeecg.preprocess.clahe import apply_clahe
 from edgeecg.preprocess.geometry import RESAMPLER, warp_to_size
 from edgeecg.sidecar import read_json_object
-from edgeecg.synth.artefacts import heavy_wear, weathered
+from edgeecg.synth.artefacts import crumpled_sheet, heavy_wear, weathered
 from edgeecg.synth.dataset import parse_size
 from edgeecg.train.checkpoint import atomic_write_json
 from edgeecg.train.losses import logit
@@ -64,6 +64,8 @@ class VerifierConfig:
         worn: extra copies of every scene handled harder (`edgeecg.synth.artefacts.heavy_wear`: folds into
             panels, crumpled texture, a turn with black corners, heavy noise, strong colour temperature: the
             strengths another generator, ecg-image-kit, documents), for training and tuning alike.
+        paper_closeups: training negatives of blank sheets, crumpled or folded, filling the frame
+            (`edgeecg.synth.artefacts.crumpled_sheet`); a third as many others for tuning.
         scales: every copy is rescaled by a factor drawn log-uniformly from this range before the chain, so
             the verdict cannot depend on the input's resolution.
         limit: at most this many scenes per dir, evenly spaced (0: all).
@@ -93,6 +95,7 @@ class VerifierConfig:
     crops_per_photo: int = 24
     weathered: int = 1
     worn: int = 0
+    paper_closeups: int = 0
     scales: tuple[float, float] = (0.35, 1.6)
     limit: int = 0
     detector: str = ""
@@ -188,13 +191,19 @@ def _copies_key(cfg: VerifierConfig) -> list[Any]:
 
 
 def _labelled_pages(
-    cfg: VerifierConfig, scene_dirs: tuple[str, ...], photo_dirs: tuple[str, ...], cache: Path
+    cfg: VerifierConfig,
+    scene_dirs: tuple[str, ...],
+    photo_dirs: tuple[str, ...],
+    cache: Path,
+    closeups: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pages and labels of scene dirs and no-ECG photo folders together (each cached)."""
     parts = [page_set(cfg, d, cache) for d in scene_dirs]
     if cfg.worn:
         parts += [worn_set(cfg, d, cache) for d in scene_dirs]
     parts += [photo_set(cfg, d, cache) for d in photo_dirs]
+    if closeups:
+        parts.append(closeup_set(cfg, closeups, cache))
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
@@ -255,6 +264,29 @@ def worn_set(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) -> tupl
     """`cfg.worn` heavily handled copies of every scene (`heavy_wear`), cached on their own, so adding them
     leaves `page_set`'s cache valid."""
     return _scene_pages(cfg, data_dir, cache_dir, "worn", cfg.worn, lambda img, rng, c: heavy_wear(img, rng))
+
+
+def closeup_set(cfg: VerifierConfig, n: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`n` close-ups of blank crumpled sheets (negatives) at random sizes and frame shapes, through the
+    chain, cached; `n` also picks the stream, so the training and tuning sets differ."""
+    from tqdm import tqdm
+
+    key = json.dumps(["closeups", n, *_copies_key(cfg)])
+    cache = cache_dir / f"closeups-{n}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        hook = _hook(cfg)
+        h, w = cfg.input_size
+        pages = np.zeros((n, h, w, 3), np.uint8)
+        for i in tqdm(range(n), desc="paper close-ups", unit="img", disable=None):
+            rng = np.random.default_rng([cfg.seed, n, i, 13])
+            longest = rng.uniform(300, 2400)
+            aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(2.0))))
+            size = (int(longest / max(aspect, 1.0)), int(longest * min(aspect, 1.0)))  # (h, w)
+            pages[i] = hook(crumpled_sheet((max(size[0], 64), max(size[1], 64)), rng))
+        return pages, np.zeros(n, np.float32)
+
+    return _cached(cache, make)
 
 
 def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -428,8 +460,8 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     cache = out / "cache"
-    x_tr, y_tr = _labelled_pages(cfg, cfg.data, cfg.photos, cache)
-    x_tu, y_tu = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, cache)
+    x_tr, y_tr = _labelled_pages(cfg, cfg.data, cfg.photos, cache, cfg.paper_closeups)
+    x_tu, y_tu = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, cache, cfg.paper_closeups // 3)
     for name, y in (("training", y_tr), ("tuning", y_tu)):
         if y.min() == y.max():
             raise UsageError(f"the {name} data needs ECG images and no-ECG negatives (synth --negatives)")
@@ -507,7 +539,7 @@ def calibrate(cfg: VerifierConfig) -> dict[str, Any]:
     fields = read_json_object(fields_path, UsageError)
     if [int(v) for v in fields["input_size"]] != list(cfg.input_size):
         raise UsageError(f"--input-size {cfg.input_size} differs from the check's own {fields['input_size']}")
-    x, y = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, out / "cache")
+    x, y = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, out / "cache", cfg.paper_closeups // 3)
     with OnnxRuntimeRunner(out / "verifier.onnx", threads=cfg.threads) as runner:
         logits = []
         for i in range(0, len(x), 64):
@@ -526,6 +558,7 @@ def _calibration(cfg: VerifierConfig, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "data": list(cfg.tune) + list(cfg.tune_photos),
         "copies": {"weathered": cfg.weathered, "worn": cfg.worn, "scales": list(cfg.scales)},
+        "paper_closeups": cfg.paper_closeups // 3,
         "max_ecg_rejected": cfg.max_ecg_rejected,
         "min_negatives_rejected": cfg.min_negatives_rejected,
         "cut_rule": cfg.cut_rule,
@@ -566,6 +599,12 @@ def main_verifier(argv: list[str] | None = None) -> int:
         type=int,
         default=d.weathered,
         help=f"weathered copies per scene (default {d.weathered})",
+    )
+    p.add_argument(
+        "--paper-closeups",
+        type=int,
+        default=d.paper_closeups,
+        help="negatives of blank crumpled sheets filling the frame, for training (a third as many tune)",
     )
     p.add_argument(
         "--worn",
@@ -626,7 +665,8 @@ def main_verifier(argv: list[str] | None = None) -> int:
     h, w = parse_size(args.input_size, "--input-size", "96x192")
     cfg = VerifierConfig(
         data=tuple(args.data), tune=tuple(args.tune), photos=tuple(args.photos),
-        tune_photos=tuple(args.tune_photos), weathered=args.weathered, worn=args.worn, scales=_parse_scales(args.scales),
+        tune_photos=tuple(args.tune_photos), weathered=args.weathered, worn=args.worn,
+        paper_closeups=args.paper_closeups, scales=_parse_scales(args.scales),
         limit=args.limit, detector=args.detector, out=args.out, input_size=(h, w),
         mode=args.mode, corners=args.corners, refine=args.refine, epochs=args.epochs,
         max_ecg_rejected=args.max_ecg_rejected, min_negatives_rejected=args.min_negatives_rejected,

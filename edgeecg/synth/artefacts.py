@@ -597,3 +597,26 @@ def heavy_wear(img: np.ndarray, rng: np.random.Generator, turn: bool = True) -> 
     out = np.clip(x, 0, 255).astype(np.uint8)
     kelvin = rng.uniform(2000, 4000) if rng.random() < 0.5 else rng.uniform(10000, 20000)
     return colour_temperature(out, kelvin)
+
+
+def crumpled_sheet(shape_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A close-up of a blank sheet, crumpled or folded and lit from one side, filling the frame: paper with
+    no ECG that looks most like a worn printout (a hard negative for the verifier). Crumpled paper is
+    facets between sharp creases: each random crease line tilts the sheet on one side of it."""
+    H, W = shape_hw
+    h, w = max(H // 4, 16), max(W // 4, 16)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(8, 40))):
+        ang = rng.uniform(0, np.pi)
+        d = (xx - rng.uniform(0, w)) * np.cos(ang) + (yy - rng.uniform(0, h)) * np.sin(ang)
+        shade += rng.normal(0, 1) * np.tanh(d / rng.uniform(0.5, 3.0))  # a crease: a step in the tilt
+    shade = (shade - shade.mean()) / max(float(shade.std()), 1e-6)
+    gain = 1.0 + rng.uniform(0.05, 0.2) * cv2.resize(shade, (W, H), interpolation=cv2.INTER_LINEAR)
+    paper = np.asarray(PAPER_CASTS[int(rng.integers(len(PAPER_CASTS)))], np.float32) * rng.uniform(200, 250)
+    x = gain[..., None] * paper[None, None, :]
+    if rng.random() < 0.3:
+        x *= fold_grid_field((H, W), rng)[..., None]
+    x *= cv2.resize(light_field((H, W), rng, rng.uniform(0.2, 0.6)), (W, H))
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    return sensor_noise(out, rng, (1.0, 10.0))

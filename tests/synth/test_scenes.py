@@ -270,3 +270,13 @@ def test_heavy_wear_is_deterministic_keeps_the_trace_and_turns_only_when_asked()
         flat = art.heavy_wear(img, np.random.default_rng(s), turn=False)
         g = cv2.GaussianBlur(cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 2)
         assert g[166:168, 100:340].mean() < g[185:215, 100:340].mean() - 15, s  # trace still darker
+
+
+def test_crumpled_sheet_is_a_lit_blank_sheet():
+    a = art.crumpled_sheet((240, 320), np.random.default_rng(5))
+    assert a.shape == (240, 320, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, art.crumpled_sheet((240, 320), np.random.default_rng(5)))
+    g = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    assert np.median(g) > 90 and g.std() > 3  # paper, shaded facets
+    # no ink: nothing like a trace, far darker than the paper around it within a few pixels
+    assert (g < cv2.GaussianBlur(g, (0, 0), 4) - 60).mean() < 0.001

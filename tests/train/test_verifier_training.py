@@ -201,3 +201,13 @@ def test_calibrate_only_rechooses_the_threshold_of_a_trained_check(sets, tmp_pat
 
     with pytest.raises(UsageError, match="no trained verifier"):
         V.calibrate(V.VerifierConfig(**{**kw, "out": str(tmp_path / "nothing")}))
+
+
+def test_paper_closeups_are_negatives_of_their_own_stream(sets, tmp_path):
+    _, _, detector = sets
+    cfg = V.VerifierConfig(detector=str(detector), input_size=(32, 64), threads=1)
+    pages, labels = V.closeup_set(cfg, 6, tmp_path)
+    assert pages.shape == (6, 32, 64, 3) and not labels.any()
+    assert np.array_equal(V.closeup_set(cfg, 6, tmp_path / "again")[0], pages)  # deterministic
+    other, _ = V.closeup_set(cfg, 3, tmp_path)  # the tuning set (a third as many) is drawn apart
+    assert not any(np.array_equal(o, p) for o in other for p in pages)
