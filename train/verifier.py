@@ -115,6 +115,11 @@ class VerifierConfig:
     seed: int = 0
     threads: int = 2
 
+    @property
+    def tune_closeups(self) -> int:
+        """How many paper close-ups the tuning set holds: a third as many as training."""
+        return self.paper_closeups // 3
+
     def __post_init__(self) -> None:
         for name in ("data", "tune", "photos", "tune_photos"):  # one dir given as a plain string
             if isinstance(getattr(self, name), str):
@@ -461,7 +466,7 @@ def train(cfg: VerifierConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     cache = out / "cache"
     x_tr, y_tr = _labelled_pages(cfg, cfg.data, cfg.photos, cache, cfg.paper_closeups)
-    x_tu, y_tu = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, cache, cfg.paper_closeups // 3)
+    x_tu, y_tu = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, cache, cfg.tune_closeups)
     for name, y in (("training", y_tr), ("tuning", y_tu)):
         if y.min() == y.max():
             raise UsageError(f"the {name} data needs ECG images and no-ECG negatives (synth --negatives)")
@@ -539,7 +544,7 @@ def calibrate(cfg: VerifierConfig) -> dict[str, Any]:
     fields = read_json_object(fields_path, UsageError)
     if [int(v) for v in fields["input_size"]] != list(cfg.input_size):
         raise UsageError(f"--input-size {cfg.input_size} differs from the check's own {fields['input_size']}")
-    x, y = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, out / "cache", cfg.paper_closeups // 3)
+    x, y = _labelled_pages(cfg, cfg.tune, cfg.tune_photos, out / "cache", cfg.tune_closeups)
     with OnnxRuntimeRunner(out / "verifier.onnx", threads=cfg.threads) as runner:
         logits = []
         for i in range(0, len(x), 64):
@@ -558,7 +563,7 @@ def _calibration(cfg: VerifierConfig, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "data": list(cfg.tune) + list(cfg.tune_photos),
         "copies": {"weathered": cfg.weathered, "worn": cfg.worn, "scales": list(cfg.scales)},
-        "paper_closeups": cfg.paper_closeups // 3,
+        "paper_closeups": cfg.tune_closeups,
         "max_ecg_rejected": cfg.max_ecg_rejected,
         "min_negatives_rejected": cfg.min_negatives_rejected,
         "cut_rule": cfg.cut_rule,

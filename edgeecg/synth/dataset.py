@@ -26,7 +26,6 @@ import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -37,14 +36,10 @@ from edgeecg.synth.artefacts import heavy_wear, weathered
 from edgeecg.synth.ecgrecord import ECGRecord
 from edgeecg.synth.real_records import RecordEntry, load_record, record_index, select_records
 from edgeecg.synth.render import RenderConfig
-from edgeecg.synth.scenes import make_scene
+from edgeecg.synth.scenes import Scene, make_scene
 from edgeecg.synth.waveforms import simulate
 
 # Imported inside functions, so they load only when used: optional or heavy libraries (tqdm).
-
-if TYPE_CHECKING:  # both are imported in the workers, when first needed
-    from edgeecg.synth.render import RenderConfig
-    from edgeecg.synth.scenes import Scene
 
 log = logging.getLogger(__name__)
 
