@@ -23,7 +23,13 @@ case "$deps" in
     torch=(torch torchvision) ;;
   *) echo "EDGEECG_DEPS must be 'locked' (default) or 'latest', not '$deps'" >&2; exit 2 ;;
 esac
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# no wheel cache: a fresh venv is ~7.5 GB already (torch's CUDA wheels), and CI disks can be small
+export PIP_NO_CACHE_DIR=1
+if [ ! -x "$venv/bin/python" ]; then
+  free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+  [ "$free_gb" -ge 9 ] || echo "test.sh: only ${free_gb} GB free here; a new $venv needs about 8 GB" >&2
+  python3 -m venv "$venv"
+fi
 "$venv/bin/python" -m pip install -q "${upgrade[@]}" pip
 # torch first: the CPU-capable wheels this project is built and tested with (the lock pins the same).
 "$venv/bin/python" -m pip install -q "${upgrade[@]}" "${torch[@]}"
