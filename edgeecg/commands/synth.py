@@ -51,6 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fraction of ECG pages printed without header and calibration pulse (default 0)",
     )
     p.add_argument(
+        "--varied-layout",
+        type=float,
+        default=0.0,
+        help="fraction of ECG pages laid out as other printers and generators do: grid to the sheet's edges, "
+        "rows packed anywhere on it, other baselines, lead names under the trace (default 0)",
+    )
+    p.add_argument(
         "--weathered",
         type=float,
         default=0.0,
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         jpeg_quality=args.jpeg_quality,
         aspect=parse_aspect(args.aspect) if args.aspect else None,
         bare=args.bare_pages,
+        varied=args.varied_layout,
         weathered=args.weathered,
         worn=args.worn,
         labels=args.labels,

@@ -69,6 +69,9 @@ class SynthConfig:
             portrait). None: every scene at `size`.
         bare: fraction of ECG pages printed with neither header nor calibration pulse (a scan cropped to
             the grid, a machine that prints neither).
+        varied: fraction of ECG pages laid out as other printers and generators lay them out
+            (`RenderConfig.varied`: grid to the sheet's edges, rows packed anywhere, other baselines, lead
+            names under the trace).
         weathered: fraction of images on worn or unusual paper (`edgeecg.synth.artefacts.weathered`).
         worn: fraction of images handled hard (`edgeecg.synth.artefacts.heavy_wear`, without its turn).
         labels: the records' labels: PTB-XL's ptbxl_database.csv or a CSV of record and the five columns
@@ -89,6 +92,7 @@ class SynthConfig:
     jpeg_quality: int = 92
     aspect: tuple[float, float] | None = None
     bare: float = 0.0
+    varied: float = 0.0
     weathered: float = 0.0
     worn: float = 0.0
     labels: str | None = None
@@ -116,6 +120,8 @@ class SynthConfig:
                 raise UsageError(f"--aspect must be LO-HI with 0.25 <= LO <= HI <= 4, got {lo}-{hi}")
         if not 0.0 <= self.bare <= 1.0:
             raise UsageError(f"--bare-pages must be a fraction in [0, 1], got {self.bare}")
+        if not 0.0 <= self.varied <= 1.0:
+            raise UsageError(f"--varied-layout must be a fraction in [0, 1], got {self.varied}")
         if not 0.0 <= self.weathered <= 1.0:
             raise UsageError(f"--weathered must be a fraction in [0, 1], got {self.weathered}")
         if not 0.0 <= self.worn <= 1.0:
@@ -258,8 +264,8 @@ class _Worker:
     def _frame(
         self, index: int, record: ECGRecord | None, rng: np.random.Generator
     ) -> tuple[tuple[int, int] | None, RenderConfig | None]:
-        """(frame size, RenderConfig of a bare page or None): the scene's size with `aspect`, and whether
-        this page is printed bare."""
+        """(frame size, RenderConfig or None): the scene's size with `aspect`, and how this page is printed
+        where it is bare or laid out another way (None: as make_scene draws it)."""
         cfg = self.cfg
         # Frame shape and bare pages draw from a stream of their own: without them a set is byte-identical
         # to one written before they existed.
@@ -272,6 +278,10 @@ class _Worker:
         if record is not None and cfg.bare > 0 and aux.random() < cfg.bare:
             # drawn from rng exactly as make_scene would, so only these two settings change
             render = replace(RenderConfig.random(rng), header=False, calibration=False)
+        if record is not None and cfg.varied > 0:
+            vr = np.random.default_rng([cfg.seed, index, 4])  # its own stream too
+            if vr.random() < cfg.varied:
+                render = (RenderConfig.random(rng) if render is None else render).varied(vr)
         return size, render
 
     def _weathered(self, index: int, image: np.ndarray) -> np.ndarray:

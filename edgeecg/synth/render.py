@@ -65,6 +65,14 @@ class RenderConfig:
         calibration: draw the 1 mV x 200 ms pulse at each row start.
         lead_labels: print each lead's name at its panel.
         paper_color: BGR colour of the sheet.
+        grid_to_edge: the grid covers the whole sheet (as some printers and generators draw it), not only
+            the area between the margins.
+        rows_span: (top, bottom) fractions of the grid area's height that the rows share; (0, 1) spreads
+            them over all of it, a narrower span packs them closer, anywhere on the page.
+        baseline: where a row's baseline lies, as a fraction of the row's height from its top.
+        labels_below: lead names printed under the baseline at the panel's start instead of above it.
+        grid_contrast: (minor, major) factors on how far the grid's line colours stand from the paper:
+            below 1 fainter, above 1 stronger (some printers draw the 5 mm lines fully saturated).
     """
 
     layout: str = "3x4"
@@ -79,6 +87,11 @@ class RenderConfig:
     calibration: bool = True
     lead_labels: bool = True
     paper_color: tuple[int, int, int] = (255, 255, 255)
+    grid_to_edge: bool = False
+    rows_span: tuple[float, float] = (0.0, 1.0)
+    baseline: float = 0.62
+    labels_below: bool = False
+    grid_contrast: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -89,6 +102,11 @@ class RenderConfig:
             raise ValueError(f"grid must be one of {tuple(GRID_COLORS)}, got {self.grid!r}")
         if self.speed <= 0 or self.gain <= 0 or self.dpi <= 0:
             raise ValueError("speed, gain and dpi must be positive")
+        top, bottom = self.rows_span
+        if not 0.0 <= top < bottom <= 1.0:
+            raise ValueError(f"rows_span must be 0 <= top < bottom <= 1, got {self.rows_span}")
+        if not 0.0 < self.baseline < 1.0:
+            raise ValueError(f"baseline must lie inside the row (0..1), got {self.baseline}")
 
     @property
     def px_per_mm(self) -> float:
@@ -136,6 +154,22 @@ class RenderConfig:
             calibration=bool(rng.random() < 0.95),
             lead_labels=bool(rng.random() < 0.95),
             paper_color=paper_color,  # type: ignore[arg-type]
+        )
+
+    def varied(self, rng: np.random.Generator) -> RenderConfig:
+        """This configuration laid out as other printers and generators do: the grid to the sheet's edges
+        (half the time), the rows packed into 55-100% of the grid's height anywhere on it, the baseline
+        anywhere from 45% to 75% down its row, lead names under the trace (half the time), fainter or
+        stronger 1 mm and 5 mm lines."""
+        h = float(rng.uniform(0.55, 1.0))
+        top = float(rng.uniform(0.0, 1.0 - h))
+        return replace(
+            self,
+            grid_to_edge=bool(rng.random() < 0.5),
+            rows_span=(top, top + h),
+            baseline=float(rng.uniform(0.45, 0.75)),
+            labels_below=bool(rng.random() < 0.5),
+            grid_contrast=(float(rng.uniform(0.4, 1.3)), float(rng.uniform(0.7, 1.7))),
         )
 
 
@@ -438,8 +472,34 @@ def _draw_page_grid(page: np.ndarray, grid: _GridArea, cfg: RenderConfig, rng: n
     colors = GRID_COLORS[cfg.grid]
     if colors is None and rng.random() < 0.3:
         colors = ((236, 236, 236), (222, 222, 222))  # very light grey on some black-and-white prints
-    if colors is not None:
-        draw_grid(page, (grid.x0, grid.y0), (grid.nx, grid.ny), cfg.px_per_mm, colors)
+    if colors is None:
+        return
+    if cfg.grid_contrast != (1.0, 1.0):
+        paper = np.array(cfg.paper_color, np.float64)
+        colors = tuple(
+            tuple(int(v) for v in np.clip(paper - (paper - np.array(c)) * k, 0, 255).round())
+            for c, k in zip(colors, cfg.grid_contrast, strict=True)
+        )
+    ppm = cfg.px_per_mm
+    if cfg.grid_to_edge:
+        # whole 5 mm squares from the page's edges, in step with the trace area's lines (pulses sit on them)
+        step = 5 * ppm
+        kx, ky = int(grid.x0 // step), int(grid.y0 // step)
+        x0, y0 = round(grid.x0 - kx * step), round(grid.y0 - ky * step)
+        h, w = page.shape[:2]
+        draw_grid(page, (x0, y0), (int((w - x0) / ppm) + 1, int((h - y0) / ppm) + 1), ppm, colors)
+    else:
+        draw_grid(page, (grid.x0, grid.y0), (grid.nx, grid.ny), ppm, colors)
+
+
+def _row_top_and_base(grid: _GridArea, cfg: RenderConfig, r: int) -> tuple[float, float, float]:
+    """(top, baseline, height) of row r in page px: rows share `rows_span` of the grid area equally."""
+    ppm = cfg.px_per_mm
+    top_f, bottom_f = cfg.rows_span
+    row_mm = grid.ny * (bottom_f - top_f) / _ROWS[cfg.layout]
+    # this order of operations keeps default pages byte-identical to those drawn before rows_span existed
+    top = grid.y0 + top_f * grid.ny * ppm + r * row_mm * ppm
+    return top, top + cfg.baseline * row_mm * ppm, row_mm * ppm
 
 
 def _trace_x_mm(cfg: RenderConfig) -> float:
@@ -499,7 +559,6 @@ def _print_traces(
     panels' boxes (float32 xyxy page px) by name."""
     ppm = cfg.px_per_mm
     W, H = cfg.page_size
-    row_mm = grid.ny / _ROWS[cfg.layout]
     thick = max(1, round(cfg.trace_width_mm * ppm))
     # Thick antialiased polylines are slow in OpenCV (per-segment polygons). Draw every trace 1 px wide and
     # antialiased into an ink mask, widen the mask once, then print it in the trace colour.
@@ -508,17 +567,16 @@ def _print_traces(
     label_h = 2.8 * ppm
     boxes: dict[str, np.ndarray] = {}
     for name, lead, r, x_mm, t0, t1 in panels:
-        row_top = grid.y0 + r * row_mm * ppm
-        base = row_top + 0.62 * row_mm * ppm
+        row_top, base, row_px = _row_top_and_base(grid, cfg, r)
         x0 = grid.x0 + x_mm * ppm
         pts = _trace_points(record, lead, t0, t1, x0, base, cfg)
         cv2.polylines(ink, [_poly(pts, H)], False, 255, 1, cv2.LINE_AA, 3)
         x1 = x0 + (t1 - t0) * cfg.speed * ppm
-        boxes[name] = np.array([x0, row_top, x1, row_top + row_mm * ppm], np.float32)
+        boxes[name] = np.array([x0, row_top, x1, row_top + row_px], np.float32)
         if cfg.lead_labels:
-            _put(
-                page, lead, (x0 + 1.0 * ppm, row_top + label_h + 1.5 * ppm), label_h, color, max(1, thick - 1)
-            )
+            # above: at the row's top; below: under the baseline, clear of the pulse
+            y_label = base + label_h + 3.0 * ppm if cfg.labels_below else row_top + label_h + 1.5 * ppm
+            _put(page, lead, (x0 + 1.0 * ppm, y_label), label_h, color, max(1, thick - 1))
         if t0 > 0 and cfg.layout != "12x1":
             # The short vertical mark printers put where one column of leads gives way to the next.
             tick = _poly(np.array([[x0, base - 2.5 * ppm], [x0, base + 2.5 * ppm]]), H)
@@ -526,7 +584,7 @@ def _print_traces(
 
     if cfg.calibration:
         for r in range(_ROWS[cfg.layout]):
-            base = grid.y0 + r * row_mm * ppm + 0.62 * row_mm * ppm
+            base = _row_top_and_base(grid, cfg, r)[1]
             pts = _pulse_points(grid.x0 + _X_START_MM * ppm, base, ppm, cfg)
             cv2.polylines(ink, [_poly(pts, H)], False, 255, 1, cv2.LINE_AA, 3)
     _print_ink(page, ink, thick, color)

@@ -102,9 +102,14 @@ def test_calibration_pulse_is_one_millivolt(gain: float, dpi: float) -> None:
     assert width_mm == pytest.approx(0.2 * cfg.speed, abs=1.0)
 
 
+# another printer's manner (RenderConfig.varied): rows packed low, baseline mid-row, names under the trace
+VARIED = dict(grid_to_edge=True, rows_span=(0.1, 1.0), baseline=0.55, labels_below=True)
+
+
+@pytest.mark.parametrize("varied", [False, True])
 @pytest.mark.parametrize("layout", ["3x4", "6x2", "12x1"])
-def test_lead_boxes_contain_their_trace(layout: str) -> None:
-    cfg = RenderConfig(layout=layout, dpi=80.0, trace_width_mm=0.3)
+def test_lead_boxes_contain_their_trace(layout: str, varied: bool) -> None:
+    cfg = RenderConfig(layout=layout, dpi=80.0, trace_width_mm=0.3, **(VARIED if varied else {}))
     base = flat_record()
     ref, geom = render_page(base, cfg)
     t = np.arange(base.signal.shape[1]) / base.fs
@@ -165,6 +170,41 @@ def test_bad_config_is_refused() -> None:
         RenderConfig(layout="4x3")
     with pytest.raises(ValueError, match="paper"):
         RenderConfig(paper="legal")
+    with pytest.raises(ValueError, match="rows_span"):
+        RenderConfig(rows_span=(0.6, 0.4))
+    with pytest.raises(ValueError, match="baseline"):
+        RenderConfig(baseline=1.2)
+
+
+def test_varied_layouts_move_rows_and_grid_within_the_page() -> None:
+    rec = beats_record(4)
+    plain = RenderConfig(dpi=60.0)
+    page, geom = render_page(rec, plain)
+    ppm = plain.px_per_mm
+    corner = page[: int(4 * ppm), : int(4 * ppm)]
+    assert (corner == page[0, 0]).all()  # the default grid keeps its margins
+    edge, _ = render_page(rec, RenderConfig(dpi=60.0, grid_to_edge=True))
+    assert (edge[: int(6 * ppm), : int(6 * ppm)] != edge[0, 0]).any(axis=2).any()  # lines into the corner
+    packed = RenderConfig(dpi=60.0, rows_span=(0.5, 1.0))
+    _, g = render_page(rec, packed)
+    # the same rows in the lower half of the grid, each half as tall
+    for name, box in geom.lead_boxes.items():
+        moved = g.lead_boxes[name]
+        assert moved[1] > box[1] and moved[3] - moved[1] == pytest.approx((box[3] - box[1]) / 2, abs=0.01)
+    top, bottom = float(geom.lead_boxes["I"][1]), float(geom.lead_boxes["II_rhythm"][3])
+    assert float(g.lead_boxes["II_rhythm"][3]) == pytest.approx(bottom, abs=0.01)
+    assert float(g.lead_boxes["I"][1]) == pytest.approx((top + bottom) / 2, abs=0.01)
+    rng = np.random.default_rng(0)
+    spans = [plain.varied(rng) for _ in range(200)]
+    assert all(0.0 <= c.rows_span[0] < c.rows_span[1] <= 1.0 for c in spans)
+    assert 40 < sum(c.grid_to_edge for c in spans) < 160 and 40 < sum(c.labels_below for c in spans) < 160
+    faint, strong = (
+        render_page(rec, RenderConfig(dpi=60.0, grid_contrast=k))[0] for k in ((0.5, 0.5), (1.6, 1.6))
+    )
+    # the same lines, nearer the paper's colour or further from it
+    assert (faint == page).all(axis=2).mean() == pytest.approx((strong == page).all(axis=2).mean(), abs=0.02)
+    assert faint.astype(int).sum() > page.astype(int).sum() > strong.astype(int).sum()
+    assert {c.layout for c in spans} == {"3x4"} and {c.dpi for c in spans} == {60.0}  # only the layout varies
 
 
 @pytest.mark.parametrize("layout", ["3x4", "6x2", "12x1"])
