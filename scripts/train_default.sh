@@ -20,8 +20,9 @@ real_set data/r1_clean 1-8 3 clean 1101     # stage I
 real_set data/r1_scan 1-8 3 scan 1102       # stage I
 real_set data/r1_val9_scan 9 1 scan 1901    # stage I validation
 real_set data/r2_photo 1-8 3 photo 1201     # the verifier's photos (scripts/train_verifier.sh)
-real_set data/r2w_photo 1-8 3 photo 1201 --weathered 0.5  # stage II, 5 folds grouped by patient: the same
-                                            # photos, half of them on weathered paper
+real_set data/r2v_photo 1-8 3 photo 1201 --weathered 0.5 --varied-layout 0.5  # stage II, 5 folds grouped by
+                                            # patient: the same photos, half on weathered paper, half laid out
+                                            # as other printers and generators do
 real_set data/val9_photo 9 1 photo 909      # the bundle's validation through the runtime (scripts/export_default.sh)
 # Stage II pre-processes its photos through the runtime's own chain: the shipped detector, corner model and
 # verifier (which turns pages as serving does and rejects none here), so the members learn the corner errors

@@ -158,9 +158,10 @@ def test_real_recipe_trains_on_the_ptbxl_sets_the_script_makes_and_validates_on_
         "photo",
     )
     assert sets["val9_photo"] == ("9", "1", "photo")  # the bundle's validation through the runtime
-    # seeds differ between every set, but for stage II's photos: the verifier's photos, half weathered
+    # seeds differ between every set, but for stage II's photos: the verifier's photos, half weathered, half
+    # in other layouts
     seeds = dict(re.findall(r"real_set data/(\w+) [\d-]+ \d+ \w+ (\d+)", script))
-    assert seeds.pop("r2w_photo") == seeds["r2_photo"] and "--weathered 0.5" in script
+    assert seeds.pop("r2v_photo") == seeds["r2_photo"] and "--weathered 0.5 --varied-layout 0.5" in script
     assert len(seeds) == len(set(seeds.values())) == 5
     # stage I goes on from the synthetic classifier; stage II from stage I; every step through the runtime chain
     assert 'init_checkpoint="$SIM/fold0.safetensors"' in script
