@@ -272,9 +272,7 @@ class CameraLoop:
         t0 = time.perf_counter()
         prepared = self.pipeline.preprocess(frame)
         lat["preprocess"] += time.perf_counter() - t0
-        box = None if prepared.rejected is not None else prepared.box
-        if box is None and prepared.rejected is None:  # no detector: the whole frame is the sheet
-            box = np.array([0, 0, frame.shape[1], frame.shape[0]], np.float32)
+        box = prepared.page_box(*frame.shape[:2])
         sharp = box is not None and sharpness(frame, box) >= self.cfg.sharpness
         for ev in self.tracker.update(box, sharp):
             if ev == "classify":

@@ -341,7 +341,7 @@ def evaluate(
             quad = np.asarray(row["paper_quad"], np.float32)
             gt = np.clip(np.r_[quad.min(0), quad.max(0)], 0, [w, h, w, h])  # the visible box, as labelled
             found = prep.rejected is None
-            ious.append(float(box_iou(page_box(prep, h, w)[None], gt[None])[0, 0]) if found else 0.0)
+            ious.append(float(box_iou(prep.page_box(h, w)[None], gt[None])[0, 0]) if found else 0.0)
             errs.append(corner_error(prep.corners if found else None, quad, (h, w)))
             errs4.append(corner_error(prep.corners if found else None, quad, (h, w), all_four=True))
             styles.append(row.get("style", "?"))
@@ -377,17 +377,6 @@ def evaluate(
 #: The lowest detector threshold a calibration with the verifier may choose: below it the best box of a
 #: picture without paper is noise.
 DETECTOR_FLOOR = 0.05
-
-
-def page_box(prep: Any, h: int, w: int) -> np.ndarray:
-    """The box an accepted page was cut from: the detector's; else the bounds of the warp's corners; else
-    the whole frame (below the detector's threshold the verifier judged the frame itself)."""
-    if prep.box is not None:
-        return np.asarray(prep.box, np.float32)
-    if prep.corners is not None:
-        c = np.asarray(prep.corners, np.float32)
-        return np.clip(np.r_[c.min(0), c.max(0)], 0, [w, h, w, h]).astype(np.float32)
-    return np.array([0, 0, w, h], np.float32)
 
 
 def _chain(

@@ -219,6 +219,19 @@ class Prepared:
     ecg_score: float | None = None
     debug_image: str | None = None
 
+    def page_box(self, height: int, width: int) -> np.ndarray | None:
+        """float32 xyxy of where the accepted page lies in the input: the detector's box; else the bounds of
+        the warp's corners, clipped to the frame; else the whole frame (no detector, or below its threshold
+        the verifier judged the frame itself). None when rejected."""
+        if self.rejected is not None:
+            return None
+        if self.box is not None:
+            return np.asarray(self.box, np.float32)
+        if self.corners is not None:
+            c = np.asarray(self.corners, np.float32)
+            return np.clip(np.r_[c.min(0), c.max(0)], 0, [width, height, width, height]).astype(np.float32)
+        return np.array([0, 0, width, height], np.float32)
+
 
 def as_bgr(img: np.ndarray) -> np.ndarray:
     """Accept uint8 HxW grey, HxWx3 BGR or HxWx4 BGRA; return HxWx3 BGR, or raise InputError."""

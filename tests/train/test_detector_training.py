@@ -170,9 +170,10 @@ def test_scaled_model_yaml_sets_the_width(tmp_path):
 def test_a_page_accepted_without_a_box_is_scored_by_its_corners_or_frame():
     page = np.zeros((8, 16, 3), np.uint8)
     boxed = Prepared(page, np.array([1, 2, 30, 40], np.float32), None, 0.9, None)
-    np.testing.assert_array_equal(det_train.page_box(boxed, 50, 60), [1, 2, 30, 40])
+    np.testing.assert_array_equal(boxed.page_box(50, 60), [1, 2, 30, 40])
     quad = np.array([[-5, 3], [70, 4], [69, 45], [2, 44]], np.float32)  # runs off the frame on two sides
     cornered = Prepared(page, None, quad, 0.01, None)
-    np.testing.assert_array_equal(det_train.page_box(cornered, 50, 60), [0, 3, 60, 45])
+    np.testing.assert_array_equal(cornered.page_box(50, 60), [0, 3, 60, 45])
     frame = Prepared(page, None, None, 0.01, None)  # the verifier judged the whole frame
-    np.testing.assert_array_equal(det_train.page_box(frame, 50, 60), [0, 0, 60, 50])
+    np.testing.assert_array_equal(frame.page_box(50, 60), [0, 0, 60, 50])
+    assert Prepared(None, None, quad, 0.01, "no ECG found").page_box(50, 60) is None
