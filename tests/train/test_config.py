@@ -162,8 +162,12 @@ def test_real_recipe_trains_on_the_ptbxl_sets_the_script_makes_and_validates_on_
     # in other layouts
     seeds = dict(re.findall(r"real_set data/(\w+) [\d-]+ \d+ \w+ (\d+)", script))
     assert seeds.pop("r2v_photo") == seeds["r2_photo"] and "--weathered 0.5 --varied-layout 0.5" in script
+    # stage I's second pass: the same pages, half in other layouts
+    assert seeds.pop("r1v_clean") == seeds["r1_clean"] and seeds.pop("r1v_scan") == seeds["r1_scan"]
+    assert "r1v_clean" in script.split("stage I, varied layouts")[1]
     assert len(seeds) == len(set(seeds.values())) == 5
     # stage I goes on from the synthetic classifier; stage II from stage I; every step through the runtime chain
     assert 'init_checkpoint="$SIM/fold0.safetensors"' in script
-    assert '--init "$RUN/stage1/best.safetensors"' in script and "runtime_verifier" in script
+    assert 'init_checkpoint="$RUN/stage1/best.safetensors"' in script  # the second pass goes on from stage I
+    assert '--init "$RUN/varied/stage1/best.safetensors"' in script and "runtime_verifier" in script
     assert real.folds == 5 and real.lr < load_config(cfgs / "default.yaml").lr
