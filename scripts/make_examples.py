@@ -55,7 +55,8 @@ def _run(cmd: list[str]) -> str:
 def _first_read_right(
     cands, want, style, size, seed, bundle, bindir, name
 ) -> tuple[tuple[str, int] | None, int]:
-    """((record, 1-based candidate number) of the first page the bundle reads right, or None; pages drawn)."""
+    """((record, 1-based candidate number) of the first page the bundle reads right, or None; pages drawn).
+    That page is copied to examples/`name`."""
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "ids.txt"
         listing.write_text("\n".join(e.record for e in cands) + "\n")

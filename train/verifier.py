@@ -188,6 +188,11 @@ def _cached(cache: Path, make) -> tuple[np.ndarray, np.ndarray]:
     return pages, labels
 
 
+def _cache_file(cache_dir: Path, name: str, key: list[Any]) -> Path:
+    """Where a page set named `name` is cached: the file name carries a hash of everything it depends on."""
+    return cache_dir / f"{name}-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}.npz"
+
+
 def _copies_key(cfg: VerifierConfig) -> list[Any]:
     """What besides its source determines a cached page: the chain, the copies, the resampler."""
 
@@ -234,9 +239,8 @@ def _scene_pages(
     rows = _spaced(scene_rows(data_dir), cfg.limit)
     geo = data_dir / "geometry.jsonl"
     extra = [kind, n] if kind else []  # the plain pages keep the key they were first cached under
-    key = json.dumps([str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), *extra, *_copies_key(cfg)])
-    name = f"{data_dir.name}-{kind}" if kind else data_dir.name
-    cache = cache_dir / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    key = [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), *extra, *_copies_key(cfg)]
+    cache = _cache_file(cache_dir, f"{data_dir.name}-{kind}" if kind else data_dir.name, key)
     tag = int(hashlib.sha256(data_dir.name.encode()).hexdigest()[:8], 16)
 
     def make() -> tuple[np.ndarray, np.ndarray]:
@@ -276,8 +280,7 @@ def closeup_set(cfg: VerifierConfig, n: int, cache_dir: Path) -> tuple[np.ndarra
     chain, cached; `n` also picks the stream, so the training and tuning sets differ."""
     from tqdm import tqdm
 
-    key = json.dumps(["closeups", n, *_copies_key(cfg)])
-    cache = cache_dir / f"closeups-{n}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    cache = _cache_file(cache_dir, f"closeups-{n}", ["closeups", n, *_copies_key(cfg)])
 
     def make() -> tuple[np.ndarray, np.ndarray]:
         hook = _hook(cfg)
@@ -303,8 +306,8 @@ def photo_set(cfg: VerifierConfig, folder: str | Path, cache_dir: Path) -> tuple
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise UsageError(f"{folder}: no photos (image files)")
-    key = json.dumps([str(folder.resolve()), [f.name for f in files], cfg.crops_per_photo, *_copies_key(cfg)])
-    cache = cache_dir / f"photos-{folder.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    key = [str(folder.resolve()), [f.name for f in files], cfg.crops_per_photo, *_copies_key(cfg)]
+    cache = _cache_file(cache_dir, f"photos-{folder.name}", key)
 
     def make() -> tuple[np.ndarray, np.ndarray]:
         hook = _hook(cfg)
@@ -345,10 +348,8 @@ def upright_pages(cfg: VerifierConfig, data_dir: str | Path, cache_dir: Path) ->
     data_dir = Path(data_dir)
     rows = _spaced([r for r in scene_rows(data_dir) if r.get("paper_quad") is not None], cfg.limit)
     geo = data_dir / "geometry.jsonl"
-    key = json.dumps(
-        [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size), RESAMPLER]
-    )
-    cache = cache_dir / f"{data_dir.name}-upright-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    key = [str(data_dir.resolve()), geo.stat().st_mtime_ns, len(rows), list(cfg.input_size), RESAMPLER]
+    cache = _cache_file(cache_dir, f"{data_dir.name}-upright", key)
 
     def make() -> tuple[np.ndarray, np.ndarray]:
         pre = PreprocessConfig()

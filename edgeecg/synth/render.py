@@ -474,15 +474,15 @@ def _draw_page_grid(page: np.ndarray, grid: _GridArea, cfg: RenderConfig, rng: n
         colors = ((236, 236, 236), (222, 222, 222))  # very light grey on some black-and-white prints
     if colors is None:
         return
-    if cfg.grid_contrast != (1.0, 1.0):
-        paper = np.array(cfg.paper_color, np.float64)
-        colors = tuple(
-            tuple(int(v) for v in np.clip(paper - (paper - np.array(c)) * k, 0, 255).round())
-            for c, k in zip(colors, cfg.grid_contrast, strict=True)
-        )
+    paper = np.array(cfg.paper_color, np.float64)
+    colors = tuple(  # exact at the default contrast (1, 1): the palette's own colours
+        tuple(int(v) for v in np.clip(paper - (paper - np.array(c)) * k, 0, 255).round())
+        for c, k in zip(colors, cfg.grid_contrast, strict=True)
+    )
     ppm = cfg.px_per_mm
     if cfg.grid_to_edge:
-        # whole 5 mm squares from the page's edges, in step with the trace area's lines (pulses sit on them)
+        # from the page's edges (its first line within 5 mm of the top and left) to the bottom and right, in
+        # step with the trace area's lines (pulses sit on them)
         step = 5 * ppm
         kx, ky = int(grid.x0 // step), int(grid.y0 // step)
         x0, y0 = round(grid.x0 - kx * step), round(grid.y0 - ky * step)
